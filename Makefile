@@ -1,0 +1,41 @@
+# exportkit: `make export` sets everything up and builds the default matrix; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := False
+export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help venv export test test-fast lint models clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install exportkit with every extra that runs here
+
+export: $(STAMP)  ## build the default matrix (bundled detect model -> onnx, torchscript, openvino)
+	$(PY) scripts/export_default.py
+
+test: $(STAMP)  ## install what the tests need and run them all (what CI runs)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)  ## the tests that export nothing
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)  ## ruff
+	$(PY) -m ruff check exportkit tests scripts runtimes benchmarks dodo.py export.py
+
+models: $(STAMP)  ## retrain the bundled shapes models on the CPU (about an hour on 2 cores)
+	$(PY) scripts/train_models.py
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf exports .cache/exportkit build

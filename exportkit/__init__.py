@@ -1,0 +1,10 @@
+"""exportkit: a declarative build tool that turns Ultralytics YOLO checkpoints into validated artifacts."""
+
+import os
+
+__version__ = "0.1.0"
+
+# Ultralytics must never download or pip-install at run time; set before it is first imported.
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_AUTOINSTALL"] = "False"
+os.environ.setdefault("YOLO_VERBOSE", "False")

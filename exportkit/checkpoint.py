@@ -1,0 +1,113 @@
+"""Load and inspect an Ultralytics checkpoint: task, class names, image size, keypoints."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exportkit.errors import CheckpointError
+
+TASK_TYPES = {"detect": "detection", "segment": "segmentation", "pose": "pose", "classify": "classification", "obb": "obb"}
+
+
+@dataclass
+class CheckpointInfo:
+    path: Path
+    sha256: str
+    task: str
+    names: list[str]
+    imgsz: int
+    strides: list[int]
+    architecture: str
+    kpt_shape: list[int] | None = None
+    kpt_names: list[str] | None = None
+    is_world: bool = False
+
+    @property
+    def task_type(self) -> str:
+        return TASK_TYPES.get(self.task, self.task)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_checkpoint_path(path: Path) -> Path:
+    """Cheap checks that need no torch: the file exists, is a readable .pt file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint is not a file: {path}")
+    if path.suffix != ".pt":
+        raise CheckpointError(f"checkpoint must be an Ultralytics .pt file, got {path.name!r}")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"checkpoint is not readable: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty: {path}")
+    return path
+
+
+def _torch_load(path: Path) -> Any:
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as exc:
+        raise CheckpointError(f"checkpoint {path.name} needs module {exc.name!r}, which is not installed") from exc
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is not a readable PyTorch file ({type(exc).__name__})") from exc
+
+
+def load_checkpoint(path: Path):
+    """Return ``(YOLO, CheckpointInfo)`` for a checkpoint; raise CheckpointError if it is not one."""
+    from ultralytics.nn.tasks import BaseModel
+
+    path = check_checkpoint_path(path)
+    raw = _torch_load(path)
+    model = (raw.get("ema") or raw.get("model")) if isinstance(raw, dict) else None
+    if not isinstance(model, BaseModel):
+        kind = type(raw).__name__ if not isinstance(raw, dict) else f"dict with keys {sorted(raw)[:5]}"
+        raise CheckpointError(f"checkpoint {path} is a PyTorch file but not an Ultralytics model (found {kind})")
+    from ultralytics import YOLO
+
+    try:
+        yolo = YOLO(str(path))
+    except Exception as exc:
+        raise CheckpointError(f"Ultralytics could not load {path}: {type(exc).__name__}: {exc}") from exc
+    return yolo, inspect_model(yolo, path, raw)
+
+
+def inspect_model(yolo, path: Path, raw: dict) -> CheckpointInfo:
+    from ultralytics.nn.tasks import WorldModel
+
+    model = yolo.model
+    names = model.names if isinstance(model.names, dict) else dict(enumerate(model.names))
+    imgsz = (raw.get("train_args") or {}).get("imgsz", 640)
+    imgsz = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
+    yaml_file = model.yaml.get("yaml_file", "") if hasattr(model, "yaml") else ""
+    head = model.model[-1]
+    kpt_shape = list(getattr(head, "kpt_shape", None) or []) or None
+    kpt_names = None
+    if kpt_shape and isinstance(getattr(model, "kpt_names", None), dict) and model.kpt_names:
+        first = next(iter(model.kpt_names.values()))
+        kpt_names = [str(n) for n in first] if len(first) == kpt_shape[0] else None
+    return CheckpointInfo(
+        path=path.resolve(),
+        sha256=sha256_file(path),
+        task=yolo.task,
+        names=[str(names[i]) for i in sorted(names)],
+        imgsz=imgsz,
+        strides=[int(s) for s in model.stride.tolist()],
+        architecture=Path(yaml_file).stem or path.stem,
+        kpt_shape=kpt_shape,
+        kpt_names=kpt_names,
+        is_world=isinstance(model, WorldModel),
+    )

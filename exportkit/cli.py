@@ -1,0 +1,118 @@
+"""The seed CLI: flags, or the CHECKPOINT_PATH / EXPORT_FORMAT / OUTPUT_DIR / EXPORT_CONFIG variables.
+
+Exit codes: 0 ok, 1 export failed, 2 validation failed, 3 configuration error. Every error is one
+line on stderr; ``EXPORTKIT_DEBUG=1`` adds the traceback. ``--help`` and configuration errors never
+import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from exportkit.errors import EXIT_OK, ConfigError, ExportkitError
+
+ENV_VARS = {"checkpoint_path": "CHECKPOINT_PATH", "export_format": "EXPORT_FORMAT", "output_dir": "OUTPUT_DIR", "export_config": "EXPORT_CONFIG"}
+FORMATS = ("onnx", "tensorrt", "coreml", "tflite", "torchscript", "openvino")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own exit code 2 would read as "validation failed"
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="export.py",
+        description="Export an Ultralytics checkpoint to a production format, with metadata.json and optional validation.",
+        epilog="Each flag falls back to its environment variable (CHECKPOINT_PATH, EXPORT_FORMAT, OUTPUT_DIR, "
+        "EXPORT_CONFIG). Exit codes: 0 ok, 1 export failed, 2 validation failed, 3 configuration error.",
+    )
+    parser.add_argument("--checkpoint_path", help="trained checkpoint (.pt file)  [env CHECKPOINT_PATH]")
+    parser.add_argument("--export_format", help=f"{'|'.join(FORMATS)}  [env EXPORT_FORMAT]")
+    parser.add_argument("--output_dir", help="output directory for the exported files  [env OUTPUT_DIR]")
+    parser.add_argument("--export_config", help="JSON object, or a path to a JSON file, with format options  [env EXPORT_CONFIG]")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    return parser
+
+
+def parse_config(text: str | None) -> dict:
+    """A JSON object from a string or a file path; '' and None mean {}."""
+    if text is None or not text.strip():
+        return {}
+    source = "export_config"
+    stripped = text.strip()
+    if not stripped.startswith("{") and Path(stripped).is_file():
+        source, stripped = stripped, Path(stripped).read_text()
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {text.strip()[:60]!r}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source} must be a JSON object like {{\"opset_version\": 17}}, got {type(value).__name__}")
+    return value
+
+
+def resolve_arguments(args: argparse.Namespace, environ=os.environ) -> dict:
+    values = {}
+    for key, env in ENV_VARS.items():
+        flag = getattr(args, key)
+        values[key] = flag if flag is not None else environ.get(env)
+    missing = [f"--{k} (or {ENV_VARS[k]})" for k in ("checkpoint_path", "export_format", "output_dir") if not values[k]]
+    if missing:
+        raise ConfigError("missing required argument: " + ", ".join(missing))
+    values["export_config"] = parse_config(values["export_config"])
+    return values
+
+
+def setup_logging(quiet: bool = False) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def run_guarded(body: Callable[[], int]) -> int:
+    """Run ``body``; turn every error into one stderr line and its exit code."""
+    try:
+        return body()
+    except ExportkitError as exc:
+        _report(exc, exc.one_line(), exc.exit_code)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("exportkit: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure is still an export failure, on one line
+        _report(exc, f"{type(exc).__name__}: {' '.join(str(exc).split())}", 1)
+        return 1
+
+
+def _report(exc: BaseException, line: str, code: int) -> None:
+    if os.environ.get("EXPORTKIT_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    print(f"exportkit: error: {line}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body() -> int:
+        args = build_parser().parse_args(argv)
+        setup_logging(args.quiet)
+        values = resolve_arguments(args)
+        from exportkit.pipeline import plan_export, run_export
+
+        plan = plan_export(values["checkpoint_path"], values["export_format"], values["output_dir"], values["export_config"])
+        result = run_export(plan)
+        print(f"exported {plan.format.name} to {plan.output_dir}: {', '.join(p.name for p in result.files)} + metadata.json ({result.seconds:.1f}s)")
+        if result.validation is not None:
+            print(f"validation: {result.validation.summary()}")
+        return EXIT_OK
+
+    return run_guarded(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Typed errors, one exit code each (the export guide's contract)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_EXPORT_FAILED = 1
+EXIT_VALIDATION_FAILED = 2
+EXIT_CONFIG_ERROR = 3
+
+
+class ExportkitError(Exception):
+    """Base class: every error the CLI turns into one line on stderr and an exit code."""
+
+    exit_code = EXIT_EXPORT_FAILED
+
+    def one_line(self) -> str:
+        return " ".join(str(self).split())
+
+
+class ConfigError(ExportkitError):
+    """Invalid arguments, unknown format or option, wrong type, out-of-range value."""
+
+    exit_code = EXIT_CONFIG_ERROR
+
+
+class ExportError(ExportkitError):
+    """The checkpoint could not be loaded or the exporter failed."""
+
+    exit_code = EXIT_EXPORT_FAILED
+
+
+class CheckpointError(ExportError):
+    """Missing, unreadable, or not an Ultralytics model."""
+
+
+class MissingDependency(ExportError):
+    """A package the format needs is not installed; never installed at run time."""
+
+    def __init__(self, package: str, extra: str):
+        super().__init__(f"package {package!r} is not installed; install it with: pip install -e '.[{extra}]'")
+        self.package, self.extra = package, extra
+
+
+class EnvironmentUnsupported(ExportError):
+    """The format cannot run on this machine (no GPU, not macOS, missing tool)."""
+
+
+class ValidationFailed(ExportkitError):
+    """The export succeeded but its outputs do not match the PyTorch model."""
+
+    exit_code = EXIT_VALIDATION_FAILED

@@ -1,0 +1,81 @@
+"""ONNX: cross-platform deployment, cloud inference (runs on ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from exportkit.formats._ultralytics import VOLATILE_KEYS, move, ultralytics_export
+from exportkit.options import Option
+from exportkit.registry import ArtifactIO, ExportFormat, ExportRequest, TensorInfo, register_format
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64", "tensor(uint8)": "uint8"}
+
+
+@register_format
+class OnnxFormat(ExportFormat):
+    name = "onnx"
+    title = "ONNX"
+    files = ("model.onnx",)
+    options = (
+        Option("opset_version", int, 17, "ONNX opset version", 13, 18),
+        Option("dynamic_axes", bool, False, "Enable dynamic batch/height/width"),
+        Option("simplify", bool, True, "Simplify the ONNX graph (onnxslim)"),
+        Option("half", bool, False, "Export as FP16 (float16 weights, float32 inputs and outputs)"),
+    )
+    precisions = {"fp32": {"half": False}, "fp16": {"half": True}}
+    packages = {"onnx": "onnx", "onnxruntime": "onnxruntime", "onnxslim": "onnxslim"}
+    extra = "onnx"
+    use_case = "Cross-platform deployment, cloud inference"
+    hardware = "CPU, GPU (CUDA, OpenCL)"
+
+    def export(self, request: ExportRequest) -> list[Path]:
+        o = request.options
+        path = ultralytics_export(
+            request, "onnx", opset=o["opset_version"], dynamic=o["dynamic_axes"], simplify=o["simplify"],
+            quantize=16 if o["half"] else None,
+        )
+        target = move(path, request.staging / "model.onnx")
+        _rewrite_metadata_props(target, request.extras.get("embedded_metadata", {}))
+        return [target]
+
+    def describe(self, folder: Path) -> ArtifactIO:
+        session = _session(Path(folder) / "model.onnx")
+        return ArtifactIO(
+            inputs=[_info(t) for t in session.get_inputs()], outputs=[_info(t) for t in session.get_outputs()]
+        )
+
+    def runner(self, folder: Path):
+        session = _session(Path(folder) / "model.onnx")
+        name = session.get_inputs()[0].name
+
+        def run(x):
+            return session.run(None, {name: x})
+
+        return run
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _info(arg) -> TensorInfo:
+    shape = [d if isinstance(d, int) else -1 for d in arg.shape]
+    return TensorInfo(arg.name, shape, _ORT_TYPES.get(arg.type, arg.type))
+
+
+def _rewrite_metadata_props(path: Path, extra: dict) -> None:
+    """Drop run-dependent keys (so identical inputs give identical bytes) and add exportkit's JSON."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in VOLATILE_KEYS]
+    del model.metadata_props[:]
+    for key, value in kept + [("exportkit", json.dumps(extra, sort_keys=True))]:
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.save(model, str(path))

@@ -1,0 +1,191 @@
+"""Build and write metadata.json: everything a runtime needs, as plain JSON."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+from exportkit import __version__
+from exportkit.checkpoint import CheckpointInfo, sha256_file
+from exportkit.errors import ExportError
+from exportkit.registry import ArtifactIO, ExportFormat
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "metadata.schema.json"
+SCHEMA_VERSION = 1
+
+COCO_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+)
+COCO_SKELETON = (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9), (8, 10), (9, 11),
+    (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+)
+NUM_MASK_COEFFICIENTS = 32
+PREPROCESSING = {
+    "mean": [0.0, 0.0, 0.0],
+    "std": [255.0, 255.0, 255.0],
+    "color_space": "RGB",
+    "resize_mode": "letterbox",
+    "normalize": True,
+    "layout": "NCHW",
+    "pad_value": 114,
+    "letterbox_center": True,
+    "scale_up": True,
+    "interpolation": "linear",
+}
+POSTPROCESSING = {
+    "apply_nms": True,
+    "confidence_threshold": 0.25,
+    "iou_threshold": 0.45,
+    "coordinate_format": "xyxy",
+    "max_detections": 300,
+    "agnostic_nms": False,
+}
+
+
+def keypoint_facts(info: CheckpointInfo) -> tuple[list[str], list[list[int]]]:
+    """Names and skeleton (1-based pairs) for the checkpoint's keypoints."""
+    from exportkit import shapes
+
+    count = info.kpt_shape[0]
+    names = info.kpt_names
+    if names is None:
+        names = list(COCO_KEYPOINTS) if count == len(COCO_KEYPOINTS) else [f"keypoint_{i}" for i in range(count)]
+    if tuple(names) == COCO_KEYPOINTS:
+        return names, [list(p) for p in COCO_SKELETON]
+    if tuple(names) == shapes.KEYPOINT_NAMES:
+        return names, [list(p) for p in shapes.SKELETON]
+    return names, []
+
+
+def output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
+    """Where boxes, scores, mask coefficients and keypoints sit in the raw outputs."""
+    nc = len(info.names)
+    channels = 4 + nc
+    layout: dict = {
+        "predictions": {
+            "output": io.outputs[0].name,
+            "shape_order": "batch, channels, anchors",
+            "box": [0, 4],
+            "box_format": "cxcywh",
+            "box_units": "input_pixels",
+            "class_scores": [4, channels],
+            "scores_activated": True,
+        }
+    }
+    if info.task == "segment":
+        layout["predictions"]["mask_coefficients"] = [channels, channels + NUM_MASK_COEFFICIENTS]
+        channels += NUM_MASK_COEFFICIENTS
+        layout["prototypes"] = {"output": io.outputs[1].name, "shape_order": "batch, coefficients, height, width"}
+    if info.task == "pose":
+        k, dims = info.kpt_shape
+        layout["predictions"]["keypoints"] = [channels, channels + k * dims]
+        layout["predictions"]["keypoint_format"] = "x, y, visibility" if dims == 3 else "x, y"
+        channels += k * dims
+    found = io.outputs[0].shape[1]
+    if found != channels:
+        raise ExportError(f"exported output {io.outputs[0].name} has {found} channels, expected {channels} for {info.task}")
+    return layout
+
+
+def task_fields(info: CheckpointInfo, io: ArtifactIO) -> dict:
+    fields: dict = {}
+    if info.task in ("detect", "segment", "pose"):
+        fields["anchor_based"] = False
+    if info.task == "segment":
+        fields["mask_resolution"] = list(io.outputs[1].shape[2:4])
+    if info.task == "pose":
+        names, skeleton = keypoint_facts(info)
+        fields.update(num_keypoints=info.kpt_shape[0], keypoint_dims=info.kpt_shape[1], keypoint_names=names, skeleton=skeleton)
+    if info.is_world:
+        fields.update(model_variant="open_vocabulary", text_input_enabled=True, max_text_length=77)
+    return fields
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"exportkit": __version__, "python": platform.python_version()}
+    for package in ("ultralytics", "torch", "onnx", "onnxruntime", "onnxslim", "openvino", "coremltools", "litert-torch", "ai-edge-litert", "tensorrt"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def artifact_entries(folder: Path, fmt: type[ExportFormat]) -> list[dict]:
+    entries = []
+    for path in fmt.artifact_paths(folder):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            entries.append({"path": file.relative_to(folder).as_posix(), "sha256": sha256_file(file), "bytes": file.stat().st_size})
+    return entries
+
+
+def build_metadata(
+    info: CheckpointInfo, fmt: type[ExportFormat], options: dict, io: ArtifactIO, folder: Path, imgsz: int
+) -> dict:
+    first = io.inputs[0]
+    batch_dynamic = first.shape[0] == -1
+    metadata = {
+        "schema_version": SCHEMA_VERSION,
+        "framework": "ultralytics",
+        "model_name": options.get("model_name") or info.architecture,
+        "architecture": info.architecture,
+        "export_format": fmt.name,
+        "precision": fmt.precision_of(options),
+        "task_type": info.task_type,
+        "task": info.task,
+        "input_shape": [imgsz, imgsz, 3],
+        "input_dtype": first.dtype,
+        "output_shape": [list(o.shape) for o in io.outputs],
+        "class_names": info.names,
+        "num_classes": len(info.names),
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "export_config": dict(sorted(options.items())),
+        "preprocessing": dict(PREPROCESSING),
+        "postprocessing": dict(POSTPROCESSING),
+        "layout": "NCHW",
+        "stride": max(info.strides),
+        "strides": info.strides,
+        "batch_size": first.shape[0] if not batch_dynamic else options.get("batch", 1),
+        "dynamic": {"batch": batch_dynamic, "spatial": any(d == -1 for d in first.shape[2:])},
+        "inputs": [t.as_dict() for t in io.inputs],
+        "outputs": [t.as_dict() for t in io.outputs],
+        "output_layout": output_layout(info, io),
+        "artifacts": artifact_entries(folder, fmt),
+        "checkpoint": {"path": str(info.path), "name": info.path.name, "sha256": info.sha256},
+        "versions": versions(),
+    }
+    metadata.update(task_fields(info, io))
+    return metadata
+
+
+def embedded_metadata(info: CheckpointInfo, imgsz: int) -> dict:
+    """The plain-JSON subset embedded inside artifacts (no timestamps, so bytes are reproducible)."""
+    return {"task": info.task, "class_names": info.names, "imgsz": [imgsz, imgsz], "stride": max(info.strides),
+            "kpt_shape": info.kpt_shape, "exportkit": __version__}
+
+
+def write_metadata(metadata: dict, folder: Path) -> Path:
+    path = Path(folder) / "metadata.json"
+    path.write_text(json.dumps(metadata, indent=2) + "\n")
+    return path
+
+
+def read_metadata(folder_or_file: Path) -> dict:
+    path = Path(folder_or_file)
+    path = path / "metadata.json" if path.is_dir() else path
+    return json.loads(path.read_text())
+
+
+def validate_schema(metadata: dict) -> None:
+    """Raise jsonschema.ValidationError if ``metadata`` breaks the committed JSON Schema."""
+    import jsonschema
+
+    jsonschema.validate(metadata, json.loads(SCHEMA_PATH.read_text()))

@@ -1,0 +1,152 @@
+"""config -> plan -> export -> metadata -> validate: the one pipeline every entry point calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exportkit.errors import ConfigError, ExportError, ValidationFailed
+from exportkit.registry import ExportFormat, ExportRequest, get_format
+
+log = logging.getLogger(__name__)
+STAGING_PREFIX = ".exportkit-staging-"
+
+
+@dataclass
+class ExportPlan:
+    """Everything decided before any heavy import: a checked format, options and paths."""
+
+    checkpoint: Path
+    format: type[ExportFormat]
+    output_dir: Path
+    options: dict
+    validation: dict = field(default_factory=dict)
+
+    @property
+    def include_validation(self) -> bool:
+        return bool(self.options.get("include_validation"))
+
+
+@dataclass
+class ExportResult:
+    plan: ExportPlan
+    files: list[Path]
+    metadata: dict
+    seconds: float
+    validation: object | None = None
+
+
+def plan_export(checkpoint: str | Path, format_name: str, output_dir: str | Path, config: dict | None) -> ExportPlan:
+    """Check everything that can be checked without torch; raise ConfigError (exit 3) or ExportError (exit 1)."""
+    from exportkit.checkpoint import check_checkpoint_path
+
+    if not isinstance(config, dict):
+        raise ConfigError(f"export_config must be a JSON object, got {type(config).__name__}")
+    fmt = get_format(str(format_name).lower())
+    config = dict(config)
+    validation = config.pop("validation", {})
+    if not isinstance(validation, dict):
+        raise ConfigError(f"export_config 'validation' must be a JSON object, got {validation!r}")
+    options = fmt.resolve(config)
+    output_dir = check_output_dir(Path(output_dir))
+    fmt.check_environment(options)
+    return ExportPlan(check_checkpoint_path(Path(checkpoint)), fmt, output_dir, options, validation)
+
+
+def check_output_dir(path: Path) -> Path:
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output_dir {path} exists and is not a directory")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_dir {path} is not writable (no write permission on {parent})")
+    return path.resolve()
+
+
+def run_export(plan: ExportPlan) -> ExportResult:
+    """Export into a staging folder, describe, write metadata, validate, then publish atomically."""
+    from exportkit.checkpoint import load_checkpoint
+    from exportkit.metadata import build_metadata, embedded_metadata, write_metadata
+
+    start = time.perf_counter()
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(plan.output_dir)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=plan.output_dir))
+    try:
+        yolo, info = load_checkpoint(plan.checkpoint)
+        imgsz = plan.options["imgsz"] or info.imgsz
+        if imgsz % max(info.strides):
+            raise ConfigError(f"imgsz {imgsz} must be a multiple of the model stride {max(info.strides)}")
+        yolo.model.pt_path = str(staging / "model.pt")  # Ultralytics names its outputs after this path
+        fmt = plan.format()
+        request = ExportRequest(yolo, staging, plan.options, imgsz, info.task, {"embedded_metadata": embedded_metadata(info, imgsz)})
+        files = fmt.export(request)
+        _check_files(plan.format, staging)
+        _clean_staging(plan.format, staging)
+        metadata = build_metadata(info, plan.format, plan.options, fmt.describe(staging), staging, imgsz)
+        write_metadata(metadata, staging)
+        result = ExportResult(plan, files, metadata, 0.0)
+        if plan.include_validation:
+            from exportkit.validate import validate_folder
+
+            result.validation = validate_folder(staging, thresholds=plan.validation, yolo=yolo)
+        publish(staging, plan.output_dir, plan.format)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.files = plan.format.artifact_paths(plan.output_dir)
+    result.seconds = time.perf_counter() - start
+    _log_line(result)
+    if result.validation is not None and not result.validation.passed:
+        raise ValidationFailed(f"validation failed for {plan.output_dir}: {result.validation.summary()}")
+    return result
+
+
+def _check_files(fmt: type[ExportFormat], staging: Path) -> None:
+    missing = [p.name for p in fmt.artifact_paths(staging) if not p.exists()]
+    if missing:
+        raise ExportError(f"{fmt.name} export wrote no {', '.join(missing)}")
+
+
+def _clean_staging(fmt: type[ExportFormat], staging: Path) -> None:
+    """Leave only the declared artifact files in the staging folder."""
+    keep = {p.name for p in fmt.artifact_paths(staging)}
+    for entry in staging.iterdir():
+        if entry.name not in keep:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def publish(staging: Path, output_dir: Path, fmt: type[ExportFormat]) -> None:
+    """Move artifacts then metadata.json (last: its presence marks a complete export) into output_dir."""
+    old_metadata = output_dir / "metadata.json"
+    old_metadata.unlink(missing_ok=True)
+    for name in ("validation.json",):
+        (output_dir / name).unlink(missing_ok=True)
+    for source in fmt.artifact_paths(staging):
+        target = output_dir / source.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(source, target)
+    for extra in ("validation.json",):
+        if (staging / extra).exists():
+            os.replace(staging / extra, output_dir / extra)
+    os.replace(staging / "metadata.json", output_dir / "metadata.json")
+
+
+def remove_stale_staging(output_dir: Path) -> None:
+    for stale in output_dir.glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _log_line(result: ExportResult) -> None:
+    size = sum(e["bytes"] for e in result.metadata["artifacts"]) / 1e6
+    log.info(
+        "%s export success %.1fs, saved as %s (%.1f MB)",
+        result.plan.format.title, result.seconds, ", ".join(str(p) for p in result.files), size,
+    )
