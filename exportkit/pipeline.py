@@ -65,6 +65,8 @@ def check_output_dir(path: Path) -> Path:
     parent = path
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"output_dir {path} is not a directory path ({parent} is a file)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"output_dir {path} is not writable (no write permission on {parent})")
     return path.resolve()

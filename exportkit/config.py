@@ -1,0 +1,148 @@
+"""Hydra structured configs behind every conf/ group, built from the same facts the CLI checks.
+
+Unknown keys and wrong types fail when Hydra composes (the schemas are registered in its
+ConfigStore); ranges and choices are checked right after, by the formats' own ``Option.check``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from exportkit.errors import ConfigError
+from exportkit.registry import get_format, list_formats
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "???"
+    checkpoint: str = "???"  # a path relative to the repository root, or zoo:<architecture>
+    task: str = "detect"
+    imgsz: Optional[int] = None
+    capability: Optional[str] = None  # row of the capability matrix (exportkit/capabilities.py)
+
+
+@dataclass
+class PrecisionConfig:
+    name: str = "fp32"
+
+
+@dataclass
+class ValidationConfig:
+    enabled: bool = True
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class MatrixBlock:
+    models: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+
+
+@dataclass
+class MatrixConfig:
+    name: str = "???"
+    blocks: list[MatrixBlock] = field(default_factory=list)
+
+
+@dataclass
+class ExportkitConfig:
+    model: ModelConfig = MISSING
+    format: Any = MISSING  # one of the per-format schemas from format_schema()
+    precision: PrecisionConfig = MISSING
+    validation: ValidationConfig = MISSING
+    matrix: MatrixConfig = MISSING
+    output_root: str = "exports"
+
+
+def format_schema(name: str) -> type:
+    """A dataclass with the format's own options, their types and defaults (from the registry)."""
+    fmt = get_format(name)
+    fields = [("name", str, field(default=name))]
+    for option in fmt.options:
+        kind = Optional[option.type] if option.nullable else option.type
+        fields.append((option.name, kind, field(default=option.default)))
+    return dataclasses.make_dataclass(f"{fmt.title.replace(' ', '')}FormatConfig", fields)
+
+
+_REGISTERED = False
+
+
+def register_schemas() -> None:
+    """Register every group's schema in Hydra's ConfigStore (idempotent)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="exportkit_schema", node=ExportkitConfig)
+    store.store(group="model", name="model_schema", node=ModelConfig)
+    store.store(group="precision", name="precision_schema", node=PrecisionConfig)
+    store.store(group="validation", name="validation_schema", node=ValidationConfig)
+    store.store(group="matrix", name="matrix_schema", node=MatrixConfig)
+    for name in list_formats():
+        store.store(group="format", name=f"{name}_schema", node=format_schema(name))
+    _REGISTERED = True
+
+
+def check_composed(cfg: Any) -> None:
+    """Range and choice checks the types cannot express, naming the key and the file."""
+    fmt = get_format(cfg.format.name)
+    where = f"conf/format/{cfg.format.name}.yaml"
+    unknown = sorted(set(cfg.format) - {"name"} - {o.name for o in fmt.options})
+    if unknown:
+        raise ConfigError(f"{where}: unknown option {unknown[0]!r}; accepted keys: {', '.join(o.name for o in fmt.options)}")
+    for option in fmt.options:
+        option.check(cfg.format[option.name], where)
+    if cfg.precision.name not in ("fp32", "fp16", "int8"):
+        raise ConfigError(f"conf/precision/{cfg.precision.name}.yaml: name must be fp32, fp16 or int8")
+    if cfg.model.task not in ("detect", "segment", "pose", "classify", "obb"):
+        raise ConfigError(f"conf/model/{cfg.model.name}.yaml: task {cfg.model.task!r} is not a YOLO task")
+    for key in cfg.validation.thresholds:
+        from exportkit.validate import thresholds_for
+
+        thresholds_for(cfg.precision.name, {key: cfg.validation.thresholds[key]})
+
+
+def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR):
+    """Compose conf/ with Hydra's compose API (outside a Hydra app) and check it."""
+    return compose_many([list(overrides or [])], conf_dir)[0]
+
+
+def compose_many(override_lists: list[list[str]], conf_dir: Path = CONF_DIR) -> list:
+    """Several compositions under one Hydra initialisation (cheaper than one each)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_schemas()
+    configs = []
+    try:
+        with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+            for overrides in override_lists:
+                configs.append(hydra_compose(config_name="config", overrides=list(overrides)))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(hydra_message(exc)) from None
+    for cfg in configs:
+        check_composed(cfg)
+    return configs
+
+
+def hydra_message(exc: BaseException) -> str:
+    """Hydra's multi-line errors, folded onto one line (it names the key and the config file)."""
+    parts = [str(exc)]
+    cause = exc.__cause__
+    while cause is not None:
+        parts.append(str(cause))
+        cause = cause.__cause__
+    return " | ".join(" ".join(p.split()) for p in parts if p.strip())

@@ -1,0 +1,68 @@
+"""`python -m exportkit model=... format=... precision=...`: Hydra front end over the same cells as doit.
+
+A job that is already built with the same key is skipped, so a repeated sweep rebuilds nothing
+(Hydra alone cannot skip finished jobs: hydra issues 1407 and 3328).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from exportkit.build import as_dict, cell_from_config, export_cell, hash_cache_path, is_current, validate_cell
+from exportkit.config import CONF_DIR, ROOT, check_composed, register_schemas
+from exportkit.errors import ConfigError, ExportkitError
+from exportkit.hashing import HashCache
+
+OUTCOMES: list[str] = []  # filled by jobs that run in this process (the basic launcher)
+
+
+def run_job(cfg) -> str:
+    """One Hydra job = one cell: skip if impossible or current, else export (and validate)."""
+    try:
+        check_composed(cfg)
+        root = Path(cfg.output_root)
+        cell = cell_from_config(cfg, root if root.is_absolute() else ROOT / root)
+        if cell.skip_reason:
+            return _outcome(cell.name, "skipped", cell.skip_reason)
+        hashes = HashCache(hash_cache_path(cell.out))
+        if is_current(cell, hashes):
+            hashes.save()
+            return _outcome(cell.name, "up-to-date", str(cell.out))
+        if not export_cell(as_dict(cell)):
+            return _outcome(cell.name, "failed", f"export failed, see {cell.out / 'export.log'}")
+        if cfg.validation.enabled and not validate_cell(as_dict(cell)):
+            return _outcome(cell.name, "validation-failed", f"see {cell.out / 'validation.json'}")
+        return _outcome(cell.name, "built", str(cell.out))
+    except ConfigError as exc:
+        return _outcome(getattr(cfg.model, "name", "?"), "config-error", exc.one_line())
+    except ExportkitError as exc:
+        return _outcome(getattr(cfg.model, "name", "?"), "failed", exc.one_line())
+
+
+def _outcome(name: str, status: str, detail: str) -> str:
+    print(f"{name}: {status}: {detail}", flush=True)
+    OUTCOMES.append(status)
+    return status
+
+
+def main(argv: list[str]) -> int:
+    import hydra
+
+    register_schemas()
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    def app(cfg) -> str:
+        return run_job(cfg)
+
+    sys.argv = ["python -m exportkit", *argv]
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"exportkit: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    if "config-error" in OUTCOMES:
+        return 3
+    if "failed" in OUTCOMES:
+        return 1
+    return 2 if "validation-failed" in OUTCOMES else 0

@@ -1,0 +1,111 @@
+"""exports.lock: what a release pinned, per cell; and `doit verify` against it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from exportkit.build import Cell, canonical, checkpoint_path, export_command, library_versions
+from exportkit.checkpoint import sha256_file
+from exportkit.config import ROOT
+
+LOCK_PATH = ROOT / "exports.lock"
+LOCK_VERSION = 1
+# Formats whose bytes are identical for identical inputs and versions (tests/test_build.py checks it).
+BYTE_REPRODUCIBLE = ("onnx", "torchscript", "openvino")
+
+
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def lock_entry(cell: Cell) -> dict:
+    metadata = json.loads((cell.out / "metadata.json").read_text())
+    return {
+        "model": cell.model["name"],
+        "format": cell.format["name"],
+        "precision": cell.precision,
+        "output_dir": _relative(cell.out),
+        "config": cell.export_config,
+        "model_config": cell.model,
+        "checkpoint": {"path": _relative(checkpoint_path(cell.model)), "sha256": metadata["checkpoint"]["sha256"]},
+        "artifacts": {a["path"]: a["sha256"] for a in metadata["artifacts"]},
+        "versions": library_versions(cell.format["name"]),
+    }
+
+
+def write_lock(cells: list[dict], matrix: str, path: Path = LOCK_PATH) -> None:
+    entries = {c["name"]: lock_entry(Cell(**c)) for c in cells}
+    document = {"lock_version": LOCK_VERSION, "matrix": matrix, "cells": entries}
+    Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {path} ({len(entries)} cells)")
+
+
+def drifted_files(entry: dict, folder: Path) -> list[str]:
+    problems = []
+    for name, digest in sorted(entry["artifacts"].items()):
+        file = folder / name
+        if not file.exists():
+            problems.append(f"{name}: missing")
+        elif sha256_file(file) != digest:
+            problems.append(f"{name}: sha256 differs from the lock")
+    return problems
+
+
+def verify_lock(rebuild: bool = False, lock: str = "") -> bool:
+    path = Path(lock) if lock else LOCK_PATH
+    if not path.exists():
+        print(f"verify: no lock file at {path}; run `doit lock` first", file=sys.stderr)
+        return False
+    cells = json.loads(path.read_text())["cells"]
+    failures = 0
+    for name, entry in sorted(cells.items()):
+        folder = ROOT / entry["output_dir"]
+        problems = verify_checkpoint(entry) + drifted_files(entry, folder)
+        if rebuild and not problems:
+            problems += rebuild_and_compare(entry)
+        for problem in problems:
+            print(f"DRIFT {name}: {problem}", file=sys.stderr)
+        failures += bool(problems)
+        if not problems:
+            print(f"ok    {name}")
+    print(f"verify: {len(cells) - failures} of {len(cells)} cells match {path.name}")
+    return failures == 0
+
+
+def verify_checkpoint(entry: dict) -> list[str]:
+    file = ROOT / entry["checkpoint"]["path"]
+    if entry["checkpoint"]["path"].startswith(".cache/zoo"):
+        return []
+    if not file.exists():
+        return [f"checkpoint {entry['checkpoint']['path']}: missing"]
+    if sha256_file(file) != entry["checkpoint"]["sha256"]:
+        return [f"checkpoint {entry['checkpoint']['path']}: sha256 differs from the lock"]
+    return []
+
+
+def rebuild_and_compare(entry: dict) -> list[str]:
+    """Re-export from the lock's config into a scratch folder; compare bytes, or parity where bytes can't match."""
+    cell = Cell(name=entry["model"], model=entry["model_config"], format={"name": entry["format"]},
+                precision=entry["precision"], validation={}, output_dir="", export_config=entry["config"])
+    with tempfile.TemporaryDirectory(prefix="exportkit-verify-") as scratch:
+        cell.output_dir = scratch
+        code = subprocess.call(export_command(cell, ROOT / entry["checkpoint"]["path"]), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, cwd=ROOT)
+        if code != 0:
+            return [f"rebuild failed (exit {code})"]
+        if entry["format"] in BYTE_REPRODUCIBLE:
+            return [f"{p} (rebuild)" for p in drifted_files(entry, Path(scratch))]
+        check = subprocess.call([sys.executable, "-m", "exportkit", "validate", scratch], stdout=subprocess.DEVNULL, cwd=ROOT)
+        return [] if check == 0 else ["rebuild does not pass validation"]
+
+
+def run_report(root: str) -> bool:
+    return subprocess.call([sys.executable, "-m", "exportkit", "report", root], cwd=ROOT) == 0
+
+
+__all__ = ["write_lock", "verify_lock", "run_report", "canonical"]

@@ -1,0 +1,170 @@
+"""doit task dictionaries (what dodo.py yields): export, validate, report, lock, verify."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from exportkit.build import (
+    Cell, artifact_drift, as_dict, canonical, cell_key, clean_cell, export_cell, hash_cache_path, matrix_cells,
+    validate_cell,
+)
+from exportkit.config import ROOT
+from exportkit.hashing import HashCache
+
+
+def _var(name: str, env: str, default: str) -> str:
+    from doit import get_var
+
+    return get_var(name, None) or os.environ.get(env) or default
+
+
+def output_root() -> Path:
+    root = Path(_var("output", "EXPORTKIT_OUTPUT", "exports"))
+    return root if root.is_absolute() else ROOT / root
+
+
+def matrix_name() -> str:
+    return _var("matrix", "EXPORTKIT_MATRIX", "default")
+
+
+def doit_config() -> dict:
+    root = output_root()
+    root.mkdir(parents=True, exist_ok=True)
+    # sqlite3, not dbm: safe with `doit -n 2` and with two doit processes (doit issues 121, 380, 182)
+    return {"backend": "sqlite3", "dep_file": str(root / ".doit.sqlite3"), "default_tasks": ["export"], "verbosity": 2}
+
+
+@lru_cache(maxsize=1)
+def active_cells() -> tuple[Cell, ...]:
+    return tuple(matrix_cells(matrix_name(), output_root()))
+
+
+@lru_cache(maxsize=1)
+def hashes() -> HashCache:
+    return HashCache(output_root() / ".hashes.json")
+
+
+class CellKeyUnchanged:
+    """doit uptodate: the cell's key (config, checkpoint, versions) equals the last successful build's."""
+
+    def __init__(self, key: dict):
+        self.key = key
+        self.reason = "not checked"
+
+    def __repr__(self) -> str:
+        return f"<cell key: {self.reason}>"
+
+    def __call__(self, task, values) -> bool:
+        current = canonical(self.key)
+        task.value_savers.append(lambda: {"_cell_key": current})
+        previous = values.get("_cell_key")
+        if previous is None:
+            self.reason = "never built"
+            return False
+        if previous == current:
+            self.reason = "unchanged"
+            return True
+        self.reason = "changed " + ", ".join(diff_keys(json.loads(previous), self.key))
+        return False
+
+
+class ArtifactsIntact:
+    """doit uptodate: every artifact file still has the sha256 its metadata.json records."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.reason = "not checked"
+
+    def __repr__(self) -> str:
+        return f"<artifacts: {self.reason}>"
+
+    def __call__(self, task, values) -> bool:
+        drift = artifact_drift(self.out, hashes())
+        hashes().save()
+        self.reason = drift or "intact"
+        return drift is None
+
+
+def diff_keys(old, new, prefix: str = "") -> list[str]:
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [prefix or "value"] if old != new else []
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        changed += diff_keys(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+    return changed
+
+
+def _doc(cell: Cell) -> str:
+    if cell.skip_reason:
+        return f"SKIPPED: {cell.skip_reason}"
+    return f"{cell.model['name']} ({cell.model['task']}) -> {cell.format['name']} {cell.precision}, into {cell.out.relative_to(ROOT) if cell.out.is_relative_to(ROOT) else cell.out}"
+
+
+def _report_skip(name: str, reason: str) -> None:
+    print(f"{name}: skipped: {reason}")
+
+
+def export_tasks():
+    for cell in active_cells():
+        if cell.skip_reason:
+            yield {"name": cell.name, "doc": _doc(cell), "actions": [(_report_skip, [cell.name, cell.skip_reason])],
+                   "uptodate": [False], "verbosity": 2}
+            continue
+        key = cell_key(cell, hashes())
+        yield {
+            "name": cell.name,
+            "doc": _doc(cell),
+            "actions": [(export_cell, [as_dict(cell), key])],
+            "targets": [str(p) for p in cell.targets()],
+            "uptodate": [CellKeyUnchanged(key), ArtifactsIntact(cell.out)],
+            "clean": [(clean_cell, [str(cell.out)])],
+        }
+    hashes().save()
+
+
+def validate_tasks():
+    for cell in active_cells():
+        if cell.skip_reason or not cell.validation.get("enabled", True):
+            continue
+        yield {
+            "name": cell.name,
+            "doc": f"validate {cell.name} against its PyTorch model",
+            "actions": [(validate_cell, [as_dict(cell)])],
+            "file_dep": [str(cell.out / "metadata.json")],
+            "targets": [str(cell.out / "validation.json")],
+            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {})})],
+        }
+
+
+def report_task() -> dict:
+    from exportkit.lock import run_report
+
+    built = [c for c in active_cells() if not c.skip_reason]
+    deps = [str(c.out / ("validation.json" if c.validation.get("enabled", True) else "metadata.json")) for c in built]
+    root = output_root()
+    return {"actions": [(run_report, [str(root)])], "file_dep": deps,
+            "targets": [str(root / "report.md"), str(root / "report.html")], "clean": True}
+
+
+def lock_task() -> dict:
+    from exportkit.lock import LOCK_PATH, write_lock
+
+    built = [c for c in active_cells() if not c.skip_reason]
+    return {"actions": [(write_lock, [[as_dict(c) for c in built], matrix_name()])],
+            "file_dep": [str(c.out / "metadata.json") for c in built], "targets": [str(LOCK_PATH)]}
+
+
+def verify_task() -> dict:
+    from exportkit.lock import verify_lock
+
+    return {
+        "actions": [(verify_lock, [], {})],
+        "params": [{"name": "rebuild", "long": "rebuild", "type": bool, "default": False,
+                    "help": "rebuild every locked cell in a scratch folder and compare with the lock"},
+                   {"name": "lock", "long": "lock", "type": str, "default": "", "help": "lock file (default exports.lock)"}],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

@@ -1,0 +1,59 @@
+"""Untrained architecture checkpoints built from Ultralytics' bundled model YAMLs, on demand.
+
+Nothing is downloaded: the YAMLs ship inside the ultralytics package. Checkpoints are cached under
+``.cache/zoo`` (not committed) and used to test the export guide's capability matrix.
+
+    python -m exportkit.zoo yolov8n yolo11n-seg      # build into .cache/zoo
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ARCHITECTURES = {
+    "yolov8n": "yolov8n.yaml",
+    "yolov8s": "yolov8s.yaml",
+    "yolov8m": "yolov8m.yaml",
+    "yolo11n": "yolo11n.yaml",
+    "yolo11n-seg": "yolo11n-seg.yaml",
+    "yolo11n-pose": "yolo11n-pose.yaml",
+    "yolov8s-worldv2": "yolov8s-worldv2.yaml",
+}
+DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "zoo"
+
+
+def build_architecture(name: str, cache: Path = DEFAULT_CACHE, imgsz: int = 640) -> Path:
+    """Return the path of an untrained ``name`` checkpoint, building it once (seeded, deterministic)."""
+    if name not in ARCHITECTURES:
+        raise KeyError(f"unknown architecture {name!r}; expected one of {', '.join(ARCHITECTURES)}")
+    path = Path(cache) / f"{name}-{imgsz}.pt"
+    if path.exists():
+        return path
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    yolo = YOLO(ARCHITECTURES[name])
+    checkpoint = {
+        "model": yolo.model.half(),
+        "train_args": {"imgsz": imgsz, "task": yolo.task, "model": ARCHITECTURES[name]},
+        "version": "exportkit-zoo",
+        "date": None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(checkpoint, partial)
+    partial.replace(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (argv if argv is not None else sys.argv[1:]) or list(ARCHITECTURES)
+    for name in names:
+        print(build_architecture(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

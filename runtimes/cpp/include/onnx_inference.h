@@ -1,0 +1,80 @@
+// exportkit C++ runtime: run an exported YOLO ONNX model (detect, segment, pose) with ONNX Runtime.
+//
+//   ONNXInference model("model.onnx", "metadata.json");
+//   cv::Mat image = cv::imread("image.jpg");            // BGR
+//   auto results = model.predict(image, 0.25, 0.45);    // thresholds default to metadata.json's
+//   for (const auto& det : results.detections) std::cout << det.class_name << ": " << det.confidence << "\n";
+//
+// Every pre- and postprocessing choice (input size, letterbox, colour order, normalisation, class names, output
+// layout, default thresholds) is read from the metadata.json that exportkit writes beside the model.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "metadata.h"
+#include "postprocess.h"
+
+namespace exportkit {
+
+// The model cannot be loaded or run (missing file, ONNX Runtime error, outputs that disagree with metadata.json).
+class InferenceError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Detection {
+    int class_id = 0;
+    std::string class_name;
+    float confidence = 0.f;
+    BoxXYXY box;                     // original image pixels, xyxy, clipped to the image
+    cv::Mat mask;                    // segment: CV_8U at the original image size, 255 inside the instance, else 0
+    std::vector<Keypoint> keypoints; // pose: metadata's num_keypoints points, original image pixels
+};
+
+struct Timing {
+    double preprocess_ms = 0, inference_ms = 0, postprocess_ms = 0;
+    double total_ms() const { return preprocess_ms + inference_ms + postprocess_ms; }
+};
+
+struct Results {
+    std::vector<Detection> detections;  // best confidence first
+    int image_width = 0;
+    int image_height = 0;
+    Timing timing;
+};
+
+struct SessionConfig {
+    int intra_op_threads = 0;  // 0: ONNX Runtime's default (one per physical core)
+};
+
+class ONNXInference {
+public:
+    // Throws MetadataError for a bad metadata.json, InferenceError when the model cannot be loaded or disagrees with it.
+    ONNXInference(const std::string& model_path, const std::string& metadata_path, const SessionConfig& config = {});
+    ~ONNXInference();
+    ONNXInference(ONNXInference&&) noexcept;
+    ONNXInference& operator=(ONNXInference&&) noexcept;
+
+    // Detect in a BGR uint8 image (as cv::imread returns it). Thresholds left out use metadata.json's defaults.
+    Results predict(const cv::Mat& image, std::optional<double> confidence_threshold = std::nullopt,
+                    std::optional<double> iou_threshold = std::nullopt);
+
+    const ModelMetadata& metadata() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace exportkit
+
+#ifndef EXPORTKIT_NO_GLOBAL_NAMES
+// The guide's spelling: `ONNXInference model(...)` without the namespace.
+using exportkit::ONNXInference;
+#endif

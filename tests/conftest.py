@@ -1,0 +1,58 @@
+"""Shared fixtures: exports are made once per session through export.py and reused by every test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+SAMPLES = sorted((MODELS / "samples").glob("*.jpg"))
+BUNDLED = {"detect": MODELS / "shapes-det.pt", "segment": MODELS / "shapes-seg.pt", "pose": MODELS / "shapes-pose.pt"}
+
+ENV = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
+
+
+def run_export(checkpoint: Path, fmt: str, output_dir: Path, config: dict | None = None, env: dict | None = None, timeout: int = 600):
+    """Run ``python export.py`` as a subprocess; return the CompletedProcess."""
+    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(checkpoint), "--export_format", fmt,
+           "--output_dir", str(output_dir), "--export_config", json.dumps(config or {})]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, cwd=ROOT, timeout=timeout)
+
+
+class ExportCache:
+    """Exports keyed by (task, format, config); each made once per test session."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.results: dict = {}
+
+    def get(self, task: str, fmt: str, **config) -> Path:
+        key = (task, fmt, json.dumps(config, sort_keys=True))
+        if key not in self.results:
+            out = self.root / f"{task}-{fmt}-{len(self.results)}"
+            proc = run_export(BUNDLED[task], fmt, out, {"include_validation": True, **config})
+            self.results[key] = (out, proc)
+        out, proc = self.results[key]
+        assert proc.returncode == 0, f"export {key} failed ({proc.returncode}): {proc.stderr[-2000:]}"
+        return out
+
+    def process(self, task: str, fmt: str, **config):
+        self.get(task, fmt, **config)
+        return self.results[(task, fmt, json.dumps(config, sort_keys=True))][1]
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory) -> ExportCache:
+    return ExportCache(tmp_path_factory.mktemp("exports"))
+
+
+@pytest.fixture(scope="session")
+def samples() -> list[Path]:
+    assert SAMPLES, "models/samples/*.jpg missing"
+    return SAMPLES
