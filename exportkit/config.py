@@ -7,6 +7,7 @@ ConfigStore); ranges and choices are checked right after, by the formats' own ``
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -17,7 +18,8 @@ from exportkit.errors import ConfigError
 from exportkit.registry import get_format, list_formats
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
+# EXPORTKIT_CONF points at another config tree (a release repository, a test fixture).
+CONF_DIR = Path(os.environ.get("EXPORTKIT_CONF") or ROOT / "conf")
 
 
 @dataclass

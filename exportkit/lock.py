@@ -8,7 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from exportkit.build import Cell, canonical, checkpoint_path, export_command, library_versions
+from exportkit.build import Cell, canonical, checkpoint_path, export_command, hash_cache_path, is_current, library_versions
+from exportkit.hashing import HashCache
 from exportkit.checkpoint import sha256_file
 from exportkit.config import ROOT
 
@@ -38,11 +39,16 @@ def lock_entry(cell: Cell) -> dict:
     }
 
 
-def write_lock(cells: list[dict], matrix: str, path: Path = LOCK_PATH) -> None:
+def write_lock(cells: list[dict], matrix: str, path: str | Path = LOCK_PATH) -> bool:
+    stale = [c["name"] for c in cells if not is_current(Cell(**c), HashCache(hash_cache_path(Path(c["output_dir"]))))]
+    if stale:
+        print(f"lock: not locking, these cells are not built with their current config: {', '.join(stale)}; run `doit export`", file=sys.stderr)
+        return False
     entries = {c["name"]: lock_entry(Cell(**c)) for c in cells}
     document = {"lock_version": LOCK_VERSION, "matrix": matrix, "cells": entries}
     Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     print(f"wrote {path} ({len(entries)} cells)")
+    return True
 
 
 def drifted_files(entry: dict, folder: Path) -> list[str]:
@@ -56,8 +62,8 @@ def drifted_files(entry: dict, folder: Path) -> list[str]:
     return problems
 
 
-def verify_lock(rebuild: bool = False, lock: str = "") -> bool:
-    path = Path(lock) if lock else LOCK_PATH
+def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -> bool:
+    path = Path(lock or default_lock or LOCK_PATH)
     if not path.exists():
         print(f"verify: no lock file at {path}; run `doit lock` first", file=sys.stderr)
         return False

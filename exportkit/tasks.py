@@ -26,6 +26,11 @@ def output_root() -> Path:
     return root if root.is_absolute() else ROOT / root
 
 
+def lock_path() -> Path:
+    path = Path(_var("lock", "EXPORTKIT_LOCK", "exports.lock"))
+    return path if path.is_absolute() else ROOT / path
+
+
 def matrix_name() -> str:
     return _var("matrix", "EXPORTKIT_MATRIX", "default")
 
@@ -150,18 +155,19 @@ def report_task() -> dict:
 
 
 def lock_task() -> dict:
-    from exportkit.lock import LOCK_PATH, write_lock
+    from exportkit.lock import write_lock
 
     built = [c for c in active_cells() if not c.skip_reason]
-    return {"actions": [(write_lock, [[as_dict(c) for c in built], matrix_name()])],
-            "file_dep": [str(c.out / "metadata.json") for c in built], "targets": [str(LOCK_PATH)]}
+    return {"actions": [(write_lock, [[as_dict(c) for c in built], matrix_name(), str(lock_path())])],
+            "file_dep": [str(c.out / "metadata.json") for c in built], "targets": [str(lock_path())],
+            "uptodate": [False]}
 
 
 def verify_task() -> dict:
     from exportkit.lock import verify_lock
 
     return {
-        "actions": [(verify_lock, [], {})],
+        "actions": [(verify_lock, [], {"default_lock": str(lock_path())})],
         "params": [{"name": "rebuild", "long": "rebuild", "type": bool, "default": False,
                     "help": "rebuild every locked cell in a scratch folder and compare with the lock"},
                    {"name": "lock", "long": "lock", "type": str, "default": "", "help": "lock file (default exports.lock)"}],

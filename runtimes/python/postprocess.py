@@ -147,7 +147,7 @@ def _keypoints(pred: np.ndarray, index: np.ndarray, spec: ModelSpec, geometry: G
     layout = spec.layout
     start, end = layout.keypoints
     dims = layout.keypoint_dims
-    points = pred[start:end, index].T.astype(np.float32).reshape(len(index), -1, dims)
+    points = pred[start:end, index].T.astype(np.float32).reshape(len(index), (end - start) // dims, dims)
     if layout.keypoints_normalized:
         points[..., 0] *= spec.preprocessing.width
         points[..., 1] *= spec.preprocessing.height
@@ -201,7 +201,7 @@ def named_outputs(outputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], spec
     return found
 
 
-def _per_image(outputs: dict[str, np.ndarray], spec: ModelSpec) -> tuple[np.ndarray, np.ndarray | None]:
+def split_outputs(outputs: dict[str, np.ndarray], spec: ModelSpec) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions as (batch, channels, anchors) and prototypes as (batch, coefficients, mh, mw)."""
     layout = spec.layout
     pred = outputs[layout.predictions]
@@ -247,7 +247,13 @@ def decode(
     """
     spec = as_spec(metadata)
     limits = Thresholds.resolve(spec, conf, iou, max_det, agnostic, classes)
-    pred, protos = _per_image(named_outputs(outputs, spec), spec)
+    return decode_batch(named_outputs(outputs, spec), spec, geometries, limits)
+
+
+def decode_batch(outputs: dict[str, np.ndarray], spec: ModelSpec, geometries: Sequence[Geometry] | None,
+                 limits: Thresholds) -> list[Result]:
+    """``decode`` with the spec and thresholds already resolved (what YOLOInference calls)."""
+    pred, protos = split_outputs(outputs, spec)
     if geometries is None:
         geometries = [identity_geometry(spec)] * len(pred)
     if len(geometries) != len(pred):

@@ -18,7 +18,7 @@
 #include <opencv2/core.hpp>
 
 #include "metadata.h"
-#include "postprocess.h"
+#include "results.h"
 
 namespace exportkit {
 
@@ -26,27 +26,6 @@ namespace exportkit {
 class InferenceError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
-};
-
-struct Detection {
-    int class_id = 0;
-    std::string class_name;
-    float confidence = 0.f;
-    BoxXYXY box;                     // original image pixels, xyxy, clipped to the image
-    cv::Mat mask;                    // segment: CV_8U at the original image size, 255 inside the instance, else 0
-    std::vector<Keypoint> keypoints; // pose: metadata's num_keypoints points, original image pixels
-};
-
-struct Timing {
-    double preprocess_ms = 0, inference_ms = 0, postprocess_ms = 0;
-    double total_ms() const { return preprocess_ms + inference_ms + postprocess_ms; }
-};
-
-struct Results {
-    std::vector<Detection> detections;  // best confidence first
-    int image_width = 0;
-    int image_height = 0;
-    Timing timing;
 };
 
 struct SessionConfig {

@@ -1,0 +1,7 @@
+"""``python -m runtimes.python``: the same command line as ``python -m runtimes.python.inference``."""
+
+import sys
+
+from runtimes.python.cli import main
+
+sys.exit(main())
