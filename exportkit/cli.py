@@ -29,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="export.py",
+        allow_abbrev=False,
         description="Export an Ultralytics checkpoint to a production format, with metadata.json and optional validation.",
         epilog="Each flag falls back to its environment variable (CHECKPOINT_PATH, EXPORT_FORMAT, OUTPUT_DIR, "
         "EXPORT_CONFIG). Exit codes: 0 ok, 1 export failed, 2 validation failed, 3 configuration error.",

@@ -28,8 +28,8 @@ def validate_main(argv: list[str]) -> int:
         from exportkit.validate import validate_folder
 
         report = validate_folder(folder, checkpoint=args.checkpoint_path, thresholds=thresholds)
-        print(json.dumps({"passed": report.passed, "summary": report.summary()}))
-        if not report.passed:
+        print(json.dumps({"status": report.status, "summary": report.summary()}))
+        if report.status == "failed":
             raise ValidationFailed(f"validation failed for {folder}: {report.summary()}")
         return EXIT_OK
 

@@ -62,8 +62,18 @@ def keypoint_facts(info: CheckpointInfo) -> tuple[list[str], list[list[int]]]:
     return names, []
 
 
-def output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
-    """Where boxes, scores, mask coefficients and keypoints sit in the raw outputs."""
+def input_layout(io: ArtifactIO) -> str:
+    """NCHW or NHWC, read from the artifact's first input (channels: 1 or 3)."""
+    shape = io.inputs[0].shape
+    return "NHWC" if len(shape) == 4 and shape[-1] in (1, 3) and shape[1] not in (1, 3) else "NCHW"
+
+
+def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_pixels") -> dict:
+    """Where boxes, scores, mask coefficients and keypoints sit in the raw outputs.
+
+    ``box_units`` is "normalized" where the artifact divides box (and keypoint x, y) coordinates by the
+    input width and height, as LiteRT exports do so INT8 keeps score resolution.
+    """
     nc = len(info.names)
     channels = 4 + nc
     layout: dict = {
@@ -72,7 +82,7 @@ def output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
             "shape_order": "batch, channels, anchors",
             "box": [0, 4],
             "box_format": "cxcywh",
-            "box_units": "input_pixels",
+            "box_units": box_units,
             "class_scores": [4, channels],
             "scores_activated": True,
         }
@@ -85,11 +95,52 @@ def output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
         k, dims = info.kpt_shape
         layout["predictions"]["keypoints"] = [channels, channels + k * dims]
         layout["predictions"]["keypoint_format"] = "x, y, visibility" if dims == 3 else "x, y"
+        layout["predictions"]["keypoint_units"] = box_units
         channels += k * dims
     found = io.outputs[0].shape[1]
     if found != channels:
         raise ExportError(f"exported output {io.outputs[0].name} has {found} channels, expected {channels} for {info.task}")
     return layout
+
+
+def nms_output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
+    """The layout of Ultralytics' in-model NMS output: (batch, detections, x1 y1 x2 y2 score class [extra])."""
+    extra = NUM_MASK_COEFFICIENTS if info.task == "segment" else 0
+    predictions: dict = {
+        "output": io.outputs[0].name,
+        "shape_order": "batch, detections, values",
+        "box": [0, 4],
+        "box_format": "xyxy",
+        "box_units": "input_pixels",
+        "class_scores": [4, 5],
+        "scores_kind": "best_class",
+        "class_index": 5,
+        "nms_applied": True,
+    }
+    if info.task == "segment":
+        predictions["mask_coefficients"] = [6, 6 + extra]
+    if info.task == "pose":
+        k, dims = info.kpt_shape
+        extra = k * dims
+        predictions.update(keypoints=[6, 6 + extra], keypoint_format="x, y, visibility" if dims == 3 else "x, y",
+                           keypoint_units="input_pixels")
+    layout: dict = {"predictions": predictions}
+    if info.task == "segment":
+        layout["prototypes"] = {"output": io.outputs[1].name, "shape_order": "batch, coefficients, height, width"}
+    found = io.outputs[0].shape[-1]
+    if found != 6 + extra:
+        raise ExportError(f"exported NMS output {io.outputs[0].name} has {found} values per detection, expected {6 + extra}")
+    return layout
+
+
+def format_facts(fmt: type[ExportFormat], info: CheckpointInfo, io: ArtifactIO, options: dict, folder: Path) -> dict:
+    """What the format knows beyond tensors (its optional ``metadata_facts`` classmethod).
+
+    Keys: ``output_layout`` (replaces the raw layout), ``preprocessing`` / ``postprocessing`` (merged over
+    the defaults), anything else becomes a top-level key (for example TFLite's INT8 ``accuracy``).
+    """
+    hook = getattr(fmt, "metadata_facts", None)
+    return dict(hook(info, io, options, Path(folder))) if hook else {}
 
 
 def task_fields(info: CheckpointInfo, io: ArtifactIO) -> dict:
@@ -132,6 +183,8 @@ def build_metadata(
 ) -> dict:
     first = io.inputs[0]
     batch_dynamic = first.shape[0] == -1
+    facts = format_facts(fmt, info, io, options, folder)
+    layout = input_layout(io)
     metadata = {
         "schema_version": SCHEMA_VERSION,
         "framework": "ultralytics",
@@ -148,21 +201,22 @@ def build_metadata(
         "num_classes": len(info.names),
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "export_config": dict(sorted(options.items())),
-        "preprocessing": dict(PREPROCESSING),
-        "postprocessing": dict(POSTPROCESSING),
-        "layout": "NCHW",
+        "preprocessing": {**PREPROCESSING, "layout": layout, **facts.pop("preprocessing", {})},
+        "postprocessing": {**POSTPROCESSING, **facts.pop("postprocessing", {})},
+        "layout": layout,
         "stride": max(info.strides),
         "strides": info.strides,
         "batch_size": first.shape[0] if not batch_dynamic else options.get("batch", 1),
         "dynamic": {"batch": batch_dynamic, "spatial": any(d == -1 for d in first.shape[2:])},
         "inputs": [t.as_dict() for t in io.inputs],
         "outputs": [t.as_dict() for t in io.outputs],
-        "output_layout": output_layout(info, io),
+        "output_layout": facts.pop("output_layout", None) or output_layout(info, io),
         "artifacts": artifact_entries(folder, fmt),
         "checkpoint": {"path": str(info.path), "name": info.path.name, "sha256": info.sha256},
         "versions": versions(),
     }
     metadata.update(task_fields(info, io))
+    metadata.update(facts)
     return metadata
 
 

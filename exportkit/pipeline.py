@@ -105,7 +105,7 @@ def run_export(plan: ExportPlan) -> ExportResult:
     result.files = plan.format.artifact_paths(plan.output_dir)
     result.seconds = time.perf_counter() - start
     _log_line(result)
-    if result.validation is not None and not result.validation.passed:
+    if result.validation is not None and result.validation.status == "failed":
         raise ValidationFailed(f"validation failed for {plan.output_dir}: {result.validation.summary()}")
     return result
 

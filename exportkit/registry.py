@@ -16,7 +16,7 @@ from typing import Any, Callable, ClassVar
 from exportkit.errors import ConfigError, EnvironmentUnsupported, MissingDependency
 from exportkit.options import Option, resolve_options
 
-FORMAT_MODULES = ("onnx", "torchscript", "openvino", "tflite", "coreml", "tensorrt")
+FORMAT_MODULES = ("onnx", "tensorrt", "coreml", "tflite", "torchscript", "openvino")  # the guide's order
 
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("include_validation", bool, False, "Validate the artifact against the PyTorch model after export"),

@@ -1,4 +1,12 @@
-"""Parity of an exported artifact against its PyTorch model: gather every check, then decide."""
+"""Parity of an exported artifact against its PyTorch model: gather every check, then decide.
+
+The reference is the PyTorch model fed by Ultralytics' own preprocessing at the artifact's true input
+size; the exported side is what a deployment runs: the runtime's preprocessing driven by metadata.json,
+the format's runner, the runtime's decoding. So a wrong colour order, input size or class layout in the
+metadata fails here, as does a damaged graph. Inputs: the bundled sample images, a seeded random tensor,
+and a batch of two when the batch axis is dynamic. Where the reference finds no detection (an untrained
+model, noise), the top-k candidates by score are compared instead; a check that compared nothing fails.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
-from exportkit.errors import ConfigError, ExportError
+from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
 
 log = logging.getLogger(__name__)
 
-# Raw-output tolerance: max |exported - reference| relative to max |reference|, per precision.
-DEFAULT_THRESHOLDS = {
-    "fp32": {"raw_rel_max_diff": 1e-3},
-    "fp16": {"raw_rel_max_diff": 2e-2},
-    "int8": {"raw_rel_max_diff": 2e-1},
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = ROOT / "models" / "samples"
+
+# Per precision; None records the value without gating on it. Box, confidence and class criteria are the
+# export guide's (IoU > 0.95, confidence difference < 0.05, same class); FP16 and INT8 are looser.
+DEFAULT_THRESHOLDS: dict[str, dict] = {
+    "fp32": {"box_iou": 0.95, "confidence_diff": 0.05, "mask_iou": 0.90, "keypoint_px": 2.0,
+             "raw_rel_max_diff": 1e-3, "raw_cosine": 0.9999, "top_k": 10},
+    "fp16": {"box_iou": 0.95, "confidence_diff": 0.05, "mask_iou": 0.85, "keypoint_px": 3.0,
+             "raw_rel_max_diff": None, "raw_cosine": 0.999, "top_k": 10},
+    "int8": {"box_iou": 0.80, "confidence_diff": 0.15, "mask_iou": 0.70, "keypoint_px": 8.0,
+             "raw_rel_max_diff": None, "raw_cosine": 0.98, "top_k": 10},
 }
+MATCH_IOU = 0.5  # below this two boxes are not the same object
 
 
 @dataclass
@@ -35,7 +51,9 @@ class Check:
 class ParityReport:
     format: str
     precision: str
+    thresholds: dict = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)
     skipped: str | None = None
 
     @property
@@ -43,20 +61,41 @@ class ParityReport:
         return [c for c in self.checks if c.passed is False]
 
     @property
+    def status(self) -> str:
+        if self.failures or (not self.checks and not self.skipped):
+            return "failed"
+        return "skipped" if self.skipped else "passed"
+
+    @property
     def passed(self) -> bool:
-        return self.skipped is None and bool(self.checks) and not self.failures
+        return self.status == "passed"
+
+    def worst(self) -> dict:
+        def pick(suffix: str, fn):
+            values = [c.value for c in self.checks if c.criterion.endswith(suffix) and c.value == c.value]
+            return fn(values) if values else None
+
+        return {"box_iou": pick("box_iou_min", min), "confidence_diff": pick("confidence_diff_max", max),
+                "mask_iou": pick("mask_iou_min", min), "keypoint_px": pick("keypoint_px_max", max),
+                "raw_max_abs_diff": pick("max_abs_diff", max), "raw_cosine": pick("cosine", min)}
 
     def summary(self) -> str:
-        if self.skipped:
-            return f"skipped: {self.skipped}"
+        if self.status == "skipped":
+            return f"numeric parity skipped: {self.skipped} ({len(self.checks)} other checks passed)"
+        if not self.checks:
+            return "failed: no check compared anything"
         if not self.failures:
-            return f"passed {len(self.checks)} checks"
-        worst = self.failures[0]
-        return f"{len(self.failures)} of {len(self.checks)} checks failed, first: {worst.input} {worst.criterion}={worst.value:.4g} (limit {worst.threshold})"
+            compared = sum(v.get("boxes_compared", 0) for v in self.inputs.values())
+            return f"passed {len(self.checks)} checks on {len(self.inputs)} inputs ({compared} boxes compared)"
+        first = self.failures[0]
+        value = f"{first.value:.4g}" if isinstance(first.value, float) else first.value
+        return (f"{len(self.failures)} of {len(self.checks)} checks failed, first: {first.input} {first.criterion}={value}"
+                f" (limit {first.threshold}){': ' + first.detail if first.detail else ''}")
 
     def to_json(self) -> dict:
-        return {"format": self.format, "precision": self.precision, "passed": self.passed, "skipped": self.skipped,
-                "summary": self.summary(), "checks": [asdict(c) for c in self.checks]}
+        return {"format": self.format, "precision": self.precision, "status": self.status, "passed": self.passed,
+                "skipped": self.skipped, "summary": self.summary(), "thresholds": self.thresholds,
+                "worst": self.worst(), "inputs": self.inputs, "checks": [asdict(c) for c in self.checks]}
 
 
 def thresholds_for(precision: str, overrides: dict | None) -> dict:
@@ -64,12 +103,20 @@ def thresholds_for(precision: str, overrides: dict | None) -> dict:
     for key, value in (overrides or {}).items():
         if key not in merged:
             raise ConfigError(f"unknown validation threshold {key!r}; accepted: {', '.join(sorted(merged))}")
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"validation threshold {key!r} must be a non-negative number, got {value!r}")
-        merged[key] = float(value)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+            raise ConfigError(f"validation threshold {key!r} must be a non-negative number or null, got {value!r}")
+        merged[key] = value
     return merged
 
 
+def _gate(name: str, criterion: str, value: float, limit, higher_is_better: bool, detail: str = "") -> Check:
+    if limit is None:
+        return Check(name, criterion, value, None, None, detail)
+    ok = value >= limit if higher_is_better else value <= limit
+    return Check(name, criterion, value, limit, bool(ok), detail)
+
+
+# -- the reference ----------------------------------------------------------------------------------
 def reference_runner(yolo):
     """The PyTorch model in export mode: the same raw outputs the exporter traced."""
     import copy
@@ -85,47 +132,267 @@ def reference_runner(yolo):
 
     def run(x: np.ndarray) -> list[np.ndarray]:
         with torch.inference_mode():
-            y = model(torch.from_numpy(x))
+            y = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         y = y if isinstance(y, (list, tuple)) else [y]
         return [t.float().numpy() for t in y]
 
     return run
 
 
+def reference_tensor(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Ultralytics' own preprocessing (LetterBox, BGR->RGB, /255), independent of metadata.json."""
+    from ultralytics.data.augment import LetterBox
+
+    boxed = LetterBox(new_shape=size, auto=False, scaleup=True, center=True)(image=image_bgr)
+    return np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+
+
+def reference_metadata(metadata: dict, info, size: tuple[int, int]) -> dict:
+    """metadata.json as it should be for this checkpoint (what the reference decodes with)."""
+    from exportkit.metadata import POSTPROCESSING, PREPROCESSING, keypoint_facts
+
+    ref = json.loads(json.dumps(metadata))
+    nc = len(info.names)
+    ref.update(class_names=info.names, num_classes=nc, task=info.task, input_shape=[size[0], size[1], 3],
+               preprocessing=dict(PREPROCESSING), postprocessing=dict(POSTPROCESSING))
+    ref["dynamic"] = {"batch": True, "spatial": False}
+    names = [o["name"] for o in metadata["outputs"]]
+    pred = {"output": names[0], "shape_order": "batch, channels, anchors", "box": [0, 4], "box_format": "cxcywh",
+            "box_units": "input_pixels", "class_scores": [4, 4 + nc], "scores_activated": True}
+    layout = {"predictions": pred}
+    if info.task == "segment":
+        pred["mask_coefficients"] = [4 + nc, 4 + nc + 32]
+        layout["prototypes"] = {"output": names[1], "shape_order": "batch, coefficients, height, width"}
+    if info.task == "pose":
+        k, dims = info.kpt_shape
+        pred["keypoints"], pred["keypoint_format"] = [4 + nc, 4 + nc + k * dims], "x, y, visibility" if dims == 3 else "x, y"
+        ref["keypoint_names"], ref["skeleton"] = keypoint_facts(info)
+        ref["num_keypoints"] = k
+    ref["output_layout"] = layout
+    ref["outputs"] = [{**o, "shape": [-1, *o["shape"][1:]]} for o in metadata["outputs"]]
+    ref["inputs"] = [{**metadata["inputs"][0], "shape": [-1, 3, size[0], size[1]], "dtype": "float32"}]
+    return ref
+
+
+# -- comparisons ------------------------------------------------------------------------------------
 def raw_checks(name: str, reference: list[np.ndarray], exported: list[np.ndarray], limits: dict) -> list[Check]:
     if len(reference) != len(exported):
         return [Check(name, "output_count", len(exported), len(reference), False, "exported model has a different number of outputs")]
     checks = []
     for i, (ref, out) in enumerate(zip(reference, exported)):
         if ref.shape != out.shape:
-            checks.append(Check(name, f"output{i}.shape", 0, None, False, f"{list(out.shape)} != {list(ref.shape)}"))
+            checks.append(Check(name, f"output{i}.shape", 0, None, False, f"exported {list(out.shape)} != reference {list(ref.shape)}"))
             continue
         diff = np.abs(out.astype(np.float64) - ref)
         scale = float(np.abs(ref).max()) or 1.0
         a, b = ref.reshape(-1).astype(np.float64), out.reshape(-1).astype(np.float64)
         cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-        rel = float(diff.max()) / scale
-        limit = limits["raw_rel_max_diff"]
         checks += [
-            Check(name, f"output{i}.rel_max_abs_diff", rel, limit, rel <= limit),
+            _gate(name, f"output{i}.rel_max_abs_diff", float(diff.max()) / scale, limits["raw_rel_max_diff"], False),
             Check(name, f"output{i}.max_abs_diff", float(diff.max()), None, None),
             Check(name, f"output{i}.mean_abs_diff", float(diff.mean()), None, None),
-            Check(name, f"output{i}.cosine_similarity", cosine, None, None),
+            _gate(name, f"output{i}.cosine", cosine, limits["raw_cosine"], True),
         ]
     return checks
 
 
-def validation_inputs(metadata: dict, seed: int = 0) -> dict[str, np.ndarray]:
-    """Named NCHW inputs: a seeded random tensor (more kinds are added by the validation issue)."""
-    h, w, c = metadata["input_shape"]
-    batch = metadata["inputs"][0]["shape"][0]
-    batch = batch if batch > 0 else 1
-    rng = np.random.default_rng(seed)
-    return {"random": rng.random((batch, c, h, w), dtype=np.float32)}
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), xyxy."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+
+
+def match_detections(ref, exp) -> tuple[list[tuple[int, int]], list[int], list[int], list[tuple[int, int]]]:
+    """Greedy, highest reference confidence first: (matched, unmatched ref, unmatched exported, class mismatches)."""
+    ious = box_iou(ref.boxes.astype(np.float64), exp.boxes.astype(np.float64))
+    matched, class_mismatch, used = [], [], set()
+    for i in np.argsort(-ref.scores):
+        same = [j for j in range(len(exp)) if j not in used and exp.class_ids[j] == ref.class_ids[i] and ious[i, j] >= MATCH_IOU]
+        if same:
+            j = max(same, key=lambda k: ious[i, k])
+            matched.append((int(i), j))
+            used.add(j)
+            continue
+        other = [j for j in range(len(exp)) if j not in used and ious[i, j] >= MATCH_IOU]
+        if other:
+            j = max(other, key=lambda k: ious[i, k])
+            class_mismatch.append((int(i), j))
+            used.add(j)
+    unmatched_ref = [i for i in range(len(ref)) if i not in {m[0] for m in matched + class_mismatch}]
+    unmatched_exp = [j for j in range(len(exp)) if j not in used]
+    return matched, unmatched_ref, unmatched_exp, class_mismatch
+
+
+def detection_checks(name: str, ref, exp, limits: dict, conf: float) -> tuple[list[Check], dict]:
+    """Every reference detection matched to an exported one (box IoU, confidence, class; masks; keypoints)."""
+    matched, lost, extra, wrong_class = match_detections(ref, exp)
+    border = conf + limits["confidence_diff"]  # a detection this close to the threshold may fall either side
+    lost_real = [i for i in lost if ref.scores[i] >= border]
+    extra_real = [j for j in extra if exp.scores[j] >= border]
+    checks = [
+        Check(name, "boxes_compared", len(matched), 1, len(matched) > 0 or (len(ref) == 0 and len(exp) == 0)),
+        Check(name, "class_mismatches", len(wrong_class), 0, not wrong_class,
+              "; ".join(f"{ref.class_names[ref.class_ids[i]]} became {exp.class_names[exp.class_ids[j]]}" for i, j in wrong_class)),
+        Check(name, "unmatched_reference", len(lost_real), 0, not lost_real, f"{len(lost) - len(lost_real)} more within {limits['confidence_diff']} of the threshold"),
+        Check(name, "unmatched_exported", len(extra_real), 0, not extra_real, f"{len(extra) - len(extra_real)} more within {limits['confidence_diff']} of the threshold"),
+    ]
+    if matched:
+        ious = [float(box_iou(ref.boxes[[i]], exp.boxes[[j]])[0, 0]) for i, j in matched]
+        diffs = [abs(float(ref.scores[i]) - float(exp.scores[j])) for i, j in matched]
+        checks += [_gate(name, "box_iou_min", min(ious), limits["box_iou"], True),
+                   _gate(name, "confidence_diff_max", max(diffs), limits["confidence_diff"], False)]
+        if ref.masks is not None and exp.masks is not None:
+            checks.append(_gate(name, "mask_iou_min", min(_mask_iou(ref.masks[i], exp.masks[j]) for i, j in matched), limits["mask_iou"], True))
+        if ref.keypoints is not None and exp.keypoints is not None:
+            checks.append(_gate(name, "keypoint_px_max", max(_keypoint_px(ref.keypoints[i], exp.keypoints[j]) for i, j in matched), limits["keypoint_px"], False))
+    summary = {"mode": "detections", "boxes_compared": len(matched), "reference_detections": len(ref), "exported_detections": len(exp)}
+    return checks, summary
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return 0.0
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def _keypoint_px(a: np.ndarray, b: np.ndarray) -> float:
+    visible = a[:, 2] > 0.5 if a.shape[1] > 2 else np.ones(len(a), bool)
+    if not visible.any():
+        return 0.0
+    return float(np.linalg.norm(a[visible, :2] - b[visible, :2], axis=1).max())
+
+
+def top_k_checks(name: str, ref_pred: np.ndarray, exp_pred: np.ndarray, nc: int, limits: dict) -> tuple[list[Check], dict]:
+    """Compare the k highest-scoring candidates (anchors) when there is no detection to compare."""
+    k = int(limits["top_k"])
+    if ref_pred.shape != exp_pred.shape:
+        return [Check(name, "top_k.shape", 0, None, False, f"{list(exp_pred.shape)} != {list(ref_pred.shape)}")], {"mode": "top_k", "boxes_compared": 0}
+    scores = ref_pred[0, 4:4 + nc].max(axis=0)
+    top = np.argsort(-scores)[:k]
+    to_xyxy = lambda p: np.stack([p[0] - p[2] / 2, p[1] - p[3] / 2, p[0] + p[2] / 2, p[1] + p[3] / 2], axis=1)  # noqa: E731
+    ious = np.diag(box_iou(to_xyxy(ref_pred[0, :4, top].T), to_xyxy(exp_pred[0, :4, top].T)))
+    diffs = np.abs(ref_pred[0, 4:4 + nc, top] - exp_pred[0, 4:4 + nc, top]).max(axis=1)
+    same_class = ref_pred[0, 4:4 + nc, top].argmax(axis=1) == exp_pred[0, 4:4 + nc, top].argmax(axis=1)
+    checks = [Check(name, "boxes_compared", len(top), 1, len(top) > 0, "top-k candidates (no reference detection)"),
+              _gate(name, "box_iou_min", float(ious.min()), limits["box_iou"], True),
+              _gate(name, "confidence_diff_max", float(diffs.max()), limits["confidence_diff"], False),
+              Check(name, "class_mismatches", int((~same_class).sum()), 0, bool(same_class.all()))]
+    return checks, {"mode": "top_k", "boxes_compared": len(top)}
+
+
+# -- inputs and the loop ------------------------------------------------------------------------------
+def artifact_input_size(io, metadata: dict) -> tuple[int, int]:
+    """The input size the artifact really has (from the artifact, not from metadata.json)."""
+    shape = io.inputs[0].shape
+    h, w = (shape[2], shape[3]) if len(shape) == 4 and shape[1] in (1, 3) else (shape[1], shape[2])
+    if h <= 0 or w <= 0:
+        h, w = metadata["input_shape"][:2]
+    return int(h), int(w)
+
+
+def sample_images() -> list[Path]:
+    return sorted(SAMPLES_DIR.glob("*.jpg")) + sorted(SAMPLES_DIR.glob("*.png"))
+
+
+def _image_case(name, image, run_ref, run_exp, metadata, ref_meta, size, limits):
+    from runtimes.python.postprocess import decode
+    from runtimes.python.preprocess import letterbox, plan_letterbox
+
+    conf = ref_meta["postprocessing"]["confidence_threshold"]
+    ref_raw = run_ref(reference_tensor(image, size))
+    ref_result = decode(ref_raw, ref_meta, [plan_letterbox(image.shape[:2], size).geometry], conf=conf)[0]
+    boxed = letterbox(image, metadata)  # BGR in, tensor in the layout and colour order metadata.json declares
+    tensor = boxed.tensor.transpose(0, 3, 1, 2) if metadata["preprocessing"].get("layout") == "NHWC" else boxed.tensor
+    exp_raw = run_exp(tensor)
+    exp_px = in_input_pixels(exp_raw, metadata, size)  # raw comparisons in the reference's units
+    checks = raw_checks(name, ref_raw, exp_px, limits)
+    geometry = _geometry(image.shape[:2], boxed)
+    exp_result = decode(exp_raw, metadata, [geometry], conf=conf)[0]
+    if len(ref_result) == 0:
+        more, summary = top_k_checks(name, ref_raw[0], exp_px[0], len(ref_meta["class_names"]), limits)
+    else:
+        more, summary = detection_checks(name, ref_result, exp_result, limits, conf)
+    return checks + more, summary, tensor
+
+
+def _geometry(orig_shape, boxed):
+    from runtimes.python.preprocess import Geometry
+
+    return Geometry(tuple(int(v) for v in orig_shape), tuple(boxed.ratio), tuple(boxed.pad))
+
+
+def run_cases(report: ParityReport, run_ref, run_exp, metadata: dict, ref_meta: dict, size, limits: dict) -> None:
+    import cv2
+
+    tensors = []
+    for path in sample_images():
+        name = f"image:{path.name}"
+        try:
+            checks, summary, tensor = _image_case(name, cv2.imread(str(path)), run_ref, run_exp, metadata, ref_meta, size, limits)
+            tensors.append(tensor)
+        except Exception as exc:  # a damaged artifact or metadata: record it, keep going
+            checks, summary = [Check(name, "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")], {"mode": "error", "boxes_compared": 0}
+        report.checks += checks
+        report.inputs[name] = {**summary, "passed": all(c.passed is not False for c in checks)}
+    _random_case(report, run_ref, run_exp, metadata, size, limits)
+    if metadata["dynamic"]["batch"] and len(tensors) >= 2:
+        _batch_case(report, run_ref, run_exp, tensors[:2], limits)
+
+
+def _random_case(report, run_ref, run_exp, metadata, size, limits) -> None:
+    name = "random"
+    x = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
+    try:
+        ref_raw, exp_raw = run_ref(x), in_input_pixels(run_exp(x.astype(metadata["input_dtype"])), metadata, size)
+        checks = raw_checks(name, ref_raw, exp_raw, limits)
+        more, summary = top_k_checks(name, ref_raw[0], exp_raw[0], metadata["num_classes"], limits)
+        checks += more
+    except Exception as exc:
+        checks, summary = [Check(name, "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")], {"mode": "error", "boxes_compared": 0}
+    report.checks += checks
+    report.inputs[name] = {**summary, "passed": all(c.passed is not False for c in checks)}
+
+
+def in_input_pixels(raw: list[np.ndarray], metadata: dict, size: tuple[int, int]) -> list[np.ndarray]:
+    """Exported raw outputs with normalized box and keypoint x, y (``box_units: normalized``, e.g. TFLite)
+    scaled to input pixels, the reference's units; other outputs and pixel-unit models are returned as they are."""
+    pred = metadata["output_layout"]["predictions"]
+    boxes_norm = pred.get("box_units") == "normalized"
+    kpts_norm = "keypoints" in pred and pred.get("keypoint_units", pred.get("box_units")) == "normalized"
+    if not (boxes_norm or kpts_norm) or pred.get("shape_order", "batch, channels, anchors") != "batch, channels, anchors":
+        return raw
+    h, w = size
+    y = np.array(raw[0], dtype=np.float32, copy=True)
+    if boxes_norm:
+        start, end = pred["box"]
+        y[:, start:end] *= np.array([w, h, w, h], np.float32)[: end - start, None]
+    if kpts_norm:
+        start, end = pred["keypoints"]
+        dims = 3 if "visibility" in pred.get("keypoint_format", "") else 2
+        y[:, start:end:dims] *= w
+        y[:, start + 1:end:dims] *= h
+    return [y, *raw[1:]]
+
+
+def _batch_case(report, run_ref, run_exp, tensors, limits) -> None:
+    name = f"batch{len(tensors)}"
+    batch = np.concatenate(tensors)
+    exp_raw = run_exp(batch)
+    ref_raw = [np.concatenate(parts) for parts in zip(*[run_ref(t.astype(np.float32)) for t in tensors])]
+    checks = raw_checks(name, ref_raw, exp_raw, limits)
+    report.checks += checks
+    report.inputs[name] = {"mode": "raw", "boxes_compared": 0, "batch": len(tensors), "passed": all(c.passed is not False for c in checks)}
 
 
 def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: dict | None = None, yolo=None) -> ParityReport:
     """Compare the artifact in ``folder`` with its PyTorch model; write validation.json; return the report."""
+    from exportkit.checkpoint import load_checkpoint
     from exportkit.metadata import read_metadata
     from exportkit.registry import get_format
 
@@ -133,20 +400,36 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     metadata = read_metadata(folder)
     fmt = get_format(metadata["export_format"])()
     report = ParityReport(fmt.name, metadata.get("precision", "fp32"))
-    limits = thresholds_for(report.precision, thresholds)
-    if yolo is None:
-        from exportkit.checkpoint import load_checkpoint
-
-        yolo, _ = load_checkpoint(Path(checkpoint or metadata["checkpoint"]["path"]))
+    report.thresholds = limits = thresholds_for(report.precision, thresholds)
+    checkpoint = Path(checkpoint or metadata["checkpoint"]["path"])
+    loaded, info = load_checkpoint(checkpoint)
+    yolo = yolo or loaded
     try:
+        report.checks += spec_checks(fmt, folder, metadata)
         run_exported = fmt.runner(folder)
-    except ExportError as exc:
-        report.skipped = str(exc)
+    except (EnvironmentUnsupported, ExportError) as exc:
+        report.skipped = exc.one_line()
         run_exported = None
     if run_exported is not None:
-        run_reference = reference_runner(yolo)
-        for name, x in validation_inputs(metadata).items():
-            report.checks += raw_checks(name, run_reference(x), run_exported(x), limits)
+        size = artifact_input_size(fmt.describe(folder), metadata)
+        run_cases(report, reference_runner(yolo), run_exported, metadata, reference_metadata(metadata, info, size), size, limits)
     (folder / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     log.info("validation %s: %s", fmt.name, report.summary())
+    log.info("%s", format_table(report))
     return report
+
+
+def spec_checks(fmt, folder: Path, metadata: dict) -> list[Check]:
+    """Format-specific structural checks (e.g. CoreML's spec on Linux); most formats have none."""
+    hook = getattr(fmt, "spec_checks", None)
+    return hook(folder, metadata) if hook else []
+
+
+def format_table(report: ParityReport) -> str:
+    """A short console table: one row per input."""
+    rows = [f"{'input':34} {'mode':10} {'boxes':>5}  result"]
+    for name, summary in report.inputs.items():
+        rows.append(f"{name[:34]:34} {summary['mode']:10} {summary['boxes_compared']:>5}  {'ok' if summary['passed'] else 'FAIL'}")
+    worst = {k: v for k, v in report.worst().items() if v is not None}
+    rows.append("worst: " + ", ".join(f"{k}={v:.4g}" for k, v in worst.items()))
+    return "\n".join(rows)

@@ -134,11 +134,11 @@ def doit(project, *args, env=None, check=True):
 
 
 def ran(proc) -> set[str]:
-    return {line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith(". export:")}
+    return {line.split()[1] for line in proc.stdout.splitlines() if line.split()[:1] == ["."] and "export:" in line}
 
 
 def skipped(proc) -> set[str]:
-    return {line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("-- export:")}
+    return {line.split()[1] for line in proc.stdout.splitlines() if line.split()[:1] == ["--"] and "export:" in line}
 
 
 @pytest.mark.slow

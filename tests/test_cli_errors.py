@@ -120,7 +120,10 @@ NO_TORCH = """
 import sys
 sys.argv = ["export.py"] + sys.argv[1:]
 from exportkit.cli import main
-code = main(sys.argv[1:])
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:  # --help
+    code = exc.code or 0
 heavy = sorted(m for m in ("torch", "ultralytics", "onnx", "openvino") if m in sys.modules)
 print("HEAVY=" + ",".join(heavy), "CODE=%d" % code)
 """

@@ -1,9 +1,35 @@
-"""CoreML: iOS/macOS deployment; writes the model.mlpackage/ folder."""
+"""CoreML: iOS/macOS deployment; writes the model.mlpackage/ folder.
+
+coremltools converts on Linux; only macOS can run a prediction, so elsewhere validation checks the
+model's spec (inputs, outputs, deployment target, embedded metadata) and reports numeric parity as
+skipped. The input is an RGB image (the model scales pixels by 1/255 itself). With ``nms`` the detect
+model is Apple's pipeline (model + NonMaximumSuppression: ``confidence``, ``coordinates``), segment and
+pose carry Ultralytics' NMS in the graph; Ultralytics converts NMS models at FP16, so ``nms`` decides the
+precision (``precisions``). ML Program needs iOS15+; iOS13/iOS14 targets get a neuralNetwork model.
+"""
 
 from __future__ import annotations
 
+import json
+import platform
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
+from exportkit.formats._ultralytics import VOLATILE_KEYS, ultralytics_export
 from exportkit.options import Option
-from exportkit.registry import ExportFormat, register_format
+from exportkit.registry import ArtifactIO, ExportFormat, ExportRequest, TensorInfo, register_format
+
+TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17")
+SPEC_VERSIONS = {"iOS13": 4, "iOS14": 5, "iOS15": 6, "iOS16": 7, "iOS17": 8}  # coremltools' AvailableTarget values
+LEGACY_TARGETS = ("iOS13", "iOS14")  # before ML Program: neuralNetwork models
+PIPELINE_OUTPUTS = ("confidence", "coordinates")  # Apple's NMS stage (detect with nms)
+# Keys coremltools or Ultralytics stamp with the date; dropped so identical exports give identical specs.
+DATED_KEYS = (*VOLATILE_KEYS, "com.github.apple.coremltools.conversion_date")
+_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
+_NMS_CLASS_PAD = 80  # Ultralytics pads the pipeline's class scores to a multiple of 80 (an Apple NMS bug)
 
 
 @register_format
@@ -12,15 +38,210 @@ class CoremlFormat(ExportFormat):
     title = "CoreML"
     files = ("model.mlpackage/",)
     options = (
-        Option(
-            "minimum_deployment_target", str, "iOS15", "Minimum iOS version",
-            choices=("iOS13", "iOS14", "iOS15", "iOS16", "iOS17"),
-        ),
-        Option("nms", bool, True, "Include NMS in the CoreML model"),
+        Option("minimum_deployment_target", str, "iOS15", "Minimum iOS version", choices=TARGETS),
+        Option("nms", bool, True, "Include NMS in the CoreML model (converted at FP16)"),
     )
+    precisions = {"fp32": {"nms": False}, "fp16": {"nms": True}}
     packages = {"coremltools": "coremltools"}
     extra = "coreml"
     prediction_needs_macos = True
-    implemented = False
     use_case = "iOS/macOS deployment"
     hardware = "Apple Silicon, ANE"
+
+    @classmethod
+    def resolve(cls, given: dict) -> dict:
+        options = super().resolve(given)
+        if options["batch"] != 1:
+            raise ConfigError(f"export_config for format 'coreml': option 'batch' must be 1 (CoreML exports a fixed single-image input), got {options['batch']}")
+        return options
+
+    # -- work --------------------------------------------------------------------------------
+    def export(self, request: ExportRequest) -> list[Path]:
+        from exportkit.metadata import POSTPROCESSING
+
+        o = request.options
+        target = o["minimum_deployment_target"]
+        args = dict(nms=o["nms"], dynamic=False, iou=POSTPROCESSING["iou_threshold"], conf=POSTPROCESSING["confidence_threshold"])
+        if o["nms"]:
+            args["quantize"] = 16  # what Ultralytics picks for ML Program NMS models; explicit for neuralNetwork too
+        try:
+            with deployment_target(target):
+                path = ultralytics_export(request, "mlmodel" if target in LEGACY_TARGETS else "coreml", **args)
+        except ExportError as exc:
+            if "deployment target" in str(exc):
+                raise ExportError(f"{exc}; minimum_deployment_target {target} is too old for this model, use a later iOS") from exc
+            raise
+        final = request.staging / "model.mlpackage"
+        rewrite(Path(path), final, request.extras.get("embedded_metadata", {}))
+        return [final]
+
+    def describe(self, folder: Path) -> ArtifactIO:
+        spec = load_spec(Path(folder) / "model.mlpackage")
+        return ArtifactIO(
+            inputs=[_info(f) for f in spec.description.input], outputs=[_info(f) for f in spec.description.output]
+        )
+
+    def runner(self, folder: Path):
+        """macOS only: NCHW float [0, 1] -> the model's outputs (pixels are rounded to the 8-bit image input)."""
+        if sys.platform != "darwin":
+            raise EnvironmentUnsupported(
+                f"needs macOS: CoreML prediction runs only on macOS (coremltools cannot load models on {platform.system()})"
+            )
+        import coremltools as ct
+        import numpy as np
+        from PIL import Image
+
+        path = Path(folder) / "model.mlpackage"
+        spec = load_spec(path)
+        if spec.WhichOneof("Type") == "pipeline" or _embedded(spec).get("nms"):
+            raise EnvironmentUnsupported("raw numeric parity needs an export with nms=false (in-model NMS has no raw reference)")
+        model = ct.models.MLModel(str(path))
+        image, names = spec.description.input[0].name, [o.name for o in spec.description.output]
+
+        def run(x):
+            results = []
+            for item in x:
+                pixels = (item.transpose(1, 2, 0) * 255).round().clip(0, 255).astype(np.uint8)
+                found = model.predict({image: Image.fromarray(pixels)})
+                results.append([np.asarray(found[n], dtype=np.float32) for n in names])
+            return [np.concatenate([r[i] for r in results]) for i in range(len(names))]
+
+        return run
+
+    # -- facts for metadata.json and validation ----------------------------------------------
+    @classmethod
+    def metadata_facts(cls, info, io: ArtifactIO, options: dict, folder: Path) -> dict:
+        from exportkit.metadata import POSTPROCESSING, nms_output_layout, output_layout
+
+        spec = load_spec(Path(folder) / "model.mlpackage")
+        kind = spec.WhichOneof("Type")
+        facts: dict = {
+            "preprocessing": {"normalize": False, "input_type": "image", "scale_in_model": 1 / 255},
+            "coreml": {"minimum_deployment_target": options["minimum_deployment_target"], "model_type": kind,
+                       "specification_version": spec.specificationVersion,
+                       "compute_precision": "float16" if options["nms"] else "float32"},
+        }
+        if not options["nms"]:
+            facts["output_layout"] = output_layout(info, io)
+            return facts
+        facts["postprocessing"] = {"apply_nms": False, "nms_in_model": True, "iou_threshold": POSTPROCESSING["iou_threshold"],
+                                   "confidence_threshold": POSTPROCESSING["confidence_threshold"]}
+        facts["output_layout"] = pipeline_layout(info) if kind == "pipeline" else nms_output_layout(info, io)
+        return facts
+
+    @classmethod
+    def spec_checks(cls, folder: Path, metadata: dict) -> list:
+        """Structural checks that need no prediction: they run on Linux too."""
+        from exportkit.validate import Check
+
+        def check(criterion: str, ok: bool, detail: str = "") -> Check:
+            return Check("spec", criterion, float(ok), 1.0, bool(ok), detail)
+
+        try:
+            spec = load_spec(Path(folder) / "model.mlpackage")
+        except Exception as exc:  # a damaged package: one failed check, not a crash
+            return [check("loads", False, f"{type(exc).__name__}: {exc}")]
+        io = ArtifactIO([_info(f) for f in spec.description.input], [_info(f) for f in spec.description.output])
+        image = spec.description.input[0].type
+        h, w, _ = metadata["input_shape"]
+        embedded = _embedded(spec)
+        target = metadata["export_config"].get("minimum_deployment_target", "iOS15")
+        want_pipeline = metadata["export_config"].get("nms") and metadata["task"] == "detect"
+        return [
+            check("loads", True),
+            check("inputs", [t.as_dict() for t in io.inputs] == metadata["inputs"], f"spec {[t.as_dict() for t in io.inputs]}"),
+            check("outputs", [t.as_dict() for t in io.outputs] == metadata["outputs"], f"spec {[t.as_dict() for t in io.outputs]}"),
+            check("image_input", image.WhichOneof("Type") == "imageType" and (image.imageType.height, image.imageType.width) == (h, w),
+                  f"{image.WhichOneof('Type')} {image.imageType.height}x{image.imageType.width}, metadata {h}x{w}"),
+            check("deployment_target", spec.specificationVersion == SPEC_VERSIONS[target],
+                  f"specification version {spec.specificationVersion}, {target} is {SPEC_VERSIONS[target]}"),
+            check("nms_pipeline", (spec.WhichOneof("Type") == "pipeline") == bool(want_pipeline), spec.WhichOneof("Type")),
+            check("embedded_metadata", embedded.get("class_names") == metadata["class_names"] and embedded.get("imgsz") == [h, w],
+                  "user-defined 'exportkit' JSON: class names and image size"),
+        ]
+
+
+def pipeline_layout(info) -> dict:
+    """Apple's NMS pipeline: ``coordinates`` (n, 4) normalized cx cy w h and ``confidence`` (n, classes padded to 80)."""
+    nc = len(info.names)
+    return {"predictions": {
+        "output": PIPELINE_OUTPUTS[1], "shape_order": "detections, values", "box": [0, 4], "box_format": "cxcywh",
+        "box_units": "normalized", "class_scores_output": PIPELINE_OUTPUTS[0], "class_scores": [0, nc],
+        "class_scores_padded_to": -(-nc // _NMS_CLASS_PAD) * _NMS_CLASS_PAD, "nms_applied": True,
+    }}
+
+
+@contextmanager
+def deployment_target(name: str):
+    """Make Ultralytics' ``ct.convert`` call target ``name`` (it does not pass a deployment target itself)."""
+    import coremltools as ct
+
+    original = ct.convert
+
+    def convert(*args, **kwargs):
+        kwargs["minimum_deployment_target"] = getattr(ct.target, name)
+        return original(*args, **kwargs)
+
+    ct.convert = convert
+    try:
+        yield
+    finally:
+        ct.convert = original
+
+
+def rewrite(source: Path, target: Path, exportkit_metadata: dict) -> None:
+    """Save ``source`` as ``target`` (.mlpackage) with output names output0/output1 (raw and in-graph NMS
+    models; the pipeline keeps confidence/coordinates), no dated keys, and exportkit's JSON."""
+    import coremltools as ct
+
+    model = ct.models.MLModel(str(source), skip_model_load=True)
+    spec = model.get_spec()
+    if spec.WhichOneof("Type") != "pipeline":
+        for i, name in enumerate([o.name for o in spec.description.output]):
+            ct.utils.rename_feature(spec, name, f"output{i}", rename_inputs=False)
+    meta = spec.description.metadata.userDefined
+    for key in DATED_KEYS:
+        meta.pop(key, None)
+    meta["exportkit"] = json.dumps(exportkit_metadata, sort_keys=True)
+    weights = model.weights_dir if spec.WhichOneof("Type") in ("mlProgram", "pipeline") else None
+    scratch = target.with_name(target.name + ".tmp")
+    try:
+        ct.models.MLModel(spec, weights_dir=weights, skip_model_load=True).save(str(scratch))
+    except Exception as exc:
+        raise ExportError(f"CoreML: could not save {target.name}: {type(exc).__name__}: {exc}") from exc
+    if source.exists():
+        shutil.rmtree(source) if source.is_dir() else source.unlink()
+    scratch.rename(target)
+
+
+def load_spec(path: Path):
+    """The protobuf spec of a .mlpackage, read without loading the model (works on Linux)."""
+    import coremltools as ct
+
+    if not Path(path).exists():
+        raise ExportError(f"CoreML package {path} does not exist")
+    return ct.utils.load_spec(str(path))
+
+
+def _embedded(spec) -> dict:
+    try:
+        return json.loads(spec.description.metadata.userDefined.get("exportkit", "{}"))
+    except json.JSONDecodeError:
+        return {}
+
+
+def _info(feature) -> TensorInfo:
+    kind = feature.type.WhichOneof("Type")
+    if kind == "imageType":
+        image = feature.type.imageType
+        channels = 1 if image.colorSpace == 10 else 3  # 10: GRAYSCALE
+        return TensorInfo(feature.name, [1, channels, int(image.height), int(image.width)], "uint8")
+    if kind == "multiArrayType":
+        array = feature.type.multiArrayType
+        shape = [int(d) for d in array.shape]
+        if not shape and array.shapeRange.sizeRanges:
+            shape = [int(r.lowerBound) if r.lowerBound == r.upperBound else -1 for r in array.shapeRange.sizeRanges]
+        return TensorInfo(feature.name, shape or [-1], _DTYPES.get(array.dataType, "float32"))
+    if kind == "doubleType":
+        return TensorInfo(feature.name, [1], "float64")
+    return TensorInfo(feature.name, [-1], kind or "unknown")

@@ -22,7 +22,11 @@ class TorchScriptFormat(ExportFormat):
     hardware = "CPU, GPU (CUDA)"
 
     def export(self, request: ExportRequest) -> list[Path]:
+        import warnings
+
         import torch
+
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
         path = ultralytics_export(request, "torchscript", dynamic=False)
         extra_files = {"config.txt": ""}

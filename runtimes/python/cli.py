@@ -33,26 +33,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_thresholds(args: argparse.Namespace) -> None:
-    for name in ("conf", "iou"):
-        value = getattr(args, name)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise RuntimeInputError(f"--{name} is {value}, expected a value between 0 and 1")
-
-
 def run(args: argparse.Namespace) -> int:
     from runtimes.python.images import load_image
     from runtimes.python.inference import YOLOInference
 
-    _check_thresholds(args)
     model = YOLOInference(args.model, args.metadata, device=args.device)
     images = [load_image(path) for path in args.images]
     results = model.predict(images, args.conf, args.iou, args.max_det)
     if args.json:
-        payload = [{"image": str(path), **r.to_dict()} for path, r in zip(args.images, results)]
+        payload = [{"image": str(path), **r.to_dict()} for path, r in zip(args.images, results, strict=True)]
         print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
     else:
-        for path, result in zip(args.images, results):
+        for path, result in zip(args.images, results, strict=True):
             print(_summary(path, result))
     if args.save:
         _save(args.save, args.images, images, results)
@@ -77,7 +69,7 @@ def _save(target: Path, paths: list[Path], images: list, results: list) -> None:
 
     if len(paths) > 1:
         target.mkdir(parents=True, exist_ok=True)
-    for path, image, result in zip(paths, images, results):
+    for path, image, result in zip(paths, images, results, strict=True):
         out = target / path.name if len(paths) > 1 else target
         if not cv2.imwrite(str(out), draw(image, result)):
             raise RuntimeInputError(f"cannot write {out}: the folder must exist and the suffix be an image format")

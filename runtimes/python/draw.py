@@ -32,7 +32,7 @@ def draw(image: np.ndarray, result: Result, mask_alpha: float = 0.45) -> np.ndar
 
 
 def _draw_masks(canvas: np.ndarray, result: Result, alpha: float) -> None:
-    for mask, class_id in zip(result.masks, result.class_ids):
+    for mask, class_id in zip(result.masks, result.class_ids, strict=True):
         tint = np.array(color(int(class_id)), np.float32)
         canvas[mask] = (canvas[mask] * (1 - alpha) + tint * alpha).astype(np.uint8)
 

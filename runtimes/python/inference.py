@@ -23,7 +23,7 @@ from runtimes.python.backends import Backend, backend_for
 from runtimes.python.errors import MetadataMismatch, ModelLoadError
 from runtimes.python.images import load_image
 from runtimes.python.postprocess import Thresholds, decode_batch
-from runtimes.python.preprocess import Geometry, Normalizer, letterbox_image
+from runtimes.python.preprocess import Normalizer, letterbox_image
 from runtimes.python.results import Result
 from runtimes.python.spec import ModelSpec, load_spec
 
@@ -41,6 +41,8 @@ class YOLOInference:
         backend (``providers`` for ONNX Runtime, ``precision_hint`` and ``config`` for OpenVINO).
         """
         model_path = Path(model_path)
+        if not model_path.exists():
+            raise ModelLoadError(f"model file {model_path} does not exist")
         folder = model_path if model_path.is_dir() else model_path.parent
         self.metadata_path = Path(metadata_path) if metadata_path is not None else folder / METADATA_FILE
         self.spec: ModelSpec = load_spec(self.metadata_path)
@@ -104,6 +106,7 @@ class YOLOInference:
         outputs = self.backend.run(batch)
         return {name: value[: size - short] for name, value in outputs.items()}
 
+
 def resolve_model(path: Path, backend: type[Backend], spec: ModelSpec) -> Path:
     """The artifact file: ``path`` itself, or the file in folder ``path`` whose suffix the backend runs."""
     if path.is_dir():
@@ -111,8 +114,6 @@ def resolve_model(path: Path, backend: type[Backend], spec: ModelSpec) -> Path:
         if not found:
             raise ModelLoadError(f"folder {path} holds no {'/'.join(backend.suffixes)} file for its {spec.export_format} metadata")
         return found[0]
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist")
     if path.suffix not in backend.suffixes:
         raise MetadataMismatch(
             f"model file {path.name} does not fit metadata.json's export_format {spec.export_format!r} "

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 MAX_CV_CHANNELS = 512  # cv2.resize handles at most this many channels per call
+PIXEL_BUDGET = 16_000_000  # float mask pixels held at once (as Ultralytics' process_mask_native)
 
 
 def mask_logits(protos: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
@@ -69,14 +70,23 @@ def crop_to_boxes(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 def native_masks(
     protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, orig_shape: tuple[int, int], input_shape: tuple[int, int]
 ) -> np.ndarray:
-    """(n, h, w) bool masks at ``orig_shape`` for boxes (xyxy) already in original-image pixels."""
+    """(n, h, w) bool masks at ``orig_shape`` for boxes (xyxy) already in original-image pixels.
+
+    Masks are built in chunks of about ``PIXEL_BUDGET`` float pixels, each thresholded straight away, so many
+    detections on a large image never need an (n, h, w) float array.
+    """
     h, w = orig_shape
+    masks = np.zeros((len(coefficients), h, w), bool)
     if len(coefficients) == 0:
-        return np.zeros((0, h, w), bool)
+        return masks
     logits = mask_logits(protos, coefficients)
     factor = upsample_factor(protos.shape[1:], input_shape, orig_shape)
-    if factor > 1:
-        logits = resize_stack(logits, (logits.shape[1] * factor, logits.shape[2] * factor))
-    if logits.shape[1:] != (h, w):
-        logits = resize_stack(crop_padding(logits, orig_shape), (h, w))
-    return crop_to_boxes(logits > 0, boxes)
+    step = max(1, PIXEL_BUDGET // (h * w + factor * factor * logits.shape[1] * logits.shape[2]))
+    for start in range(0, len(logits), step):
+        chunk = logits[start : start + step]
+        if factor > 1:
+            chunk = resize_stack(chunk, (chunk.shape[1] * factor, chunk.shape[2] * factor))
+        if chunk.shape[1:] != (h, w):
+            chunk = resize_stack(crop_padding(chunk, orig_shape), (h, w))
+        np.greater(chunk, 0, out=masks[start : start + step])
+    return crop_to_boxes(masks, boxes)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.python.errors import MetadataMismatch
+from runtimes.python.errors import MetadataMismatch, RuntimeInputError
 from runtimes.python.masks import native_masks
 from runtimes.python.preprocess import Geometry
 from runtimes.python.results import Result
@@ -37,6 +37,11 @@ class Thresholds:
     def resolve(cls, spec: ModelSpec, conf=None, iou=None, max_det=None, agnostic=None, classes=None) -> Thresholds:
         """Arguments given win; the rest come from metadata.json's postprocessing."""
         post = spec.postprocessing
+        for name, value in (("confidence", conf), ("IoU", iou)):
+            if value is not None and not 0.0 <= float(value) <= 1.0:
+                raise RuntimeInputError(f"{name} threshold is {value}, expected a value between 0 and 1")
+        if max_det is not None and int(max_det) < 1:
+            raise RuntimeInputError(f"max_detections is {max_det}, expected at least 1")
         return cls(
             conf=post.confidence_threshold if conf is None else float(conf),
             iou=post.iou_threshold if iou is None else float(iou),
@@ -129,6 +134,16 @@ def _candidates(pred: np.ndarray, layout: OutputLayout, limits: Thresholds) -> _
     return found
 
 
+def _preselected(pred: np.ndarray, layout: OutputLayout, limits: Thresholds) -> _Candidates:
+    """Rows of an in-model-NMS output (values, detections): score filter, class filter, first max_det."""
+    scores = pred[layout.class_scores[0]]
+    index = np.flatnonzero(scores > limits.conf)
+    found = _Candidates(index, pred[layout.class_index, index].astype(np.int64), scores[index])
+    if limits.classes is not None:
+        found = _select(found, np.isin(found.class_ids, limits.classes))
+    return _select(found, slice(0, limits.max_det))
+
+
 def _select(found: _Candidates, which: np.ndarray) -> _Candidates:
     return _Candidates(found.index[which], found.class_ids[which], found.scores[which])
 
@@ -161,9 +176,12 @@ def decode_one(pred: np.ndarray, spec: ModelSpec, geometry: Geometry, limits: Th
                protos: np.ndarray | None = None) -> Result:
     """One image: pred is (channels, anchors), protos (coefficients, mh, mw) for segment."""
     layout = spec.layout
-    found = _candidates(pred, layout, limits)
+    found = _preselected(pred, layout, limits) if layout.nms_applied else _candidates(pred, layout, limits)
     boxes = _input_boxes(pred, found.index, layout, spec.input_size)
-    keep = batched_nms(boxes, found.scores, found.class_ids, limits.iou, limits.max_det, limits.agnostic)
+    if layout.nms_applied:
+        keep = np.arange(len(found.index))
+    else:
+        keep = batched_nms(boxes, found.scores, found.class_ids, limits.iou, limits.max_det, limits.agnostic)
     index = found.index[keep]
     result = Result(
         task=spec.task, orig_shape=geometry.orig_shape, boxes=scale_boxes(boxes[keep], geometry),
@@ -193,7 +211,7 @@ def named_outputs(outputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], spec
     if isinstance(outputs, Mapping):
         found = dict(outputs)
     else:
-        found = dict(zip(spec.output_names, outputs))
+        found = dict(zip(spec.output_names, outputs, strict=False))
     needed = [n for n in (spec.layout.predictions, spec.layout.prototypes) if n is not None]
     missing = [n for n in needed if n not in found]
     if missing:

@@ -74,18 +74,19 @@ def letterbox_image(image: np.ndarray, pre: Preprocessing) -> tuple[np.ndarray, 
 
 
 class Normalizer:
-    """uint8 HWC (BGR) images -> float batch in the model's layout, colour order and normalisation."""
+    """uint8 HWC (BGR) images -> float batch in the model's layout, colour order and normalisation.
+
+    Each value is ``(pixel - mean) / std`` per channel (mean and std in the model's channel order), computed
+    in float32 as Ultralytics does (``/ 255``), so the tensor is bit-identical to its preprocessing.
+    """
 
     def __init__(self, pre: Preprocessing, dtype: np.dtype | str = np.float32):
         self.pre = pre
         self.dtype = np.dtype(dtype)
-        self.flip = pre.color_space == "RGB"  # images arrive BGR, as OpenCV decodes them
-        shape = (3, 1, 1) if pre.layout == "NCHW" else (1, 1, 3)
-        # mean and std are listed in the model's channel order, which is the order after the flip
-        mean = np.asarray(pre.mean, np.float32).reshape(shape)
-        std = np.asarray(pre.std, np.float32).reshape(shape)
-        self.mean = None if not pre.normalize or not mean.any() else mean
-        self.std = None if not pre.normalize else (float(std.flat[0]) if (std == std.flat[0]).all() else std)
+        # images arrive BGR (OpenCV's order); model channel i reads image channel order[i]
+        self.order = (2, 1, 0) if pre.color_space == "RGB" else (0, 1, 2)
+        self.mean = [np.float32(m) for m in pre.mean] if pre.normalize else [np.float32(0)] * 3
+        self.std = [np.float32(s) for s in pre.std] if pre.normalize else [np.float32(1)] * 3
 
     def batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
         h, w = self.pre.height, self.pre.width
@@ -97,14 +98,16 @@ class Normalizer:
 
     def fill(self, image: np.ndarray, out: np.ndarray) -> None:
         """Write one letterboxed image into ``out`` (one item of the batch), in place."""
-        pixels = image[..., ::-1] if self.flip else image
-        if self.pre.layout == "NCHW":
-            pixels = pixels.transpose(2, 0, 1)
-        np.copyto(out, pixels, casting="unsafe")
-        if self.mean is not None:
-            out -= self.mean
-        if self.std is not None:
-            out /= self.std
+        import cv2
+
+        planes = cv2.split(image)  # contiguous channel planes: the fastest way to reorder and convert
+        for c, source in enumerate(self.order):
+            target = out[c] if self.pre.layout == "NCHW" else out[..., c]
+            if self.mean[c]:
+                np.subtract(planes[source], self.mean[c], out=target, dtype=np.float32)
+                np.divide(target, self.std[c], out=target)
+            else:
+                np.divide(planes[source], self.std[c], out=target, dtype=np.float32)
 
 
 def letterbox(image: Any, metadata: ModelSpec | Mapping[str, Any] | str | Path) -> Letterboxed:

@@ -19,6 +19,7 @@ COLOR_SPACES = ("RGB", "BGR")
 RESIZE_MODES = ("letterbox",)
 BOX_FORMATS = ("cxcywh", "xyxy")
 BOX_UNITS = ("input_pixels", "normalized")
+PREDICTION_ORDERS = ("batch, channels, anchors", "batch, anchors, channels", "batch, detections, values")
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,15 @@ class OutputLayout:
     keypoints: tuple[int, int] | None = None
     keypoint_dims: int = 3
     keypoints_normalized: bool = False
+    nms_applied: bool = False  # rows are final detections (in-model NMS): score, then class index, no NMS here
+    class_index: int | None = None  # channel holding the class id when nms_applied
 
     @property
     def channels(self) -> int:
-        """How many channels the predictions output must have."""
+        """How many channels (values per anchor or detection) the predictions output must have."""
         ranges = [self.box, self.class_scores, self.mask_coefficients, self.keypoints]
-        return max(end for r in ranges if r is not None for end in r[1:])
+        ends = [r[1] for r in ranges if r is not None]
+        return max(ends + ([self.class_index + 1] if self.class_index is not None else []))
 
 
 @dataclass(frozen=True)
@@ -238,9 +242,13 @@ def _output_layout(reader: _Reader, task: str) -> OutputLayout:
             keypoint_dims=len([p for p in fmt.split(",") if p.strip()]),
             keypoints_normalized=pred.choice("keypoint_units", BOX_UNITS, units) == "normalized",
         )
+    nms_applied = pred.get("nms_applied", bool, False)
+    if nms_applied:
+        fields["class_index"] = pred.get("class_index", int)
     return OutputLayout(
         predictions=pred.get("output", str),
-        anchors_last=_order(pred, "batch, channels, anchors", "batch, anchors, channels"),
+        anchors_last=pred.choice("shape_order", PREDICTION_ORDERS, PREDICTION_ORDERS[0]) == PREDICTION_ORDERS[0],
+        nms_applied=nms_applied,
         box=pred.span("box", [0, 4]),
         box_format=pred.choice("box_format", BOX_FORMATS, "cxcywh"),
         box_normalized=units == "normalized",
@@ -282,7 +290,7 @@ def _check_consistent(reader: _Reader, spec: ModelSpec) -> None:
     """Facts inside metadata.json that must agree with each other."""
     layout = spec.layout
     start, end = layout.class_scores
-    if end - start != len(spec.class_names):
+    if not layout.nms_applied and end - start != len(spec.class_names):
         raise reader.fail(
             "class_names", f"lists {len(spec.class_names)} classes but output_layout.predictions.class_scores spans {end - start}"
         )

@@ -59,6 +59,7 @@ struct Postprocessing {
 // Where boxes, scores, mask coefficients and keypoints sit in the raw [batch, channels, anchors] output.
 struct OutputLayout {
     std::string predictions_output;
+    bool anchors_last = true;       // [batch, channels, anchors]; false: [batch, anchors, channels]
     ChannelRange box;
     bool box_xyxy = false;          // false: cx, cy, w, h
     bool box_normalized = false;    // false: input pixels
@@ -67,7 +68,9 @@ struct OutputLayout {
     ChannelRange mask_coefficients; // segment only
     ChannelRange keypoints;         // pose only
     int keypoint_dims = 0;          // 2 (x, y) or 3 (x, y, visibility); pose only
+    bool keypoints_normalized = false;  // keypoint x, y in 0..1 of the input (keypoint_units, default box_units)
     std::string prototypes_output;  // segment only
+    bool prototypes_channels_first = true;  // [batch, coefficients, h, w]; false: [batch, h, w, coefficients]
 };
 
 struct ModelMetadata {

@@ -22,7 +22,7 @@
 
 namespace exportkit {
 
-// The model cannot be loaded or run (missing file, ONNX Runtime error, outputs that disagree with metadata.json).
+// The model cannot be loaded or run (missing file, ONNX Runtime error, outputs of an unexpected shape or type).
 class InferenceError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -32,9 +32,11 @@ struct SessionConfig {
     int intra_op_threads = 0;  // 0: ONNX Runtime's default (one per physical core)
 };
 
+// Load once, predict many times. predict() reuses one input buffer: use one instance per thread.
 class ONNXInference {
 public:
-    // Throws MetadataError for a bad metadata.json, InferenceError when the model cannot be loaded or disagrees with it.
+    // Throws MetadataError for a bad metadata.json or one that does not describe this model (input or output names),
+    // InferenceError when ONNX Runtime cannot load the model.
     ONNXInference(const std::string& model_path, const std::string& metadata_path, const SessionConfig& config = {});
     ~ONNXInference();
     ONNXInference(ONNXInference&&) noexcept;

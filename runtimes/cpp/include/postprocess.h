@@ -30,12 +30,16 @@ struct Candidate {
     int anchor = 0;  // column in the predictions output, to read mask coefficients or keypoints
 };
 
-// A view of one image's predictions: channels x anchors, row-major (channel c of anchor a at data[c * anchors + a]).
+// A view of one image's predictions: channel c of anchor a at data[c * anchors + a] (anchors last, the default)
+// or at data[a * channels + c] (anchors_last false: a [batch, anchors, channels] output).
 struct PredictionsView {
     const float* data = nullptr;
     int channels = 0;
     int anchors = 0;
-    float at(int channel, int anchor) const { return data[static_cast<size_t>(channel) * anchors + anchor]; }
+    bool anchors_last = true;
+    float at(int channel, int anchor) const {
+        return anchors_last ? data[static_cast<size_t>(channel) * anchors + anchor] : data[static_cast<size_t>(anchor) * channels + channel];
+    }
 };
 
 // Candidates whose best class score is > confidence_threshold, boxes converted to xyxy model-input pixels.
@@ -60,7 +64,7 @@ struct Keypoint {
 std::vector<Keypoint> decode_keypoints(const PredictionsView& predictions, const OutputLayout& layout, int anchor,
                                        const LetterboxGeometry& geometry);
 
-// Instance mask prototypes of one image: coefficients x (height * width) floats, row-major.
+// Instance mask prototypes of one image: coefficients x (height * width) floats, row-major (channels first).
 struct PrototypesView {
     const float* data = nullptr;
     int coefficients = 0;

@@ -23,14 +23,25 @@ fail() { echo "fetch_onnxruntime: $*" >&2; exit 1; }
 
 # 1. the shared library from the wheel
 [ -x "$PYTHON" ] || fail "no Python at $PYTHON; run 'make venv' at the repo root, or set PYTHON=/path/to/python"
-CAPI_DIR="$("$PYTHON" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("onnxruntime"); print(pathlib.Path(s.submodule_search_locations[0]) / "capi") if s else None')"
-[ "$CAPI_DIR" != "None" ] || fail "$PYTHON has no onnxruntime package; install it: $PYTHON -m pip install onnxruntime"
-WHEEL_LIB="$(ls "$CAPI_DIR"/libonnxruntime.so.* 2>/dev/null | head -n1 || true)"
-[ -n "$WHEEL_LIB" ] || fail "no libonnxruntime.so.* in $CAPI_DIR"
-LIB_NAME="$(basename "$WHEEL_LIB")"          # libonnxruntime.so.1.32.0
-LIB_VERSION="${LIB_NAME#libonnxruntime.so.}"  # 1.32.0
+WHEEL_INFO="$("$PYTHON" - <<'PY'
+import importlib.metadata, importlib.util, pathlib
+spec = importlib.util.find_spec("onnxruntime")
+if spec is None:
+    print("none")
+else:
+    capi = pathlib.Path(spec.submodule_search_locations[0]) / "capi"
+    libs = sorted((p for p in capi.glob("libonnxruntime.so*") if not p.is_symlink()), key=lambda p: p.stat().st_size)
+    print(importlib.metadata.version("onnxruntime"), libs[-1] if libs else "")
+PY
+)"
+[ "$WHEEL_INFO" != "none" ] || fail "$PYTHON has no onnxruntime package; install it: $PYTHON -m pip install onnxruntime"
+LIB_VERSION="${WHEEL_INFO%% *}"              # 1.32.0
+WHEEL_LIB="${WHEEL_INFO#* }"                 # .../onnxruntime/capi/libonnxruntime.so.1.32.0
+[ -n "$WHEEL_LIB" ] && [ -f "$WHEEL_LIB" ] || fail "the onnxruntime $LIB_VERSION wheel holds no libonnxruntime.so (a GPU or custom build?)"
+LIB_NAME="libonnxruntime.so.$LIB_VERSION"
+LIB_MAJOR="$(echo "$LIB_VERSION" | cut -d. -f1)"
 LIB_MINOR="$(echo "$LIB_VERSION" | cut -d. -f2)"
-[ "$(echo "$LIB_VERSION" | cut -d. -f1)" = "1" ] && [ "$LIB_MINOR" -ge "$HEADERS_API_VERSION" ] \
+[ "$LIB_MAJOR" -gt 1 ] || { [ "$LIB_MAJOR" -eq 1 ] && [ "$LIB_MINOR" -ge "$HEADERS_API_VERSION" ]; } \
     || fail "onnxruntime $LIB_VERSION is older than the 1.$HEADERS_API_VERSION headers; install onnxruntime>=1.$HEADERS_API_VERSION"
 
 STAMP="$DEST/.assembled"

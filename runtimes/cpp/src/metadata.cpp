@@ -108,6 +108,21 @@ public:
         return r;
     }
 
+    // Index of the string value among `allowed`; `fallback` when the key is absent (-1: the key is required).
+    int choice(const json& parent, const std::string& key, const std::string& path, const std::vector<std::string>& allowed,
+               int fallback = 0) const {
+        auto it = parent.find(key);
+        if (it == parent.end()) {
+            if (fallback < 0) fail("missing key " + path + kRegenerateHint);
+            return fallback;
+        }
+        for (size_t i = 0; i < allowed.size(); ++i)
+            if (it->is_string() && it->get<std::string>() == allowed[i]) return static_cast<int>(i);
+        std::string expected;
+        for (size_t i = 0; i < allowed.size(); ++i) expected += (i ? (i + 1 == allowed.size() ? " or \"" : ", \"") : "\"") + allowed[i] + "\"";
+        wrong(path, expected, *it);
+    }
+
     ElementType dtype(const json& parent, const std::string& path) const {
         const std::string name = string(parent, "dtype", path + ".dtype");
         if (name == "float32") return ElementType::Float32;
@@ -200,6 +215,7 @@ OutputLayout parse_output_layout(const Reader& r, const json& root, const ModelM
     if (!predictions)
         r.fail("output_layout.predictions.output names \"" + out.predictions_output + "\", which is not one of outputs[].name");
 
+    out.anchors_last = r.choice(p, "shape_order", "output_layout.predictions.shape_order", {"batch, channels, anchors", "batch, anchors, channels"}) == 0;
     out.box = r.range(p, "box", "output_layout.predictions.box");
     if (out.box.size() != 4) r.wrong("output_layout.predictions.box", "a range of 4 channels", p["box"]);
     const std::string format = r.string(p, "box_format", "output_layout.predictions.box_format");
@@ -221,12 +237,15 @@ OutputLayout parse_output_layout(const Reader& r, const json& root, const ModelM
         out.mask_coefficients = r.range(p, "mask_coefficients", "output_layout.predictions.mask_coefficients");
         const json& prototypes = r.object(layout, "prototypes", "output_layout.prototypes");
         out.prototypes_output = r.string(prototypes, "output", "output_layout.prototypes.output");
+        out.prototypes_channels_first = r.choice(prototypes, "shape_order", "output_layout.prototypes.shape_order",
+                                                 {"batch, coefficients, height, width", "batch, height, width, coefficients"}) == 0;
         const TensorSpec* protos = find_tensor(meta.outputs, out.prototypes_output);
         if (!protos) r.fail("output_layout.prototypes.output names \"" + out.prototypes_output + "\", which is not one of outputs[].name");
         if (protos->shape.size() != 4) r.wrong("the prototypes output's shape", "[batch, coefficients, height, width]", json(protos->shape));
-        if (protos->shape[1] != -1 && protos->shape[1] != out.mask_coefficients.size())
+        const int64_t coefficients = protos->shape[out.prototypes_channels_first ? 1 : 3];
+        if (coefficients != -1 && coefficients != out.mask_coefficients.size())
             r.fail("output_layout.predictions.mask_coefficients spans " + std::to_string(out.mask_coefficients.size()) +
-                   " channels but the prototypes output has " + std::to_string(protos->shape[1]) + kRegenerateHint);
+                   " channels but the prototypes output has " + std::to_string(coefficients) + kRegenerateHint);
         needed = std::max(needed, out.mask_coefficients.end);
     }
     if (meta.task == Task::Pose) {
@@ -238,10 +257,13 @@ OutputLayout parse_output_layout(const Reader& r, const json& root, const ModelM
         if (out.keypoints.size() != meta.num_keypoints * out.keypoint_dims)
             r.fail("output_layout.predictions.keypoints spans " + std::to_string(out.keypoints.size()) + " channels, expected num_keypoints (" +
                    std::to_string(meta.num_keypoints) + ") x " + std::to_string(out.keypoint_dims) + kRegenerateHint);
+        const int unit = r.choice(p, "keypoint_units", "output_layout.predictions.keypoint_units", {"input_pixels", "normalized"},
+                                  out.box_normalized ? 1 : 0);
+        out.keypoints_normalized = unit == 1;
         needed = std::max(needed, out.keypoints.end);
     }
     if (predictions->shape.size() != 3) r.wrong("the predictions output's shape", "[batch, channels, anchors]", json(predictions->shape));
-    const int64_t channels = predictions->shape[1];
+    const int64_t channels = predictions->shape[out.anchors_last ? 1 : 2];
     if (channels != -1 && channels < needed)
         r.fail("output_layout needs " + std::to_string(needed) + " channels but output \"" + out.predictions_output + "\" has " +
                std::to_string(channels) + kRegenerateHint);

@@ -102,13 +102,13 @@ struct ONNXInference::Impl {
         };
         input_name = meta.inputs[0].name;
         if (model_inputs.size() != 1 || model_inputs[0] != input_name)
-            throw InferenceError(model_path + ": the model's inputs are [" + join(model_inputs) + "] but metadata.json expects [" + input_name +
+            throw MetadataError(model_path + ": the model's inputs are [" + join(model_inputs) + "] but metadata.json expects [" + input_name +
                                  "]; is metadata.json the one exported with this model?");
         output_names = {meta.layout.predictions_output};
         if (meta.task == Task::Segment) output_names.push_back(meta.layout.prototypes_output);
         for (const std::string& name : output_names)
             if (std::find(model_outputs.begin(), model_outputs.end(), name) == model_outputs.end())
-                throw InferenceError(model_path + ": the model has no output \"" + name + "\" (it has [" + join(model_outputs) +
+                throw MetadataError(model_path + ": the model has no output \"" + name + "\" (it has [" + join(model_outputs) +
                                      "]); is metadata.json the one exported with this model?");
     }
 
@@ -150,15 +150,26 @@ struct ONNXInference::Impl {
                                  std::to_string(t.shape.size()));
         const OutputLayout& l = meta.layout;
         const int needed = std::max({l.box.end, l.class_scores.end, l.mask_coefficients.end, l.keypoints.end});
-        if (t.shape[1] < needed)
-            throw InferenceError("output \"" + l.predictions_output + "\" has " + std::to_string(t.shape[1]) + " channels; metadata.json's output_layout needs " +
+        const int64_t channels = t.shape[l.anchors_last ? 1 : 2], anchors = t.shape[l.anchors_last ? 2 : 1];
+        if (channels < needed)
+            throw InferenceError("output \"" + l.predictions_output + "\" has " + std::to_string(channels) + " channels; metadata.json's output_layout needs " +
                                  std::to_string(needed));
-        return {t.data, static_cast<int>(t.shape[1]), static_cast<int>(t.shape[2])};  // batch 0
+        return {t.data, static_cast<int>(channels), static_cast<int>(anchors), l.anchors_last};  // batch 0
     }
 
-    PrototypesView prototypes_view(const FloatTensor& t) const {
-        if (t.shape.size() != 4) throw InferenceError("output \"" + meta.layout.prototypes_output + "\" should be [batch, coefficients, height, width]");
-        return {t.data, static_cast<int>(t.shape[1]), static_cast<int>(t.shape[2]), static_cast<int>(t.shape[3])};
+    // Prototypes of image 0, channels first; a [batch, h, w, coefficients] output is transposed into `t.converted`.
+    PrototypesView prototypes_view(FloatTensor& t) const {
+        if (t.shape.size() != 4) throw InferenceError("output \"" + meta.layout.prototypes_output + "\" should have rank 4, got " + std::to_string(t.shape.size()));
+        if (meta.layout.prototypes_channels_first)
+            return {t.data, static_cast<int>(t.shape[1]), static_cast<int>(t.shape[2]), static_cast<int>(t.shape[3])};
+        const int h = static_cast<int>(t.shape[1]), w = static_cast<int>(t.shape[2]), c = static_cast<int>(t.shape[3]);
+        std::vector<float> chw(static_cast<size_t>(c) * h * w);
+        for (int i = 0; i < h * w; ++i)
+            for (int k = 0; k < c; ++k) chw[static_cast<size_t>(k) * h * w + i] = t.data[static_cast<size_t>(i) * c + k];
+        t.converted = std::move(chw);
+        t.data = t.converted.data();
+        t.shape = {t.shape[0], c, h, w};
+        return {t.data, c, h, w};
     }
 
     Results predict(const cv::Mat& raw, double conf, double iou) {
@@ -186,7 +197,11 @@ struct ONNXInference::Impl {
             non_max_suppression(candidates, iou, meta.postprocessing.agnostic_nms, meta.postprocessing.max_detections);
 
         FloatTensor prototypes;
-        if (meta.task == Task::Segment) prototypes = as_float(outputs[1], output_names[1]);
+        PrototypesView protos;
+        if (meta.task == Task::Segment) {
+            prototypes = as_float(outputs[1], output_names[1]);
+            protos = prototypes_view(prototypes);
+        }
         for (int index : kept) {
             const Candidate& c = candidates[index];
             Detection d;
@@ -195,7 +210,7 @@ struct ONNXInference::Impl {
             d.confidence = c.score;
             d.box = box_to_source(c.box, geometry);
             if (meta.task == Task::Segment) {
-                d.mask = build_mask(view, meta.layout, c.anchor, prototypes_view(prototypes), geometry, d.box);
+                d.mask = build_mask(view, meta.layout, c.anchor, protos, geometry, d.box);
                 if (cv::countNonZero(d.mask) == 0) continue;  // as Ultralytics: an instance without mask pixels is dropped
             }
             if (meta.task == Task::Pose) d.keypoints = decode_keypoints(view, meta.layout, c.anchor, geometry);

@@ -100,11 +100,13 @@ std::vector<Keypoint> decode_keypoints(const PredictionsView& p, const OutputLay
     const int dims = layout.keypoint_dims;
     const int count = layout.keypoints.size() / dims;
     const float w = static_cast<float>(g.source_width), h = static_cast<float>(g.source_height);
+    const float scale_x = layout.keypoints_normalized ? static_cast<float>(g.target_width) : 1.f;
+    const float scale_y = layout.keypoints_normalized ? static_cast<float>(g.target_height) : 1.f;
     std::vector<Keypoint> keypoints(count);
     for (int k = 0; k < count; ++k) {
         const int channel = layout.keypoints.begin + k * dims;
-        keypoints[k].x = std::clamp(g.to_source_x(p.at(channel, anchor)), 0.f, w);
-        keypoints[k].y = std::clamp(g.to_source_y(p.at(channel + 1, anchor)), 0.f, h);
+        keypoints[k].x = std::clamp(g.to_source_x(p.at(channel, anchor) * scale_x), 0.f, w);
+        keypoints[k].y = std::clamp(g.to_source_y(p.at(channel + 1, anchor) * scale_y), 0.f, h);
         keypoints[k].visibility = dims == 3 ? p.at(channel + 2, anchor) : 1.f;
     }
     return keypoints;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <optional>
@@ -135,6 +136,8 @@ void print_text(const exportkit::Results& r, const exportkit::ModelMetadata& met
 }
 
 int run(const Options& o) {
+    if (!std::ifstream(o.model)) throw ConfigError(o.model + ": cannot open the model file");
+    if (!std::ifstream(o.image)) throw ConfigError(o.image + ": cannot open the image");
     const cv::Mat image = cv::imread(o.image, cv::IMREAD_COLOR);
     if (image.empty()) throw ConfigError(o.image + ": cannot read the image");
     exportkit::ONNXInference model(o.model, o.metadata, exportkit::SessionConfig{o.threads});

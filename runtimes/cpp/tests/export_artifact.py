@@ -31,13 +31,25 @@ def is_up_to_date(checkpoint: Path, output_dir: Path, imgsz: int) -> bool:
     if not (output_dir / "model.onnx").is_file() or not metadata_path.is_file():
         return False
     metadata = json.loads(metadata_path.read_text())
-    return metadata.get("checkpoint", {}).get("sha256") == sha256_file(checkpoint) and metadata.get("input_shape", [])[:2] == [imgsz, imgsz]
+    same_checkpoint = metadata.get("checkpoint", {}).get("sha256") == sha256_file(checkpoint)
+    return same_checkpoint and metadata.get("input_shape", [])[:2] == [imgsz, imgsz]
 
 
 def export_onnx(checkpoint: Path, output_dir: Path, imgsz: int) -> int:
     config = json.dumps({"imgsz": imgsz, "include_validation": False})
-    cmd = [sys.executable, str(REPO_ROOT / "export.py"), "--checkpoint_path", str(checkpoint), "--export_format", "onnx",
-           "--output_dir", str(output_dir), "--export_config", config, "--quiet"]
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "export.py"),
+        "--checkpoint_path",
+        str(checkpoint),
+        "--export_format",
+        "onnx",
+        "--output_dir",
+        str(output_dir),
+        "--export_config",
+        config,
+        "--quiet",
+    ]
     return subprocess.run(cmd, cwd=REPO_ROOT).returncode
 
 
@@ -48,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int, default=192, help="input size to export at (default 192)")
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
-        print(f"export_artifact: error: checkpoint {args.checkpoint} not found; the bundled models come with the repo "
-              "(or retrain them with `make models`)", file=sys.stderr)
+        print(
+            f"export_artifact: error: checkpoint {args.checkpoint} not found; the bundled models come with the repo "
+            "(or retrain them with `make models`)",
+            file=sys.stderr,
+        )
         return 3
     if is_up_to_date(args.checkpoint, args.output_dir, args.imgsz):
         print(f"{args.output_dir}: up to date with {args.checkpoint.name}")

@@ -208,6 +208,16 @@ TEST(decode_keeps_scores_strictly_above_the_threshold_and_converts_boxes) {
     CHECK_EQ(c[1].class_id, 1);
 }
 
+TEST(decode_reads_anchors_first_outputs) {
+    // the same two anchors as [anchors, channels]: (cx, cy, w, h, s0, s1) per row
+    std::vector<float> p = {50, 40, 20, 10, 0.9f, 0.1f,
+                            20, 20, 10, 10, 0.1f, 0.2f};
+    const std::vector<Candidate> c = decode_candidates({p.data(), 6, 2, /*anchors_last=*/false}, detect_layout(), 192, 192, 0.25f);
+    CHECK_EQ(c.size(), 1u);
+    CHECK_NEAR(c[0].box.x1, 40, 1e-6);
+    CHECK_NEAR(c[0].score, 0.9, 1e-6);
+}
+
 TEST(decode_applies_a_sigmoid_when_scores_are_logits) {
     std::vector<float> p = {10, 10, 4, 4, 0.f, -5.f};
     OutputLayout l = detect_layout();
@@ -358,6 +368,17 @@ TEST(metadata_parses_pose_and_segment_models) {
     CHECK(segment.task == Task::Segment);
     CHECK_EQ(segment.layout.mask_coefficients.size(), 32);
     CHECK_EQ(segment.layout.prototypes_output, std::string("output1"));
+}
+
+TEST(metadata_reads_optional_axis_orders) {
+    const ModelMetadata m = parse(with(valid_detect_metadata(), [](json& d) {
+        d["output_layout"]["predictions"]["shape_order"] = "batch, anchors, channels";
+        d["outputs"][0]["shape"] = {1, 756, 7};
+    }));
+    CHECK(!m.layout.anchors_last);
+    CHECK(parse(valid_detect_metadata()).layout.anchors_last);
+    CHECK_THROWS_WITH(parse(with(valid_detect_metadata(), [](json& d) { d["output_layout"]["predictions"]["shape_order"] = "anchors"; })),
+                      MetadataError, "shape_order must be \"batch, channels, anchors\" or \"batch, anchors, channels\"");
 }
 
 TEST(metadata_errors_name_the_problem) {

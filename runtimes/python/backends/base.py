@@ -73,7 +73,7 @@ class Backend(ABC):
         """One batch -> outputs keyed by metadata.json's output names."""
         outputs = self._run(batch)
         order = self.output_order()
-        return {name: outputs[i] for name, i in zip(self.spec.output_names, order)}
+        return {name: outputs[i] for name, i in zip(self.spec.output_names, order, strict=True)}
 
     def output_order(self) -> list[int]:
         """For each metadata output, the index of the model output it is (by name, else by rank, else by position)."""
@@ -112,7 +112,7 @@ def check_input(shape: Sequence[int], spec: ModelSpec) -> None:
         raise MetadataMismatch(
             f"model input {list(shape)} has {channels} channels where metadata.json's layout {pre.layout} puts 3"
         )
-    for found, expected, axis in zip(spatial, spec.input_size, ("height", "width")):
+    for found, expected, axis in zip(spatial, spec.input_size, ("height", "width"), strict=True):
         if found != -1 and found != expected:
             raise MetadataMismatch(
                 f"model input {axis} is {found} but metadata.json's input_shape says {expected} "

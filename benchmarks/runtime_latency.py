@@ -1,0 +1,157 @@
+"""Latency of the Python runtime, side by side with ONNX Runtime alone and with Ultralytics' own predict.
+
+For each model: export it to ONNX (once, cached under .cache/benchmarks), then time, interleaved in
+rotating blocks on the same artifact and the same image so a busy machine slows every column alike:
+
+  session.run    ONNX Runtime alone on the already preprocessed tensor (the floor)
+  runtime        YOLOInference.predict(image array) end to end: letterbox, run, decode
+  runtime path   the same from the image path (adds JPEG decoding)
+  ultralytics    YOLO(model.onnx).predict(image array) end to end, same thresholds, retina masks
+
+and print one table of medians with the ratios. Goals: runtime / session.run <= 1.10, ultralytics / runtime
+>= 1.3.
+
+    python benchmarks/runtime_latency.py                       # yolo11n at 640 + the bundled models present
+    python benchmarks/runtime_latency.py --runs 50 --image models/samples/shapes_3_480x320.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "benchmarks"
+SAMPLES = ROOT / "models" / "samples"
+ENV = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    task: str
+    checkpoint: Path
+    config: dict
+
+
+def cases(names: list[str]) -> list[Case]:
+    known = {
+        "yolo11n-640": Case("yolo11n-640 (untrained)", "detect", ROOT / ".cache/zoo/yolo11n-640.pt", {"imgsz": 640}),
+        "shapes-det": Case("shapes-det", "detect", ROOT / "models/shapes-det.pt", {}),
+        "shapes-seg": Case("shapes-seg", "segment", ROOT / "models/shapes-seg.pt", {}),
+        "shapes-pose": Case("shapes-pose", "pose", ROOT / "models/shapes-pose.pt", {}),
+    }
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        sys.exit(f"unknown model {unknown}; choose from {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def ensure_checkpoint(case: Case) -> bool:
+    if case.checkpoint.exists():
+        return True
+    if case.name.startswith("yolo11n-640"):
+        subprocess.run([sys.executable, "-m", "exportkit.zoo", "yolo11n"], env=ENV, cwd=ROOT, check=True)
+        return True
+    print(f"skipping {case.name}: {case.checkpoint} not found", file=sys.stderr)
+    return False
+
+
+def export(case: Case) -> Path:
+    """ONNX export of the case (static batch), made once and reused."""
+    out = CACHE / f"{case.checkpoint.stem}-{case.config.get('imgsz', 'default')}-onnx"
+    if (out / "metadata.json").exists() and (out / "model.onnx").exists():
+        return out
+    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(case.checkpoint), "--export_format",
+           "onnx", "--output_dir", str(out), "--export_config", json.dumps(case.config)]
+    subprocess.run(cmd, env=ENV, cwd=ROOT, check=True, capture_output=True)
+    return out
+
+
+def interleaved(methods: dict[str, Callable[[], object]], runs: int, warmup: int, block: int = 5) -> dict[str, list[float]]:
+    """Milliseconds per call. Rounds rotate through the methods, each timing ``block`` calls after one untimed
+    call (which absorbs the previous session's spinning threads), so load spikes hit every method alike."""
+    for _ in range(warmup):
+        for call in methods.values():
+            call()
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(max(1, runs // block)):
+        for name, call in methods.items():
+            call()
+            for _ in range(block):
+                start = time.perf_counter()
+                call()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int) -> dict:
+    import onnxruntime as ort
+    from ultralytics import YOLO
+
+    from runtimes.python.images import load_image
+    from runtimes.python.inference import YOLOInference
+    from runtimes.python.preprocess import letterbox
+
+    metadata = json.loads((folder / "metadata.json").read_text())
+    post, (h, w) = metadata["postprocessing"], metadata["input_shape"][:2]
+    conf, iou = post["confidence_threshold"], post["iou_threshold"]
+    image = load_image(image_path)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: letterbox(image, metadata).tensor}
+    runtime = YOLOInference(folder / "model.onnx")
+    ultralytics = YOLO(str(folder / "model.onnx"), task=case.task)
+    options = dict(imgsz=(h, w), device="cpu", verbose=False, conf=conf, iou=iou, retina_masks=True)
+    times = interleaved({
+        "session.run": lambda: session.run(None, feed),
+        "runtime": lambda: runtime.predict(image, conf, iou),
+        "runtime path": lambda: runtime.predict(image_path, conf, iou),
+        "ultralytics": lambda: ultralytics.predict(image, **options),
+    }, runs, warmup)
+    found = len(runtime.predict(image, conf, iou))
+    return {"case": case, "input": f"{h}x{w}", "detections": found, **{k: statistics.median(v) for k, v in times.items()}}
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| model | task | input | dets | session.run ms | runtime ms | runtime (path) ms | ultralytics ms "
+            "| runtime / session.run | ultralytics / runtime |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['case'].name} | {r['case'].task} | {r['input']} | {r['detections']} | {r['session.run']:.1f} "
+            f"| {r['runtime']:.1f} | {r['runtime path']:.1f} | {r['ultralytics']:.1f} "
+            f"| {r['runtime'] / r['session.run']:.2f}x | {r['ultralytics'] / r['runtime']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=["yolo11n-640", "shapes-det", "shapes-seg", "shapes-pose"])
+    p.add_argument("--image", type=Path, default=SAMPLES / "shapes_3_480x320.jpg")
+    p.add_argument("--runs", type=int, default=40, help="timed calls per method (median reported)")
+    p.add_argument("--warmup", type=int, default=3)
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    os.environ.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False")
+
+    rows = []
+    for case in cases(args.models):
+        if ensure_checkpoint(case):
+            rows.append(measure(case, export(case), args.image, args.runs, args.warmup))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"image {args.image.name}, median of {args.runs} calls per method, interleaved, {os.cpu_count()} CPUs, load average {load}")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
