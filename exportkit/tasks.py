@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from exportkit.build import (
+    STATE_FILE,
     Cell, artifact_drift, as_dict, canonical, cell_key, clean_cell, export_cell, hash_cache_path, matrix_cells,
     validate_cell,
 )
@@ -53,10 +54,16 @@ def hashes() -> HashCache:
 
 
 class CellKeyUnchanged:
-    """doit uptodate: the cell's key (config, checkpoint, versions) equals the last successful build's."""
+    """doit uptodate: the cell's key (config, checkpoint, versions) equals the one its last successful build wrote.
 
-    def __init__(self, key: dict):
+    The key lives in the cell's build-state.json, written atomically when an export succeeds, not in
+    doit's database (which doit only writes when it exits cleanly): a killed build loses nothing that
+    finished, and Hydra sweeps read the same file.
+    """
+
+    def __init__(self, key: dict, out: Path | None = None):
         self.key = key
+        self.out = out
         self.reason = "not checked"
 
     def __repr__(self) -> str:
@@ -64,10 +71,14 @@ class CellKeyUnchanged:
 
     def __call__(self, task, values) -> bool:
         current = canonical(self.key)
-        task.value_savers.append(lambda: {"_cell_key": current})
-        previous = values.get("_cell_key")
+        if self.out is None:  # keyed in doit's database (validate tasks)
+            task.value_savers.append(lambda: {"_cell_key": current})
+            previous = values.get("_cell_key")
+        else:
+            state = Path(self.out) / STATE_FILE
+            previous = state.read_text().strip() if state.exists() else None
         if previous is None:
-            self.reason = "never built"
+            self.reason = "never built (or the last build did not finish)"
             return False
         if previous == current:
             self.reason = "unchanged"
@@ -124,7 +135,7 @@ def export_tasks():
             "doc": _doc(cell),
             "actions": [(export_cell, [as_dict(cell), key])],
             "targets": [str(p) for p in cell.targets()],
-            "uptodate": [CellKeyUnchanged(key), ArtifactsIntact(cell.out)],
+            "uptodate": [CellKeyUnchanged(key, cell.out), ArtifactsIntact(cell.out)],
             "clean": [(clean_cell, [str(cell.out)])],
         }
     hashes().save()

@@ -416,6 +416,17 @@ def test_missing_backend_package_is_a_typed_error():
     assert caught.value.exit_code == 4
 
 
+def test_onnx_runtime_uses_cuda_when_available():
+    from runtimes.python.backends.onnx_runtime import choose_providers
+
+    both, cpu = ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]
+    assert choose_providers(both, "auto") == both and choose_providers(cpu, "auto") == cpu
+    assert choose_providers(both, "cpu") == cpu and choose_providers(both, "cuda") == both
+    for device in ("cuda", "tpu"):
+        with pytest.raises(ModelLoadError, match="device"):
+            choose_providers(cpu, device)
+
+
 def test_litert_quantisation_round_trip():
     from runtimes.python.backends.litert_runtime import dequantize, quantize
 

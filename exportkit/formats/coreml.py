@@ -69,10 +69,12 @@ class CoremlFormat(ExportFormat):
                 path = ultralytics_export(request, "mlmodel" if target in LEGACY_TARGETS else "coreml", **args)
         except ExportError as exc:
             if "deployment target" in str(exc):
-                raise ExportError(f"{exc}; minimum_deployment_target {target} is too old for this model, use a later iOS") from exc
+                hint = "a later minimum_deployment_target" + (" or nms=false" if o["nms"] else "")
+                raise ExportError(f"{exc}; {target} is too old for this export, use {hint}") from exc
             raise
         final = request.staging / "model.mlpackage"
-        rewrite(Path(path), final, request.extras.get("embedded_metadata", {}))
+        shapes = traced_output_shapes(request) if target in LEGACY_TARGETS else None
+        rewrite(Path(path), final, request.extras.get("embedded_metadata", {}), shapes)
         return [final]
 
     def describe(self, folder: Path) -> ArtifactIO:
@@ -91,9 +93,11 @@ class CoremlFormat(ExportFormat):
         import numpy as np
         from PIL import Image
 
+        from exportkit.metadata import read_metadata
+
         path = Path(folder) / "model.mlpackage"
         spec = load_spec(path)
-        if spec.WhichOneof("Type") == "pipeline" or _embedded(spec).get("nms"):
+        if read_metadata(folder)["export_config"].get("nms"):
             raise EnvironmentUnsupported("raw numeric parity needs an export with nms=false (in-model NMS has no raw reference)")
         model = ct.models.MLModel(str(path))
         image, names = spec.description.input[0].name, [o.name for o in spec.description.output]
@@ -119,7 +123,7 @@ class CoremlFormat(ExportFormat):
             "preprocessing": {"normalize": False, "input_type": "image", "scale_in_model": 1 / 255},
             "coreml": {"minimum_deployment_target": options["minimum_deployment_target"], "model_type": kind,
                        "specification_version": spec.specificationVersion,
-                       "compute_precision": "float16" if options["nms"] else "float32"},
+                       ("weight_precision" if kind == "neuralNetwork" else "compute_precision"): "float16" if options["nms"] else "float32"},
         }
         if not options["nms"]:
             facts["output_layout"] = output_layout(info, io)
@@ -189,9 +193,24 @@ def deployment_target(name: str):
         ct.convert = original
 
 
-def rewrite(source: Path, target: Path, exportkit_metadata: dict) -> None:
+def traced_output_shapes(request: ExportRequest) -> list[list[int]]:
+    """Output shapes for neuralNetwork models, whose spec does not record them: from the PyTorch model
+    (in-graph NMS: batch, max detections, 6 + mask coefficients or keypoints)."""
+    import numpy as np
+
+    from exportkit.validate import reference_runner
+
+    raw = [list(y.shape) for y in reference_runner(request.yolo)(np.zeros((1, 3, request.imgsz, request.imgsz), np.float32))]
+    if request.options["nms"] and request.task != "detect":
+        extra = raw[0][1] - 4 - len(request.yolo.model.names)
+        raw[0] = [1, min(300, raw[0][2]), 6 + extra]  # Ultralytics' max_det, clamped to the anchors
+    return raw
+
+
+def rewrite(source: Path, target: Path, exportkit_metadata: dict, shapes: list | None = None) -> None:
     """Save ``source`` as ``target`` (.mlpackage) with output names output0/output1 (raw and in-graph NMS
-    models; the pipeline keeps confidence/coordinates), no dated keys, and exportkit's JSON."""
+    models; the pipeline keeps confidence/coordinates), no dated keys, exportkit's JSON, and ``shapes``
+    written onto outputs whose spec has none (neuralNetwork)."""
     import coremltools as ct
 
     model = ct.models.MLModel(str(source), skip_model_load=True)
@@ -199,12 +218,15 @@ def rewrite(source: Path, target: Path, exportkit_metadata: dict) -> None:
     if spec.WhichOneof("Type") != "pipeline":
         for i, name in enumerate([o.name for o in spec.description.output]):
             ct.utils.rename_feature(spec, name, f"output{i}", rename_inputs=False)
+            array = spec.description.output[i].type.multiArrayType
+            if shapes and not array.shape and not array.shapeRange.sizeRanges:
+                array.shape[:] = shapes[i]
     meta = spec.description.metadata.userDefined
     for key in DATED_KEYS:
         meta.pop(key, None)
     meta["exportkit"] = json.dumps(exportkit_metadata, sort_keys=True)
     weights = model.weights_dir if spec.WhichOneof("Type") in ("mlProgram", "pipeline") else None
-    scratch = target.with_name(target.name + ".tmp")
+    scratch = target.with_name("rewritten-" + target.name)
     try:
         ct.models.MLModel(spec, weights_dir=weights, skip_model_load=True).save(str(scratch))
     except Exception as exc:

@@ -22,6 +22,7 @@ from runtimes.python.results import Result
 from runtimes.python.spec import ModelSpec, OutputLayout, as_spec
 
 MAX_CANDIDATES = 30_000  # boxes NMS considers per image, highest confidence first (Ultralytics' max_nms)
+SMALL_NMS = 256  # up to this many boxes, NMS computes the whole IoU matrix at once
 CLASS_OFFSET = 7680.0  # per-class coordinate offset for class-aware NMS (Ultralytics' max_wh)
 
 
@@ -60,24 +61,58 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_det: int | None = None) -> np.ndarray:
     """Greedy NMS, torchvision's semantics: a box is dropped when its IoU with a kept box is > threshold.
 
-    Boxes are (n, 4) xyxy; returns the kept indices, highest score first (ties keep input order).
+    Boxes are (n, 4) xyxy; returns the kept indices, highest score first (ties keep input order). IoU is
+    float32, ``inter / (area_a + area_b - inter)``, as torchvision computes it.
     """
-    boxes = np.asarray(boxes, np.float32)
-    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, i]) for i in range(4))
-    areas = (x2 - x1) * (y2 - y1)
     order = np.argsort(-np.asarray(scores, np.float32), kind="stable")
-    keep: list[int] = []
+    boxes = np.asarray(boxes, np.float32)[order]
     limit = len(order) if max_det is None else max_det
-    with np.errstate(divide="ignore", invalid="ignore"):
-        while order.size and len(keep) < limit:
-            i, rest = order[0], order[1:]
-            keep.append(int(i))
-            w = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-            h = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-            inter = w * h
-            iou = inter / (areas[i] + areas[rest] - inter)
-            order = rest[~(iou > iou_threshold)]  # NaN (two empty boxes) never suppresses, as in torchvision
-    return np.asarray(keep, np.int64)
+    greedy = _nms_small if len(order) <= SMALL_NMS else _nms_large
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN IoU (two empty boxes) never suppresses
+        return order[np.asarray(greedy(boxes, iou_threshold, limit), np.int64)]
+
+
+def _iou_rows(box: np.ndarray, others: np.ndarray, areas: np.ndarray, area: np.float32) -> np.ndarray:
+    w = np.maximum(np.float32(0), np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]))
+    h = np.maximum(np.float32(0), np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]))
+    inter = w * h
+    return inter / (area + areas - inter)
+
+
+def _nms_small(boxes: np.ndarray, iou_threshold: float, limit: int) -> list[int]:
+    """Few boxes: every pairwise IoU at once, then the greedy pass over a boolean matrix."""
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    over = _iou_matrix(boxes, areas) > iou_threshold
+    suppressed = np.zeros(len(boxes), bool)
+    keep: list[int] = []
+    for i in range(len(boxes)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        if len(keep) == limit:
+            break
+        suppressed |= over[i]
+    return keep
+
+
+def _iou_matrix(boxes: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = (boxes[:, k] for k in range(4))
+    w = np.maximum(np.float32(0), np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None]))
+    h = np.maximum(np.float32(0), np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None]))
+    inter = w * h
+    return inter / (areas[:, None] + areas[None] - inter)
+
+
+def _nms_large(boxes: np.ndarray, iou_threshold: float, limit: int) -> list[int]:
+    """Many boxes: one IoU row per kept box against the boxes still standing."""
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    alive = np.arange(len(boxes))
+    keep: list[int] = []
+    while alive.size and len(keep) < limit:
+        i, rest = alive[0], alive[1:]
+        keep.append(int(i))
+        alive = rest[~(_iou_rows(boxes[i], boxes[rest], areas[rest], areas[i]) > iou_threshold)]
+    return keep
 
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
