@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## create .venv and install exportkit with every extra that runs here
 
 export: $(STAMP)  ## build the default matrix (bundled detect model -> onnx, torchscript, openvino)
-	$(PY) scripts/export_default.py
+	$(PY) -m doit export validate report
+	@echo "artifacts: $(CURDIR)/exports/shapes-det/{onnx,torchscript,openvino}-fp32  report: $(CURDIR)/exports/report.md"
 
 test: $(STAMP)  ## install what the tests need and run them all (what CI runs)
 	$(PY) -m pytest -q

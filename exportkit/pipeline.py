@@ -89,10 +89,13 @@ def run_export(plan: ExportPlan) -> ExportResult:
         yolo.model.pt_path = str(staging / "model.pt")  # Ultralytics names its outputs after this path
         fmt = plan.format()
         request = ExportRequest(yolo, staging, plan.options, imgsz, info.task, {"embedded_metadata": embedded_metadata(info, imgsz)})
+        export_start = time.perf_counter()
         files = fmt.export(request)
+        export_seconds = round(time.perf_counter() - export_start, 2)
         _check_files(plan.format, staging)
         _clean_staging(plan.format, staging)
         metadata = build_metadata(info, plan.format, plan.options, fmt.describe(staging), staging, imgsz)
+        metadata["export_seconds"] = export_seconds
         write_metadata(metadata, staging)
         result = ExportResult(plan, files, metadata, 0.0)
         if plan.include_validation:

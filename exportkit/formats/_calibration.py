@@ -8,6 +8,7 @@ split (falling back to ``val``) so its ``val`` split stays unseen for the accura
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -190,7 +191,7 @@ def stage_split(images: tuple[Path, ...], folder: Path, names: tuple[str, ...], 
         if label.exists():
             _link(label, label_dir / f"{stem}.txt")
     lines = [f"path: {folder.resolve()}", f"train: images/{split}", f"val: images/{split}", "names:"]
-    lines += [f"  {i}: {name!r}" for i, name in enumerate(names)]
+    lines += [f"  {i}: {json.dumps(name)}" for i, name in enumerate(names)]  # JSON strings are YAML
     path = folder / "data.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from exportkit.formats._ultralytics import move, plain_metadata, ultralytics_export
 from exportkit.options import Option
 from exportkit.registry import ArtifactIO, ExportFormat, ExportRequest, TensorInfo, register_format
+
+# torch.jit.trace/load/save warn that TorchScript is deprecated on every call; the format is what users asked for.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
 
 
 @register_format
@@ -22,11 +26,7 @@ class TorchScriptFormat(ExportFormat):
     hardware = "CPU, GPU (CUDA)"
 
     def export(self, request: ExportRequest) -> list[Path]:
-        import warnings
-
         import torch
-
-        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
         path = ultralytics_export(request, "torchscript", dynamic=False)
         extra_files = {"config.txt": ""}

@@ -1,0 +1,221 @@
+"""TFLite through LiteRT: options, local INT8 calibration, embedded metadata, and real exports of the bundled models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import BUNDLED, ENV, ROOT, SAMPLES, run_export
+
+from exportkit.checkpoint import sha256_file
+from exportkit.errors import ConfigError, EnvironmentUnsupported
+from exportkit.formats import _calibration
+from exportkit.formats.tflite import read_metadata, strip_metadata, write_metadata
+from exportkit.metadata import read_metadata as read_metadata_json
+from exportkit.metadata import validate_schema
+from exportkit.registry import get_format
+
+TFLITE = get_format("tflite")
+TASKS = ("detect", "segment", "pose")
+
+
+# -- options (fast) --------------------------------------------------------------------------------
+def test_edgetpu_implies_int8_and_rejects_int8_false():
+    assert TFLITE.resolve({"tflite_model": "edgetpu"})["int8"] is True
+    assert TFLITE.precision_of(TFLITE.resolve({"tflite_model": "edgetpu"})) == "int8"
+    with pytest.raises(ConfigError, match="needs a full INT8 model"):
+        TFLITE.resolve({"tflite_model": "edgetpu", "int8": False})
+
+
+def test_calibration_data_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        TFLITE.resolve({"int8": True, "calibration_data": str(tmp_path / "missing")})
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="folder of images or a .yaml"):
+        TFLITE.resolve({"int8": True, "calibration_data": str(tmp_path / "notes.txt")})
+
+
+def test_edgetpu_without_compiler_fails_in_check_environment(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EnvironmentUnsupported, match="edgetpu_compiler"):
+        TFLITE.check_environment(TFLITE.resolve({"tflite_model": "edgetpu"}))
+
+
+def test_edgetpu_without_compiler_exits_1_before_loading(tmp_path):
+    env = {**ENV, "PATH": os.path.dirname(sys.executable)}  # python only: no edgetpu_compiler
+    start = time.perf_counter()
+    proc = run_export(BUNDLED["detect"], "tflite", tmp_path / "out", {"tflite_model": "edgetpu"}, env=env)
+    elapsed = time.perf_counter() - start
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "'edgetpu_compiler' is not on PATH" in lines[0]
+    assert elapsed < 5, f"took {elapsed:.1f}s: the checkpoint must not be loaded"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# -- embedded metadata (fast) ------------------------------------------------------------------------
+def test_embedded_metadata_is_plain_json_and_replaceable(tmp_path):
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"FLATBUFFER" * 10)
+    with zipfile.ZipFile(model, "a") as archive:  # what Ultralytics appends, with a run-dependent key
+        archive.writestr("metadata.json", json.dumps({"date": "today", "task": "detect"}))
+    assert strip_metadata(model) == {"task": "detect"}
+    assert model.read_bytes() == b"FLATBUFFER" * 10
+    write_metadata(model, {"task": "detect", "exportkit": {"class_names": ["a"]}})
+    first = model.read_bytes()
+    write_metadata(model, {"task": "detect", "exportkit": {"class_names": ["a"]}})
+    assert model.read_bytes() == first, "same metadata must give the same bytes"
+    assert read_metadata(model) == {"task": "detect", "exportkit": {"class_names": ["a"]}}
+    assert first.startswith(b"FLATBUFFER" * 10)
+
+
+# -- calibration data (fast) -------------------------------------------------------------------------
+def _images(folder, count):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new("RGB", (40, 30), (i * 20 % 255, 100, 50)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_folder_calibration_warns_with_the_count(tmp_path, caplog):
+    data = _calibration.resolve_calibration(str(_images(tmp_path / "imgs", 5)), "detect")
+    assert len(data.images) == 5 and data.names is None and not data.eval_images
+    with caplog.at_level(logging.WARNING):
+        _calibration.warn_if_few(data, "TFLite:")
+    assert "uses only 5 images" in caplog.text and str(_calibration.MIN_CALIBRATION_IMAGES) in caplog.text
+
+
+def test_calibration_images_are_capped_evenly(tmp_path, monkeypatch):
+    monkeypatch.setattr(_calibration, "MAX_CALIBRATION_IMAGES", 4)
+    data = _calibration.resolve_calibration(str(_images(tmp_path / "imgs", 10)), "detect")
+    assert [p.name for p in data.images] == ["000.png", "002.png", "005.png", "007.png"]
+
+
+def test_yaml_calibration_uses_train_and_keeps_val_for_accuracy(tmp_path):
+    _images(tmp_path / "ds" / "images" / "train", 3)
+    _images(tmp_path / "ds" / "images" / "val", 2)
+    yaml_path = tmp_path / "ds" / "data.yaml"
+    yaml_path.write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: a\n  1: b\n")
+    data = _calibration.resolve_calibration(str(yaml_path), "detect")
+    assert len(data.images) == 3 and len(data.eval_images) == 2 and data.names == ("a", "b")
+
+
+def test_yaml_with_a_remote_split_is_a_config_error_never_a_download(tmp_path):
+    yaml_path = tmp_path / "coco8.yaml"
+    yaml_path.write_text("path: ../datasets/coco8\ntrain: images/train\nval: images/val\nnames:\n  0: person\n"
+                         "download: https://github.com/ultralytics/assets/releases/download/v0.0.0/coco8.zip\n")
+    with pytest.raises(ConfigError, match="never downloads"):
+        _calibration.resolve_calibration(str(yaml_path), "detect")
+
+
+def test_default_calibration_data_is_generated_when_missing(tmp_path, monkeypatch):
+    from exportkit import shapes
+
+    small = lambda root, task: shapes.__dict__["_write_dataset"](root, task, n_train=3, n_val=2)  # noqa: E731
+    monkeypatch.setitem(shapes.__dict__, "_write_dataset", shapes.write_dataset)
+    monkeypatch.setattr(shapes, "write_dataset", small)
+    yaml_path = _calibration.default_dataset("pose", cache=tmp_path)
+    assert yaml_path == tmp_path / "pose" / "data.yaml"
+    assert f"path: {(tmp_path / 'pose').resolve()}" in yaml_path.read_text()
+    data = _calibration.resolve_calibration(None, "pose") if False else _calibration._from_yaml(yaml_path, str(yaml_path))
+    assert len(data.images) == 3 and len(data.eval_images) == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "scratch folder left behind"
+
+
+def test_letterboxed_batches_match_ultralytics_preprocessing():
+    batches = list(_calibration.letterboxed(tuple(SAMPLES[:3]), 192, batch=2))
+    assert [b.shape for b in batches] == [(2, 3, 192, 192), (2, 3, 192, 192)]  # short last batch tiled
+    assert batches[0].dtype == np.float32 and 0.0 <= batches[0].min() and batches[0].max() <= 1.0
+    assert np.isclose(batches[0][0, :, 0, 0], 114 / 255).all()  # 320x240 letterboxed: grey padding on top
+
+
+# -- real exports (slow) -----------------------------------------------------------------------------
+def _embedded(out):
+    with zipfile.ZipFile(out / "model.tflite") as archive:
+        return json.loads(archive.read("metadata.json"))  # plain JSON, or this raises
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASKS)
+def test_fp32_export(exports, task):
+    out = exports.get(task, "tflite")
+    assert {p.name for p in out.iterdir()} == {"model.tflite", "metadata.json", "validation.json"}
+    metadata = read_metadata_json(out)
+    validate_schema(metadata)
+    assert metadata["precision"] == "fp32" and metadata["export_format"] == "tflite"
+    assert metadata["checkpoint"]["sha256"] == sha256_file(BUNDLED[task])
+    assert metadata["artifacts"][0]["sha256"] == sha256_file(out / "model.tflite")
+    # the real tensors: NCHW float input, box (and keypoint) coordinates normalized by the input size
+    assert metadata["layout"] == metadata["preprocessing"]["layout"] == "NCHW"
+    h, w, c = metadata["input_shape"]
+    assert metadata["inputs"][0]["shape"] == [1, c, h, w] and metadata["input_dtype"] == "float32"
+    predictions = metadata["output_layout"]["predictions"]
+    assert predictions["box_units"] == "normalized"
+    if task == "pose":
+        assert predictions["keypoint_units"] == "normalized"
+    if task == "segment":
+        assert metadata["output_layout"]["prototypes"]["output"] == metadata["outputs"][1]["name"]
+    outputs = TFLITE().runner(out)(np.zeros((1, c, h, w), np.float32))
+    assert [list(o.shape) for o in outputs] == metadata["output_shape"]
+    assert 0.0 <= float(outputs[0][:, :4].max()) <= 2.0, "boxes are not normalized"
+
+    embedded = _embedded(out)
+    assert "date" not in embedded and embedded["exportkit"]["class_names"] == metadata["class_names"]
+    validation = json.loads((out / "validation.json").read_text())
+    assert validation["status"] == "passed" and validation["passed"] is True
+
+
+@pytest.mark.slow
+def test_int8_export_records_calibration_and_accuracy(exports):
+    # Validation runs below, outside the export: see test_int8_validation_on_images.
+    out = exports.get("detect", "tflite", int8=True, include_validation=False)
+    metadata = read_metadata_json(out)
+    validate_schema(metadata)
+    assert metadata["precision"] == "int8" and metadata["export_config"]["int8"] is True
+    assert metadata["calibration"]["images"] == 256 and "shapes/detect" in metadata["calibration"]["source"]
+    accuracy = metadata["accuracy"]
+    assert accuracy["metric"] == "box mAP50" and accuracy["images"] == 64
+    assert accuracy["drop"] == pytest.approx(accuracy["fp32_map50"] - accuracy["int8_map50"], abs=1e-3)
+    assert accuracy["fp32_map50"] > 0.8 and accuracy["drop"] < 0.05, accuracy
+    fp32 = exports.get("detect", "tflite")
+    assert (out / "model.tflite").stat().st_size < 0.4 * (fp32 / "model.tflite").stat().st_size
+    assert _embedded(out)["exportkit"]["accuracy"] == accuracy
+
+
+@pytest.mark.slow
+def test_int8_validation_on_images(exports):
+    """Every bundled sample image matches the PyTorch model within the INT8 limits; the seeded random
+    tensor (noise the calibration never saw) is recorded, not required."""
+    from exportkit.validate import validate_folder
+
+    report = validate_folder(exports.get("detect", "tflite", int8=True, include_validation=False))
+    images = {k: v for k, v in report.inputs.items() if k.startswith("image:")}
+    assert len(images) == len(SAMPLES) and all(v["passed"] for v in images.values()), report.summary()
+    assert sum(v["boxes_compared"] for v in images.values()) >= len(SAMPLES)
+
+
+@pytest.mark.slow
+def test_int8_with_few_images_warns_how_many(tmp_path):
+    proc = run_export(BUNDLED["detect"], "tflite", tmp_path / "out",
+                      {"int8": True, "calibration_data": str(SAMPLES[0].parent)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"INT8 calibration uses only {len(SAMPLES)} images" in proc.stderr
+    metadata = read_metadata_json(tmp_path / "out")
+    assert metadata["calibration"]["images"] == len(SAMPLES)
+    assert "accuracy" not in metadata  # an unlabelled folder: nothing to measure against
+
+
+def test_cli_help_lists_no_tflite_heavy_import():
+    """Importing the format modules (as every CLI call does) imports neither litert nor torch."""
+    code = "import sys, exportkit.registry as r; r.list_formats(); print(sorted(m for m in ('torch', 'litert_torch', 'ai_edge_litert', 'coremltools', 'tensorrt') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
