@@ -120,15 +120,15 @@ def test_yaml_with_a_remote_split_is_a_config_error_never_a_download(tmp_path):
 def test_default_calibration_data_is_generated_when_missing(tmp_path, monkeypatch):
     from exportkit import shapes
 
-    small = lambda root, task: shapes.__dict__["_write_dataset"](root, task, n_train=3, n_val=2)  # noqa: E731
-    monkeypatch.setitem(shapes.__dict__, "_write_dataset", shapes.write_dataset)
-    monkeypatch.setattr(shapes, "write_dataset", small)
+    original = shapes.write_dataset
+    monkeypatch.setattr(shapes, "write_dataset", lambda root, task: original(root, task, n_train=3, n_val=2))
     yaml_path = _calibration.default_dataset("pose", cache=tmp_path)
     assert yaml_path == tmp_path / "pose" / "data.yaml"
     assert f"path: {(tmp_path / 'pose').resolve()}" in yaml_path.read_text()
-    data = _calibration.resolve_calibration(None, "pose") if False else _calibration._from_yaml(yaml_path, str(yaml_path))
+    data = _calibration.resolve_calibration(str(yaml_path), "pose")
     assert len(data.images) == 3 and len(data.eval_images) == 2
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "scratch folder left behind"
+    assert [p.name for p in tmp_path.iterdir()] == ["pose"], "scratch folder left behind"
+    assert _calibration.default_dataset("pose", cache=tmp_path) == yaml_path  # generated once
 
 
 def test_letterboxed_batches_match_ultralytics_preprocessing():
