@@ -57,6 +57,8 @@ NOT_YET = {"sam2-t"}  # families in the guide's table that exportkit refuses for
 
 
 def family_for(architecture: str | None) -> ModelFamily | None:
+    if architecture and architecture.lower().replace("_", "-").startswith("sam2"):
+        architecture = "sam2-t"
     for family in FAMILIES:
         if architecture == family.key or architecture in family.architectures:
             return family

@@ -111,3 +111,55 @@ def inspect_model(yolo, path: Path, raw: dict) -> CheckpointInfo:
         kpt_names=kpt_names,
         is_world=isinstance(model, WorldModel),
     )
+
+
+class _Stub(dict):
+    """Stands in for any class while peeking into a checkpoint's pickle without torch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple):  # (state, slotstate)
+            state = next((s for s in state if isinstance(s, dict)), {})
+        if isinstance(state, dict):
+            self.update(state)
+
+    def __call__(self, *args, **kwargs):
+        return _Stub()
+
+
+def peek_checkpoint(path: Path) -> dict:
+    """Architecture, task and image size read from the .pt archive's pickle, with no torch import.
+
+    Returns {} when the file is not a zip-format PyTorch checkpoint; never raises for a bad file
+    (the full load reports those).
+    """
+    import io
+    import pickle
+    import zipfile
+
+    class Peeker(pickle.Unpickler):
+        def find_class(self, module, name):
+            if module == "builtins" and name in ("set", "frozenset", "slice", "complex"):
+                return getattr(__import__("builtins"), name)
+            return _Stub
+
+        def persistent_load(self, pid):
+            return None
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            member = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+            raw = Peeker(io.BytesIO(archive.read(member))).load()
+    except Exception:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    model = raw.get("ema") or raw.get("model")
+    yaml = model.get("yaml") if isinstance(model, dict) else None
+    args = raw.get("train_args") if isinstance(raw.get("train_args"), dict) else {}
+    found = {"task": args.get("task"), "imgsz": args.get("imgsz")}
+    if isinstance(yaml, dict) and yaml.get("yaml_file"):
+        found["architecture"] = Path(str(yaml["yaml_file"])).stem
+    return {k: v for k, v in found.items() if v is not None}

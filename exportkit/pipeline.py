@@ -54,8 +54,21 @@ def plan_export(checkpoint: str | Path, format_name: str, output_dir: str | Path
         raise ConfigError(f"export_config 'validation' must be a JSON object, got {validation!r}")
     options = fmt.resolve(config)
     output_dir = check_output_dir(Path(output_dir))
+    checkpoint = check_checkpoint_path(Path(checkpoint))
+    check_capability(checkpoint, fmt.name)
     fmt.check_environment(options)
-    return ExportPlan(check_checkpoint_path(Path(checkpoint)), fmt, output_dir, options, validation)
+    return ExportPlan(checkpoint, fmt, output_dir, options, validation)
+
+
+def check_capability(checkpoint: Path, format_name: str) -> None:
+    """Refuse a model x format cell the capability matrix marks unsupported (exit 3), before loading torch."""
+    from exportkit.capabilities import capability_reason
+    from exportkit.checkpoint import peek_checkpoint
+
+    architecture = peek_checkpoint(checkpoint).get("architecture") or checkpoint.stem
+    reason = capability_reason(architecture, format_name)
+    if reason:
+        raise ConfigError(f"{checkpoint.name}: {reason}")
 
 
 def check_output_dir(path: Path) -> Path:

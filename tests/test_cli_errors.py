@@ -160,3 +160,32 @@ def test_export_config_from_file(tmp_path):
            "--output_dir", str(tmp_path / "o"), "--export_config", str(config)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert proc.returncode == 3 and "'opset_version' must be in 13-18, got 99" in proc.stderr
+
+
+def _world(tmp: Path) -> Path:
+    from exportkit.zoo import build_architecture
+
+    return build_architecture("yolov8s-worldv2")
+
+
+def _sam(tmp: Path) -> Path:
+    path = tmp / "sam2_t.pt"
+    path.write_bytes(b"PK\x03\x04 not really a SAM checkpoint")
+    return path
+
+
+CAPABILITY_CASES = [
+    ("world-coreml", _world, "coreml", "YOLO-World-v2-s x CoreML is not supported"),
+    ("world-tflite", _world, "tflite", "YOLO-World-v2-s x TFLite is not supported"),
+    ("sam2-onnx", _sam, "onnx", "SAM2-t is not yet supported"),
+]
+
+
+@pytest.mark.parametrize("case", CAPABILITY_CASES, ids=[c[0] for c in CAPABILITY_CASES])
+def test_unsupported_capability_cell_exits_3_without_torch(tmp_path, case):
+    _, make, fmt, fragment = case
+    ckpt = make(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, "--checkpoint_path", str(ckpt), "--export_format", fmt,
+                           "--output_dir", str(tmp_path / "o")], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert "HEAVY= CODE=3" in proc.stdout, proc.stdout + proc.stderr
+    assert fragment in proc.stderr and proc.stderr.count("\n") == 1
