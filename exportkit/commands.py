@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from exportkit.cli import _Parser, parse_config, run_guarded, setup_logging

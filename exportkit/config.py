@@ -27,8 +27,8 @@ class ModelConfig:
     name: str = "???"
     checkpoint: str = "???"  # a path relative to the repository root, or zoo:<architecture>
     task: str = "detect"
-    imgsz: Optional[int] = None
-    capability: Optional[str] = None  # row of the capability matrix (exportkit/capabilities.py)
+    imgsz: int | None = None
+    capability: str | None = None  # row of the capability matrix (exportkit/capabilities.py)
 
 
 @dataclass
@@ -70,7 +70,7 @@ def format_schema(name: str) -> type:
     fmt = get_format(name)
     fields = [("name", str, field(default=name))]
     for option in fmt.options:
-        kind = Optional[option.type] if option.nullable else option.type
+        kind = Optional[option.type] if option.nullable else option.type  # noqa: UP045 (OmegaConf needs typing.Optional)
         fields.append((option.name, kind, field(default=option.default)))
     return dataclasses.make_dataclass(f"{fmt.title.replace(' ', '')}FormatConfig", fields)
 

@@ -8,10 +8,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from exportkit.build import Cell, canonical, checkpoint_path, export_command, hash_cache_path, is_current, library_versions
-from exportkit.hashing import HashCache
+from exportkit.build import (
+    Cell,
+    canonical,
+    checkpoint_path,
+    export_command,
+    hash_cache_path,
+    is_current,
+    library_versions,
+)
 from exportkit.checkpoint import sha256_file
 from exportkit.config import ROOT
+from exportkit.hashing import HashCache
 
 LOCK_PATH = ROOT / "exports.lock"
 LOCK_VERSION = 1

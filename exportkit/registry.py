@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from exportkit.errors import ConfigError, EnvironmentUnsupported, MissingDependency
 from exportkit.options import Option, resolve_options

@@ -118,9 +118,9 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
         row.note = " ".join(str(exc).split())[:120]
         return row
     nhwc = metadata["preprocessing"].get("layout") == "NHWC"
-    from runtimes.python.preprocess import letterbox
-
     import cv2
+
+    from runtimes.python.preprocess import letterbox
 
     tensor = letterbox(cv2.imread(str(sample_images()[0])), metadata).tensor
     row.latency_ms = measure_latency(run, tensor.transpose(0, 3, 1, 2) if nhwc else tensor)

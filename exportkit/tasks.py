@@ -9,7 +9,14 @@ from pathlib import Path
 
 from exportkit.build import (
     STATE_FILE,
-    Cell, artifact_drift, as_dict, canonical, cell_key, clean_cell, export_cell, hash_cache_path, matrix_cells,
+    Cell,
+    artifact_drift,
+    as_dict,
+    canonical,
+    cell_key,
+    clean_cell,
+    export_cell,
+    matrix_cells,
     validate_cell,
 )
 from exportkit.config import ROOT

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED, ENV, ROOT, run_export
+from conftest import BUNDLED, ENV, ROOT
 
 CHECKPOINT = BUNDLED["detect"]
 
