@@ -1,7 +1,7 @@
 """Latency of the Python runtime, side by side with ONNX Runtime alone and with Ultralytics' own predict.
 
-For each model: export it to ONNX (once, cached under .cache/benchmarks), then time, interleaved in
-rotating blocks on the same artifact and the same image so a busy machine slows every column alike:
+For each model: export it to ONNX (once, cached under .cache/benchmarks), then time, round by
+round in a random order, on the same artifact and the same image so a busy machine slows every column alike:
 
   session.run    ONNX Runtime alone on the already preprocessed tensor (the floor)
   runtime        YOLOInference.predict(image array) end to end: letterbox, run, decode
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -76,20 +77,21 @@ def export(case: Case) -> Path:
     return out
 
 
-def interleaved(methods: dict[str, Callable[[], object]], runs: int, warmup: int, block: int = 5) -> dict[str, list[float]]:
-    """Milliseconds per call. Rounds rotate through the methods, each timing ``block`` calls after one untimed
-    call (which absorbs the previous session's spinning threads), so load spikes hit every method alike."""
+def interleaved(methods: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, list[float]]:
+    """Milliseconds per call. Each round calls every method once, in a fresh random order, so load spikes and
+    whatever one method leaves behind (warm caches, spinning threads) spread evenly over all of them."""
     for _ in range(warmup):
         for call in methods.values():
             call()
+    order = random.Random(0)
+    names = list(methods)
     times: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(max(1, runs // block)):
-        for name, call in methods.items():
-            call()
-            for _ in range(block):
-                start = time.perf_counter()
-                call()
-                times[name].append((time.perf_counter() - start) * 1000)
+    for _ in range(runs):
+        order.shuffle(names)
+        for name in names:
+            start = time.perf_counter()
+            methods[name]()
+            times[name].append((time.perf_counter() - start) * 1000)
     return times
 
 

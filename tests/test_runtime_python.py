@@ -380,6 +380,7 @@ def test_metadata_that_does_not_match_the_model(tiny, tmp_path, edit, message):
         (lambda m: m.update(class_names=["a"]), "lists 1 classes but output_layout.predictions.class_scores spans 3"),
         (lambda m: m["preprocessing"].update(resize_mode="stretch"), "resize_mode is 'stretch'"),
         (lambda m: m.update(export_format="coreml"), "export_format 'coreml'; this runtime runs"),
+        (lambda m: m.update(skeleton=[[1, 2, 3]]), "is malformed"),
     ],
 )
 def test_malformed_metadata(tiny, tmp_path, edit, message):

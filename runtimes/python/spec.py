@@ -106,7 +106,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, metadata: Mapping[str, Any]) -> ModelSpec:
-        return _spec(_Reader(metadata, "metadata.json"))
+        return _checked_spec(_Reader(metadata, "metadata.json"))
 
 
 def load_spec(path: str | Path) -> ModelSpec:
@@ -120,7 +120,7 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise ModelLoadError(f"metadata file {path} is not readable JSON: {error}") from error
     if not isinstance(metadata, dict):
         raise ModelLoadError(f"metadata file {path} holds {type(metadata).__name__}, expected a JSON object")
-    return _spec(_Reader(metadata, str(path)))
+    return _checked_spec(_Reader(metadata, str(path)))
 
 
 def as_spec(metadata: ModelSpec | Mapping[str, Any] | str | Path) -> ModelSpec:
@@ -261,6 +261,14 @@ def _output_layout(reader: _Reader, task: str) -> OutputLayout:
 def _order(reader: _Reader, first: str, second: str) -> bool:
     """True for the ``first`` axis order, False for ``second``."""
     return reader.choice("shape_order", (first, second), first) == first
+
+
+def _checked_spec(reader: _Reader) -> ModelSpec:
+    """``_spec``, with any malformed value (a string where numbers go, a pair that is not a pair) a ModelLoadError."""
+    try:
+        return _spec(reader)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise ModelLoadError(f"{reader.source} is malformed ({error}); re-export the model with exportkit") from error
 
 
 def _spec(reader: _Reader) -> ModelSpec:
