@@ -187,11 +187,12 @@ def test_up_to_date_build_of_twelve_cells_imports_no_torch(project):
     blocks = "  - models: [mine]\n    formats: [onnx, openvino]\n    precisions: [fp32, fp16]\n"
     blocks += "  - models: [shapes-seg, shapes-pose]\n    formats: [onnx, torchscript, openvino]\n    precisions: [fp32]\n"
     blocks += "  - models: [mine]\n    formats: [torchscript]\n    precisions: [fp32, fp16]\n"  # fp16: skipped cell
+    blocks += "  - models: [shapes-det]\n    formats: [onnx]\n    precisions: [fp32]\n"
     (project["conf"] / "matrix/twelve.yaml").write_text(
         "defaults:\n  - matrix_schema\n  - _self_\nname: twelve\nblocks:\n" + blocks)
     env = {"EXPORTKIT_MATRIX": "twelve"}
     first = doit(project, "-n", "2", "export", env=env)
-    assert len(ran(first)) == 12, first.stdout
+    assert len(ran(first)) == 13 and "mine-torchscript-fp16: skipped" in first.stdout, first.stdout  # 12 cells + 1 skipped
     proc = subprocess.run([sys.executable, "-c", NOOP, str(ROOT / "dodo.py")], capture_output=True, text=True,
                           env={**project["env"], **env}, cwd=ROOT, timeout=300)
     assert "HEAVY= CODE=0" in proc.stdout, proc.stdout + proc.stderr

@@ -17,7 +17,7 @@ from conftest import BUNDLED, ENV, ROOT, SAMPLES, run_export
 from exportkit.checkpoint import sha256_file
 from exportkit.errors import ConfigError, EnvironmentUnsupported
 from exportkit.formats import _calibration
-from exportkit.formats.tflite import read_metadata, strip_metadata, write_metadata
+from exportkit.formats.tflite import _interpreter, _ordered_outputs, read_metadata, strip_metadata, write_metadata
 from exportkit.metadata import read_metadata as read_metadata_json
 from exportkit.metadata import validate_schema
 from exportkit.registry import get_format
@@ -171,6 +171,10 @@ def test_fp32_export(exports, task):
     best = raw[4 : 4 + metadata["num_classes"]].max(axis=0).argmax()
     assert 0.0 < raw[0, best] < 1.0 and 0.0 < raw[1, best] < 1.0, "the best box's centre is not in [0, 1]"
 
+    interpreter = _interpreter(out / "model.tflite")  # describe() read the flatbuffer: the same tensors
+    details = interpreter.get_input_details() + _ordered_outputs(interpreter)
+    assert [d["name"] for d in details] == [t["name"] for t in metadata["inputs"] + metadata["outputs"]]
+
     embedded = _embedded(out)
     assert "date" not in embedded and embedded["exportkit"]["class_names"] == metadata["class_names"]
     validation = json.loads((out / "validation.json").read_text())
@@ -178,29 +182,32 @@ def test_fp32_export(exports, task):
 
 
 @pytest.mark.slow
-def test_int8_export_records_calibration_and_accuracy(exports):
-    # Validation runs below, outside the export: see test_int8_validation_on_images.
-    out = exports.get("detect", "tflite", int8=True, include_validation=False)
+@pytest.mark.parametrize("task", TASKS)
+def test_int8_export_records_calibration_and_accuracy(exports, task):
+    # Validation runs in test_int8_validation_on_images, outside the export.
+    out = exports.get(task, "tflite", int8=True, include_validation=False)
     metadata = read_metadata_json(out)
     validate_schema(metadata)
     assert metadata["precision"] == "int8" and metadata["export_config"]["int8"] is True
-    assert metadata["calibration"]["images"] == 256 and "shapes/detect" in metadata["calibration"]["source"]
+    assert metadata["calibration"]["images"] == 256 and f"shapes/{task}" in metadata["calibration"]["source"]
     accuracy = metadata["accuracy"]
     assert accuracy["metric"] == "box mAP50" and accuracy["images"] == 64
     assert accuracy["drop"] == pytest.approx(accuracy["fp32_map50"] - accuracy["int8_map50"], abs=1e-3)
-    assert accuracy["fp32_map50"] > 0.8 and accuracy["drop"] < 0.05, accuracy
-    fp32 = exports.get("detect", "tflite")
+    assert accuracy["fp32_map50"] > 0.6 and accuracy["drop"] < 0.03, accuracy
+    fp32 = exports.get(task, "tflite")
     assert (out / "model.tflite").stat().st_size < 0.4 * (fp32 / "model.tflite").stat().st_size
     assert _embedded(out)["exportkit"]["accuracy"] == accuracy
+    assert metadata["output_layout"] == read_metadata_json(fp32)["output_layout"]  # float outputs, same layout
 
 
 @pytest.mark.slow
-def test_int8_validation_on_images(exports):
-    """Every bundled sample image matches the PyTorch model within the INT8 limits; the seeded random
-    tensor (noise the calibration never saw) is recorded, not required."""
+@pytest.mark.parametrize("task", TASKS)
+def test_int8_validation_on_images(exports, task):
+    """Every bundled sample image matches the PyTorch model within the INT8 limits. The seeded random
+    tensor (noise outside the calibration ranges) is recorded, not required here."""
     from exportkit.validate import validate_folder
 
-    report = validate_folder(exports.get("detect", "tflite", int8=True, include_validation=False))
+    report = validate_folder(exports.get(task, "tflite", int8=True, include_validation=False))
     images = {k: v for k, v in report.inputs.items() if k.startswith("image:")}
     assert len(images) == len(SAMPLES) and all(v["passed"] for v in images.values()), report.summary()
     assert sum(v["boxes_compared"] for v in images.values()) >= len(SAMPLES)

@@ -41,6 +41,7 @@ def test_generator_is_deterministic_and_labels_are_normalised():
         for line in label_lines(a_shapes, task, 160, 120):
             fields = line.split()
             assert int(fields[0]) in range(len(CLASS_NAMES))
-            assert all(0.0 <= float(v) <= 1.0 for v in fields[1:])
+            coords = fields[1:5] + [v for i, v in enumerate(fields[5:]) if i % 3 < 2] if task == "pose" else fields[1:]
+            assert all(0.0 <= float(v) <= 1.0 for v in coords)
             if task == "pose":
-                assert len(fields) == 1 + 4 + 4 * 3
+                assert len(fields) == 1 + 4 + 4 * 3 and fields[7::3] == ["2"] * 4

@@ -609,6 +609,21 @@ def other_backends() -> list[str]:
     return [fmt for fmt in BUILTIN if fmt != "onnx" and get_format(fmt).implemented]
 
 
+def ultralytics_openvino_folder(folder: Path, metadata: dict, tmp_path: Path) -> Path:
+    """The OpenVINO artifact where Ultralytics can load it: a ``*_openvino_model`` folder (how it recognises the
+    format) with the ``metadata.yaml`` it reads names and kpt_shape from (JSON is YAML), taken from metadata.json."""
+    target = tmp_path / "model_openvino_model"
+    target.mkdir()
+    for name in ("model.xml", "model.bin"):
+        (target / name).symlink_to(folder / name)
+    facts = {"task": metadata["task"], "names": metadata["class_names"], "imgsz": metadata["input_shape"][:2],
+             "stride": metadata["stride"], "batch": metadata["batch_size"]}
+    if metadata["task"] == "pose":
+        facts["kpt_shape"] = [metadata["num_keypoints"], metadata["keypoint_dims"]]
+    (target / "metadata.yaml").write_text(json.dumps(facts))
+    return target
+
+
 # Ultralytics runs OpenVINO at the CPU plugin's default precision (bf16 on AMX CPUs), so the runtime is asked for
 # the same (precision_hint=None) here; its own default, f32, is checked against ONNX below.
 BACKEND_OPTIONS = {"openvino": {"precision_hint": None}}
@@ -621,11 +636,8 @@ def test_other_backends_match_ultralytics(exports, samples, task, fmt, tmp_path)
     folder = exports.get(task, fmt)
     model = YOLOInference(folder, **BACKEND_OPTIONS.get(fmt, {}))
     ours = model.predict(list(samples))
-    reference = model.model_path
-    if fmt == "openvino":  # Ultralytics recognises an OpenVINO model by its folder's name
-        reference = tmp_path / "model_openvino_model"
-        reference.symlink_to(folder, target_is_directory=True)
     metadata = json.loads((folder / "metadata.json").read_text())
+    reference = ultralytics_openvino_folder(folder, metadata, tmp_path) if fmt == "openvino" else model.model_path
     per_image = model.backend.fixed_batch is not None
     assert_same_results(ultralytics_predict(reference, task, samples, metadata, per_image=per_image), ours)
 

@@ -55,14 +55,22 @@ def resolve_calibration(value: str | None, task: str) -> CalibrationData:
     """The calibration images for ``value`` (default: the shapes data set for ``task``)."""
     if value is None:
         yaml_path = default_dataset(task)
-        return _from_yaml(yaml_path, str(yaml_path))
+        return _from_yaml(yaml_path, _shown(yaml_path))
     path = Path(value).expanduser().resolve()
     if path.is_dir():
         images = images_in(path)
         if not images:
             raise ConfigError(f"calibration_data folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return CalibrationData(str(path), _evenly(images, MAX_CALIBRATION_IMAGES), None)
-    return _from_yaml(path, str(path))
+        return CalibrationData(_shown(path), _evenly(images, MAX_CALIBRATION_IMAGES), None)
+    return _from_yaml(path, _shown(path))
+
+
+def _shown(path: Path) -> str:
+    """A path as recorded in metadata: relative to the repository root when inside it (same on every clone)."""
+    try:
+        return Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def warn_if_few(data: CalibrationData, prefix: str) -> None:

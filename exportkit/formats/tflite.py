@@ -102,11 +102,9 @@ class TfliteFormat(ExportFormat):
         return [target]
 
     def describe(self, folder: Path) -> ArtifactIO:
-        interpreter = _interpreter(Path(folder) / "model.tflite")
-        return ArtifactIO(
-            inputs=[_info(d) for d in interpreter.get_input_details()],
-            outputs=[_info(d) for d in _ordered_outputs(interpreter)],
-        )
+        """Inputs and outputs (predictions first), read from the flatbuffer: no op needs to resolve, so an
+        Edge TPU model is described on a machine without its delegate."""
+        return flatbuffer_io(Path(folder) / "model.tflite")
 
     def runner(self, folder: Path):
         """NCHW float input -> the artifact's raw outputs in metadata.json's order (predictions, then prototypes).
@@ -141,7 +139,8 @@ class TfliteFormat(ExportFormat):
         return facts
 
 
-QUANTIZATION = "static INT8 weights and activations (ai-edge-quantizer), float32 input and output"
+QUANTIZATION = "static INT8 weights and activations (ai-edge-quantizer); float32 input, outputs and output ops"
+FLOAT_OUTPUT_OPS = "^serving_default_output_"  # litert-torch names each graph output serving_default_output_<i>_output
 
 
 # -- INT8 --------------------------------------------------------------------------------------
@@ -159,6 +158,10 @@ def quantize_int8(source: Path, target: Path, data, imgsz: int, batch: int) -> N
     qt.load_quantization_recipe(recipe.static_wi8_ai8())
     for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
         qt.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=recipe.AlgorithmName.NO_QUANTIZE)
+    # The ops writing the graph outputs stay float: the final concatenation of boxes, scores and mask
+    # coefficients (or keypoints) would otherwise share one int8 scale, the widest channel's.
+    qt.update_quantization_recipe(regex=FLOAT_OUTPUT_OPS, operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                  algorithm_key=recipe.AlgorithmName.NO_QUANTIZE)
     try:
         result = qt.calibrate({signature: samples})
         qt.quantize(calibration_result=result).export_model(str(target), overwrite=True)
@@ -262,18 +265,34 @@ def _interpreter(path: Path):
 
 def _ordered_outputs(interpreter) -> list[dict]:
     """The ONNX order: predictions (3-D) first, then mask prototypes (4-D); by name within each."""
-    return sorted(interpreter.get_output_details(), key=lambda d: (len(d["shape"]) != 3, d["name"]))
+    return sorted(interpreter.get_output_details(), key=_output_order)
+
+
+def _output_order(detail: dict) -> tuple:
+    return len(detail["shape"]) != 3, detail["name"]
+
+
+def flatbuffer_io(path: Path) -> ArtifactIO:
+    """The main subgraph's inputs and outputs from the .tflite flatbuffer itself (LiteRT's schema)."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+    def detail(index: int) -> dict:
+        tensor = graph.Tensors(int(index))
+        shape = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else tensor.ShapeAsNumpy()
+        return {"name": tensor.Name().decode(), "shape": [int(d) for d in np.atleast_1d(shape)], "dtype": types[tensor.Type()]}
+
+    inputs = [detail(i) for i in graph.InputsAsNumpy()]
+    outputs = sorted((detail(i) for i in graph.OutputsAsNumpy()), key=_output_order)
+    return ArtifactIO([TensorInfo(**d) for d in inputs], [TensorInfo(**d) for d in outputs])
 
 
 def _is_nhwc(shape) -> bool:
     return len(shape) == 4 and shape[-1] in (1, 3) and shape[1] not in (1, 3)
-
-
-def _info(detail: dict) -> TensorInfo:
-    import numpy as np
-
-    shape = [int(d) for d in detail.get("shape_signature", detail["shape"])]
-    return TensorInfo(detail["name"], shape, np.dtype(detail["dtype"]).name)
 
 
 def _quantize(x, detail: dict):
