@@ -69,7 +69,37 @@ def cell_from_config(cfg, output_root: Path) -> Cell:
 
 
 def matrix_cells(matrix: str = "default", output_root: Path | None = None, extra: list[str] | None = None) -> list[Cell]:
-    """Expand a named matrix into cells (one Hydra composition per cell)."""
+    """Expand a named matrix into cells; cached on the content of conf/ and of the code that composes it."""
+    key = _cells_cache_key(matrix, output_root, extra)
+    cache = ROOT / ".cache" / "exportkit" / f"cells-{key[:24]}.json"
+    if cache.exists():
+        try:
+            return [Cell(**c) for c in json.loads(cache.read_text())]
+        except (ValueError, TypeError):
+            pass
+    cells = _compose_cells(matrix, output_root, extra)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps([as_dict(c) for c in cells]))
+    os.replace(tmp, cache)
+    return cells
+
+
+def _cells_cache_key(matrix: str, output_root: Path | None, extra: list[str] | None) -> str:
+    """Hydra composes in about 0.4 s a cell; an unchanged conf/ tree must not pay that on every `doit list`."""
+    import hashlib
+
+    from exportkit.config import CONF_DIR
+
+    digest = hashlib.sha256(canonical([matrix, str(output_root), extra or [], str(CONF_DIR), __version__]).encode())
+    package = Path(__file__).parent
+    sources = sorted(Path(CONF_DIR).rglob("*.yaml")) + sorted(package.glob("*.py")) + sorted((package / "formats").glob("*.py"))
+    for path in sources:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _compose_cells(matrix: str, output_root: Path | None, extra: list[str] | None) -> list[Cell]:
     base = compose([f"matrix={matrix}", *(extra or [])])
     root = Path(output_root or base.output_root)
     root = root if root.is_absolute() else ROOT / root
