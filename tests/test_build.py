@@ -258,11 +258,11 @@ def hydra(project, *args):
 @pytest.mark.slow
 def test_hydra_sweep_twice_rebuilds_nothing(project):
     args = ("-m", "format=onnx,torchscript", "precision=fp32,fp16", "validation=off")
-    first = hydra(project, *args)
+    first = hydra(project, *args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")  # the parallel launcher
     assert first.returncode == 0, first.stdout + first.stderr
     assert first.stdout.count(": built:") == 3
     assert "mine-torchscript-fp16: skipped: format torchscript has no fp16 precision" in first.stdout
-    second = hydra(project, *args)
+    second = hydra(project, *args)  # the basic launcher sees the same build state
     assert second.returncode == 0 and second.stdout.count(": up-to-date:") == 3 and ": built:" not in second.stdout
 
 
