@@ -9,7 +9,7 @@ export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv export test test-fast lint models clean
+.PHONY: help venv export test test-fast lint models clean cpp-deps cpp-build
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,15 @@ export: $(STAMP)  ## build the default matrix (bundled detect model -> onnx, tor
 	$(PY) -m doit export validate report
 	@echo "artifacts: $(CURDIR)/exports/shapes-det/{onnx,torchscript,openvino}-fp32  report: $(CURDIR)/exports/report.md"
 
-test: $(STAMP)  ## install what the tests need and run them all (what CI runs)
+test: $(STAMP) cpp-deps  ## install what the tests need and run them all (what CI runs)
 	$(PY) -m pytest -q
+	$(MAKE) -C runtimes/cpp test
+
+cpp-deps: $(STAMP)  ## C++ runtime: apt packages (cmake, g++, OpenCV, nlohmann-json) + ONNX Runtime into .cache/onnxruntime
+	$(MAKE) -C runtimes/cpp deps
+
+cpp-build: cpp-deps  ## build the C++ runtime (runtimes/cpp/build/yolo_infer)
+	$(MAKE) -C runtimes/cpp build
 
 test-fast: $(STAMP)  ## the tests that export nothing
 	$(PY) -m pytest -q -m "not slow"
@@ -39,4 +46,4 @@ models: $(STAMP)  ## retrain the bundled shapes models on the CPU (about an hour
 	$(PY) scripts/train_models.py
 
 clean:  ## remove build outputs (keeps .venv)
-	rm -rf exports .cache/exportkit build
+	rm -rf exports .cache/exportkit build runtimes/cpp/build

@@ -142,3 +142,22 @@ def test_fp16_engine_export(exports):
     assert read_header(out / "model.engine")[1]["exportkit"]["class_names"] == metadata["class_names"]
     assert json.loads((out / "validation.json").read_text())["status"] == "passed"
     assert os.path.getsize(out / "model.engine") > 0
+
+
+def test_int8_calibration_reaches_ultralytics_dataloader(tmp_path):
+    """The staged calibration YAML feeds Ultralytics' INT8 calibration loader (what the engine build reads), on CPU."""
+    from ultralytics import YOLO
+    from ultralytics.engine.exporter import Exporter
+
+    from exportkit.formats import _calibration
+
+    yolo = YOLO(str(BUNDLED["pose"]))
+    data = _calibration.resolve_calibration(str(ROOT / "models" / "samples"), "pose")
+    names, task_keys = _calibration.model_dataset_keys(yolo.model)
+    assert task_keys == {"kpt_shape": [4, 3]}
+    staged = _calibration.stage_split(data.images, tmp_path, names, "calibration", {**data.yaml_extra, **task_keys})
+    exporter = Exporter(overrides={**engine_export_args(TENSORRT.resolve({"int8": True}), staged), "format": "engine", "imgsz": 192})
+    exporter.model, exporter.imgsz = yolo.model, [192, 192]
+    loader = exporter.get_int8_calibration_dataloader("test:")
+    batch = next(iter(loader))
+    assert len(loader.dataset) == len(data.images) and tuple(batch["img"].shape) == (1, 3, 192, 192)

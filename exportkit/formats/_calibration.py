@@ -8,13 +8,12 @@ split (falling back to ``val``) so its ``val`` split stays unseen for the accura
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exportkit.errors import ConfigError
@@ -28,6 +27,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 MIN_CALIBRATION_IMAGES = 100
 MAX_CALIBRATION_IMAGES = 300
 MAX_EVALUATION_IMAGES = 200
+YAML_SPLIT_KEYS = frozenset({"path", "train", "val", "test", "names", "nc", "download"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class CalibrationData:
     images: tuple[Path, ...]
     names: tuple[str, ...] | None  # class names of a data YAML; None for a plain folder
     eval_images: tuple[Path, ...] = ()  # the YAML's val split (labelled); empty for a plain folder
+    yaml_extra: dict = field(default_factory=dict)  # the YAML's other keys a task needs (kpt_shape, flip_idx ...)
 
 
 def check_calibration_path(value: str | None) -> None:
@@ -135,7 +136,8 @@ def _from_yaml(path: Path, source: str) -> CalibrationData:
     split = "train" if data.get("train") else "val"
     images = _split_images(base, data.get(split), path, split)
     val = _split_images(base, data.get("val"), path, "val") if data.get("val") else []
-    return CalibrationData(source, _evenly(images, MAX_CALIBRATION_IMAGES), names, _evenly(val, MAX_EVALUATION_IMAGES))
+    extra = {k: v for k, v in data.items() if k not in YAML_SPLIT_KEYS}
+    return CalibrationData(source, _evenly(images, MAX_CALIBRATION_IMAGES), names, _evenly(val, MAX_EVALUATION_IMAGES), extra)
 
 
 def _split_images(base: Path, entry, yaml_path: Path, split: str) -> list[Path]:
@@ -183,11 +185,12 @@ def letterboxed(paths: tuple[Path, ...], imgsz: int, batch: int = 1) -> Iterator
         yield np.stack([chunk[i % len(chunk)] for i in range(batch)])
 
 
-def stage_split(images: tuple[Path, ...], folder: Path, names: tuple[str, ...], split: str) -> Path:
-    """An Ultralytics data YAML in ``folder`` over symlinks to ``images`` (and their labels).
+def stage_split(images: tuple[Path, ...], folder: Path, names: tuple[str, ...], split: str, extra: dict | None = None) -> Path:
+    """An Ultralytics data YAML in ``folder`` over symlinks to ``images`` (and their labels); ``extra``
+    adds task keys such as ``kpt_shape``. Ultralytics writes its label cache beside the labels: staging
+    keeps that out of the user's data set."""
+    import yaml
 
-    Ultralytics writes its label cache beside the labels; staging keeps that out of the user's data set.
-    """
     folder = Path(folder)
     image_dir, label_dir = folder / "images" / split, folder / "labels" / split
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -198,11 +201,18 @@ def stage_split(images: tuple[Path, ...], folder: Path, names: tuple[str, ...], 
         label = _label_of(image)
         if label.exists():
             _link(label, label_dir / f"{stem}.txt")
-    lines = [f"path: {folder.resolve()}", f"train: images/{split}", f"val: images/{split}", "names:"]
-    lines += [f"  {i}: {json.dumps(name)}" for i, name in enumerate(names)]  # JSON strings are YAML
+    document = {**(extra or {}), "path": str(folder.resolve()), "train": f"images/{split}", "val": f"images/{split}",
+                "names": dict(enumerate(names))}
     path = folder / "data.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def model_dataset_keys(model) -> tuple[tuple[str, ...], dict]:
+    """An Ultralytics model's class names and the data-YAML keys its task needs (pose: kpt_shape)."""
+    names = tuple(str(model.names[i]) for i in sorted(model.names))
+    kpt_shape = getattr(model.model[-1], "kpt_shape", None)
+    return names, ({"kpt_shape": [int(k) for k in kpt_shape]} if kpt_shape else {})
 
 
 def _label_of(image: Path) -> Path:

@@ -70,12 +70,14 @@ class TensorRtFormat(ExportFormat):
     def export(self, request: ExportRequest) -> list[Path]:
         calibration = None
         if request.options["int8"]:
-            from exportkit.formats._calibration import resolve_calibration, stage_split, warn_if_few
+            from exportkit.formats import _calibration
 
-            data = resolve_calibration(request.options["calibration_data"], request.task)
-            warn_if_few(data, "TensorRT:")
-            names = tuple(str(request.yolo.model.names[i]) for i in sorted(request.yolo.model.names))
-            calibration = stage_split(data.images, request.staging / "calibration", names, "calibration")
+            data = _calibration.resolve_calibration(request.options["calibration_data"], request.task)
+            _calibration.warn_if_few(data, "TensorRT:")
+            names, task_keys = _calibration.model_dataset_keys(request.yolo.model)
+            calibration = _calibration.stage_split(
+                data.images, request.staging / "calibration", names, "calibration", {**data.yaml_extra, **task_keys}
+            )
         path = ultralytics_export(request, "engine", **engine_export_args(request.options, calibration))
         target = move(path, request.staging / "model.engine")
         rewrite_header(target, request.extras.get("embedded_metadata", {}))

@@ -171,16 +171,16 @@ def quantize_int8(source: Path, target: Path, data, imgsz: int, batch: int) -> N
 
 def measure_accuracy(fp32: Path, int8: Path, data, request: ExportRequest) -> dict | None:
     """Box mAP50 of both models on the data YAML's val split; None (logged) where that cannot be measured."""
-    from exportkit.formats._calibration import stage_split
+    from exportkit.formats._calibration import model_dataset_keys, stage_split
 
-    names = tuple(str(request.yolo.model.names[i]) for i in sorted(request.yolo.model.names))
+    names, task_keys = model_dataset_keys(request.yolo.model)
     if not data.eval_images:
         log.info("TFLite: INT8 accuracy not measured: calibration_data %s is an unlabelled folder", data.source)
         return None
     if data.names != names:
         log.warning("TFLite: INT8 accuracy not measured: the classes of %s are not the model's", data.source)
         return None
-    yaml_path = stage_split(data.eval_images, request.staging / "eval", names, "val")
+    yaml_path = stage_split(data.eval_images, request.staging / "eval", names, "val", {**data.yaml_extra, **task_keys})
     fp32_map50 = _box_map50(fp32, yaml_path, request)
     int8_map50 = _box_map50(int8, yaml_path, request)
     accuracy = {

@@ -1,0 +1,32 @@
+package com.platform.tflite
+
+import java.io.File
+import kotlin.system.exitProcess
+
+/** `yolo-infer MODEL METADATA IMAGE... [--conf F] [--iou F]`: one JSON line of detections per image. */
+fun main(args: Array<String>) {
+    val positional = ArrayList<String>()
+    var conf: Float? = null
+    var iou: Float? = null
+    var i = 0
+    while (i < args.size) {
+        when (args[i]) {
+            "--conf" -> { conf = args[++i].toFloat() }
+            "--iou" -> { iou = args[++i].toFloat() }
+            else -> positional.add(args[i])
+        }
+        i++
+    }
+    if (positional.size < 3) {
+        System.err.println("usage: yolo-infer MODEL.tflite METADATA.json IMAGE... [--conf F] [--iou F]")
+        exitProcess(3)
+    }
+    YOLOInference(positional[0], positional[1]).use { model ->
+        for (image in positional.drop(2)) println(toJson(File(image).name, model.predict(image, conf, iou)))
+    }
+}
+
+fun toJson(image: String, results: Results): String = results.detections.joinToString(",", "{\"image\":\"$image\",\"detections\":[", "]}") { d ->
+    "{\"class_id\":${d.classId},\"class_name\":\"${d.className}\",\"confidence\":${d.confidence}," +
+        "\"bbox\":[${d.bbox.x1},${d.bbox.y1},${d.bbox.x2},${d.bbox.y2}]}"
+}
