@@ -9,7 +9,7 @@ export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv export test test-fast lint models clean cpp-deps cpp-build
+.PHONY: help venv export test test-fast lint models clean cpp-deps cpp-build kotlin-deps kotlin-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,9 +26,16 @@ export: $(STAMP)  ## build the default matrix (bundled detect model -> onnx, tor
 	$(PY) -m doit export validate report
 	@echo "artifacts: $(CURDIR)/exports/shapes-det/{onnx,torchscript,openvino}-fp32  report: $(CURDIR)/exports/report.md"
 
-test: $(STAMP) cpp-deps  ## install what the tests need and run them all (what CI runs)
+test: $(STAMP) cpp-deps kotlin-deps  ## install what the tests need and run them all (what CI runs)
 	$(PY) -m pytest -q
 	$(MAKE) -C runtimes/cpp test
+	$(MAKE) -C runtimes/kotlin test
+
+kotlin-deps:  ## Kotlin runtime: apt kotlin 1.3, libjna-java, junit4 (skipped when installed)
+	$(MAKE) -C runtimes/kotlin deps
+
+kotlin-test: $(STAMP) kotlin-deps  ## Kotlin runtime: JUnit core tests + parity with the Python runtime on a TFLite export
+	$(MAKE) -C runtimes/kotlin test
 
 cpp-deps: $(STAMP)  ## C++ runtime: apt packages (cmake, g++, OpenCV, nlohmann-json) + ONNX Runtime into .cache/onnxruntime
 	$(MAKE) -C runtimes/cpp deps

@@ -3,7 +3,9 @@
 For each model: export it to ONNX (once, cached under .cache/benchmarks), then time, round by
 round in a random order, on the same artifact and the same image so a busy machine slows every column alike:
 
-  session.run    ONNX Runtime alone on the already preprocessed tensor (the floor)
+  session.run    ONNX Runtime alone on the already preprocessed tensor: a session with ORT's defaults (what
+                 Ultralytics uses) and the runtime's own session (the floor for its end-to-end time; it turns
+                 ORT's thread spinning off unless --spin)
   runtime        YOLOInference.predict(image array) end to end: letterbox, run, decode
   runtime path   the same from the image path (adds JPEG decoding)
   ultralytics    YOLO(model.onnx).predict(image array) end to end, same thresholds, retina masks
@@ -97,7 +99,7 @@ def interleaved(methods: dict[str, Callable[[], object]], runs: int, warmup: int
     return times
 
 
-def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int) -> dict:
+def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int, spin: bool) -> dict:
     import onnxruntime as ort
     from ultralytics import YOLO
 
@@ -111,11 +113,12 @@ def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int) 
     image = load_image(image_path)
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: letterbox(image, metadata).tensor}
-    runtime = YOLOInference(folder / "model.onnx")
+    runtime = YOLOInference(folder / "model.onnx", spin=spin)
     ultralytics = YOLO(str(folder / "model.onnx"), task=case.task)
     options = dict(imgsz=(h, w), device="cpu", verbose=False, conf=conf, iou=iou, retina_masks=True)
     times = interleaved({
         "session.run": lambda: session.run(None, feed),
+        "runtime session.run": lambda: runtime.backend.session.run(None, feed),
         "runtime": lambda: runtime.predict(image, conf, iou),
         "runtime path": lambda: runtime.predict(image_path, conf, iou),
         "ultralytics": lambda: ultralytics.predict(image, **options),
@@ -125,16 +128,19 @@ def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int) 
     return {"case": case, "input": f"{h}x{w}", "detections": found, **medians}
 
 
+COLUMNS = ("session.run", "runtime session.run", "runtime", "runtime path", "ultralytics")
+RATIOS = (("runtime", "runtime session.run"), ("runtime", "session.run"), ("ultralytics", "runtime"))
+
+
 def table(rows: list[dict]) -> str:
     """Cells are "wall ms (process CPU ms)"; ratios likewise."""
-    head = ("| model | task | input | dets | session.run | runtime | runtime (path) | ultralytics "
-            "| runtime / session.run | ultralytics / runtime |")
+    head = ("| model | task | input | dets | session.run, ORT defaults | session.run, runtime's session | runtime "
+            "| runtime (path) | ultralytics | runtime / its session.run | runtime / session.run | ultralytics / runtime |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        cells = [f"{r[k]['wall']:.1f} ({r[k]['cpu']:.1f})" for k in ("session.run", "runtime", "runtime path", "ultralytics")]
-        ratios = [f"{r[a]['wall'] / r[b]['wall']:.2f}x ({r[a]['cpu'] / r[b]['cpu']:.2f}x)"
-                  for a, b in (("runtime", "session.run"), ("ultralytics", "runtime"))]
-        lines.append(f"| {r['case'].name} | {r['case'].task} | {r['input']} | {r['detections']} | " + " | ".join(cells + ratios) + " |")
+        cells = [f"{r[k]['wall']:.1f} ({r[k]['cpu']:.1f})" for k in COLUMNS]
+        cells += [f"{r[a]['wall'] / r[b]['wall']:.2f}x ({r[a]['cpu'] / r[b]['cpu']:.2f}x)" for a, b in RATIOS]
+        lines.append(f"| {r['case'].name} | {r['case'].task} | {r['input']} | {r['detections']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", type=Path, default=SAMPLES / "shapes_3_480x320.jpg")
     p.add_argument("--runs", type=int, default=40, help="timed calls per method (median reported)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--spin", action="store_true", help="run the runtime with ORT's default thread spinning, "
+                   "so its session is configured exactly like Ultralytics'")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     os.environ.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False")
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in cases(args.models):
         if ensure_checkpoint(case):
-            rows.append(measure(case, export(case), args.image, args.runs, args.warmup))
+            rows.append(measure(case, export(case), args.image, args.runs, args.warmup, args.spin))
     load = os.getloadavg()
     print(f"image {args.image.name}; median of {args.runs} interleaved calls per method; milliseconds wall-clock "
           f"(process CPU); {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")

@@ -170,7 +170,8 @@ def quantize_int8(source: Path, target: Path, data, imgsz: int, batch: int) -> N
 
 
 def measure_accuracy(fp32: Path, int8: Path, data, request: ExportRequest) -> dict | None:
-    """Box mAP50 of both models on the data YAML's val split; None (logged) where that cannot be measured."""
+    """mAP50 of both models on the data YAML's val split (boxes; masks or keypoints too); None (logged)
+    where that cannot be measured."""
     from exportkit.formats._calibration import model_dataset_keys, stage_split
 
     names, task_keys = model_dataset_keys(request.yolo.model)
@@ -181,24 +182,35 @@ def measure_accuracy(fp32: Path, int8: Path, data, request: ExportRequest) -> di
         log.warning("TFLite: INT8 accuracy not measured: the classes of %s are not the model's", data.source)
         return None
     yaml_path = stage_split(data.eval_images, request.staging / "eval", names, "val", {**data.yaml_extra, **task_keys})
-    fp32_map50 = _box_map50(fp32, yaml_path, request)
-    int8_map50 = _box_map50(int8, yaml_path, request)
-    accuracy = {
-        "metric": "box mAP50", "data": data.source, "split": "val", "images": len(data.eval_images),
-        "fp32_map50": round(fp32_map50, 4), "int8_map50": round(int8_map50, 4), "drop": round(fp32_map50 - int8_map50, 4),
-    }
-    log.info("TFLite: INT8 box mAP50 %.4f vs FP32 %.4f (drop %.4f) on %d val images", int8_map50, fp32_map50, accuracy["drop"], len(data.eval_images))
+    before, after = _map50(fp32, yaml_path, request), _map50(int8, yaml_path, request)
+    accuracy = {"metric": "box mAP50", "data": data.source, "split": "val", "images": len(data.eval_images),
+                **_compared(before["box"], after["box"])}
+    for kind in ("mask", "pose"):
+        if kind in before:
+            accuracy[kind] = {"metric": f"{kind} mAP50", **_compared(before[kind], after[kind])}
+    log.info("TFLite: INT8 box mAP50 %.4f vs FP32 %.4f (drop %.4f) on %d val images%s", after["box"], before["box"],
+             accuracy["drop"], len(data.eval_images),
+             "".join(f"; {k} mAP50 drop {accuracy[k]['drop']:.4f}" for k in ("mask", "pose") if k in accuracy))
     return accuracy
 
 
-def _box_map50(model: Path, data_yaml: Path, request: ExportRequest) -> float:
+def _compared(fp32: float, int8: float) -> dict:
+    return {"fp32_map50": round(fp32, 4), "int8_map50": round(int8, 4), "drop": round(fp32 - int8, 4)}
+
+
+def _map50(model: Path, data_yaml: Path, request: ExportRequest) -> dict:
     from ultralytics import YOLO
 
     metrics = YOLO(str(model), task=request.task).val(
         data=str(data_yaml), imgsz=request.imgsz, batch=request.options["batch"], device="cpu", plots=False,
         verbose=False, save_json=False, project=str(request.staging / "runs"), name="val", exist_ok=True,
     )
-    return float(metrics.box.map50)
+    found = {"box": float(metrics.box.map50)}
+    if request.task == "segment":
+        found["mask"] = float(metrics.seg.map50)
+    if request.task == "pose":
+        found["pose"] = float(metrics.pose.map50)
+    return found
 
 
 def compile_edgetpu(model: Path, folder: Path) -> Path:

@@ -19,13 +19,16 @@ class OnnxRuntimeBackend(Backend):
     package = "onnxruntime"
 
     def __init__(self, model_path: Path, spec: ModelSpec, *, device: str = "auto", threads: int | None = None,
-                 providers: list | None = None):
-        """``device``: auto (CUDA if available), cpu or cuda; ``threads``: intra-op threads (default: ORT's);
-        ``providers``: an explicit ONNX Runtime provider list, overriding ``device``."""
+                 providers: list | None = None, spin: bool = False):
+        """``device``: auto (CUDA if available), cpu or cuda; ``threads``: intra-op threads (default: ORT's, one per
+        physical core); ``providers``: an explicit ONNX Runtime provider list, overriding ``device``; ``spin``:
+        let idle intra-op threads busy-wait between operators (ORT's default). Off here: spinning threads burn
+        CPU that a service shares with its other work, and on a loaded machine they make inference slower."""
         super().__init__(model_path, spec)
         ort = import_package("onnxruntime", self.package, self.export_format)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         if threads:
             options.intra_op_num_threads = int(threads)
         chosen = providers or choose_providers(ort.get_available_providers(), device)

@@ -21,7 +21,7 @@ data class LetterboxPlan(
     val left: Int,
     val right: Int,
     val gainX: Float,
-    val gainY: Float,
+    val gainY: Float
 ) {
     /** Input-pixel x back to original-image pixels. */
     fun toImageX(x: Float): Float = (x - left) / gainX
@@ -41,7 +41,7 @@ data class LetterboxPlan(
             val left = if (center) Math.rint(dw - 0.1).toInt() else 0
             return LetterboxPlan(
                 newW, newH, top, Math.rint(dh + 0.1).toInt(), left, Math.rint(dw + 0.1).toInt(),
-                (newW.toDouble() / imageWidth).toFloat(), (newH.toDouble() / imageHeight).toFloat(),
+                (newW.toDouble() / imageWidth).toFloat(), (newH.toDouble() / imageHeight).toFloat()
             )
         }
     }
@@ -88,12 +88,12 @@ object Letterbox {
         if (dstW == image.width && dstH == image.height) return IntArray(image.pixels.size) { image.pixels[it] and 0xFFFFFF }
         val xs = Taps.of(dstW, image.width)
         val ys = Taps.of(dstH, image.height)
-        val rows = Array(2) { IntArray(dstW * 3) }
-        val rowOf = intArrayOf(-1, -1)
+        val r0 = IntArray(dstW * 3)
+        val r1 = IntArray(dstW * 3)
         val out = IntArray(dstW * dstH)
         for (dy in 0 until dstH) {
-            val r0 = horizontalRow(image, ys.first[dy], xs, rows, rowOf, 0)
-            val r1 = horizontalRow(image, ys.second[dy], xs, rows, rowOf, 1)
+            horizontalRow(image, ys.first[dy], xs, r0)
+            horizontalRow(image, ys.second[dy], xs, r1)
             val b0 = ys.w0[dy]
             val b1 = ys.w1[dy]
             for (dx in 0 until dstW) {
@@ -110,12 +110,8 @@ object Letterbox {
         return out
     }
 
-    /** One source row resampled horizontally (values scaled by 2048), cached in one of two slots. */
-    private fun horizontalRow(image: ArgbImage, sy: Int, xs: Taps, rows: Array<IntArray>, rowOf: IntArray, slot: Int): IntArray {
-        val other = 1 - slot
-        if (rowOf[other] == sy) return rows[other]
-        if (rowOf[slot] == sy) return rows[slot]
-        val row = rows[slot]
+    /** One source row resampled horizontally into [row] (values scaled by 2048). */
+    private fun horizontalRow(image: ArgbImage, sy: Int, xs: Taps, row: IntArray) {
         val base = sy * image.width
         for (dx in xs.first.indices) {
             val p0 = image.pixels[base + xs.first[dx]]
@@ -125,8 +121,6 @@ object Letterbox {
                 row[dx * 3 + c] = ((p0 shr shift) and 0xFF) * xs.w0[dx] + ((p1 shr shift) and 0xFF) * xs.w1[dx]
             }
         }
-        rowOf[slot] = sy
-        return row
     }
 
     /** Source indices and fixed-point weights for each destination index, as OpenCV computes them. */

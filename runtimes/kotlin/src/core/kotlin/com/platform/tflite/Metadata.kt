@@ -13,7 +13,7 @@ data class Preprocessing(
     val std: FloatArray,
     val padValue: Int,
     val center: Boolean,
-    val scaleUp: Boolean,
+    val scaleUp: Boolean
 )
 
 /** Default thresholds (metadata.json's `postprocessing`). */
@@ -21,7 +21,7 @@ data class Postprocessing(
     val confidenceThreshold: Float,
     val iouThreshold: Float,
     val maxDetections: Int,
-    val agnosticNms: Boolean,
+    val agnosticNms: Boolean
 )
 
 /** Where boxes and scores sit in the raw prediction output ([start, end) channel ranges). */
@@ -35,7 +35,7 @@ data class OutputLayout(
     val classStart: Int,
     val classEnd: Int,
     val scoresActivated: Boolean,
-    val classIndex: Int?,
+    val classIndex: Int?
 )
 
 data class TensorInfo(val name: String, val shape: List<Int>)
@@ -49,7 +49,7 @@ data class ModelMetadata(
     val outputs: List<TensorInfo>,
     val preprocessing: Preprocessing,
     val postprocessing: Postprocessing,
-    val layout: OutputLayout,
+    val layout: OutputLayout
 ) {
     companion object {
         val TASKS = listOf("detect", "segment", "pose")
@@ -70,7 +70,7 @@ data class ModelMetadata(
                 outputs = tensors(root, "outputs"),
                 preprocessing = preprocessing(root),
                 postprocessing = postprocessing(root.child("postprocessing")),
-                layout = outputLayout(root.child("output_layout").child("predictions")),
+                layout = outputLayout(root.child("output_layout").child("predictions"))
             )
             checkConsistent(root, meta)
             return meta
@@ -101,7 +101,7 @@ data class ModelMetadata(
                 std = std.toFloatArray(),
                 padValue = pre.int("pad_value", 114),
                 center = pre.bool("letterbox_center", true),
-                scaleUp = pre.bool("scale_up", true),
+                scaleUp = pre.bool("scale_up", true)
             )
         }
 
@@ -109,7 +109,7 @@ data class ModelMetadata(
             confidenceThreshold = post.number("confidence_threshold", 0.25).toFloat(),
             iouThreshold = post.number("iou_threshold", 0.45).toFloat(),
             maxDetections = post.int("max_detections", 300),
-            agnosticNms = post.bool("agnostic_nms", false),
+            agnosticNms = post.bool("agnostic_nms", false)
         )
 
         private fun outputLayout(pred: Keys): OutputLayout {
@@ -127,7 +127,7 @@ data class ModelMetadata(
                 classStart = scores[0],
                 classEnd = scores[1],
                 scoresActivated = pred.bool("scores_activated", true),
-                classIndex = if (nmsApplied) pred.int("class_index", null) else null,
+                classIndex = if (nmsApplied) pred.int("class_index", null) else null
             )
         }
 

@@ -88,7 +88,7 @@ object Decoder {
             val o = k * 4
             val box = BoundingBox(
                 clip(plan.toImageX(boxes[o]), imageWidth), clip(plan.toImageY(boxes[o + 1]), imageHeight),
-                clip(plan.toImageX(boxes[o + 2]), imageWidth), clip(plan.toImageY(boxes[o + 3]), imageHeight),
+                clip(plan.toImageX(boxes[o + 2]), imageWidth), clip(plan.toImageY(boxes[o + 3]), imageHeight)
             )
             val id = classIds[k]
             Detection(id, meta.classNames.getOrElse(id) { "class_$id" }, scores[k], box)
@@ -168,13 +168,13 @@ object Decoder {
  * Runs a model on a float32 input tensor. Backends: LiteRT's C API through JNA (JVM) and
  * org.tensorflow.lite.Interpreter (Android).
  */
-interface TensorRunner : AutoCloseable {
+interface TensorRunner : java.io.Closeable {
     /** The input tensor in the model's layout, batch 1; returns every output, in any order, with its name. */
     fun run(input: FloatArray): List<OutputTensor>
 }
 
 /** Image -> tensor -> runner -> Results; what both backends' YOLOInference wrap. */
-class YoloPipeline(val metadata: ModelMetadata, private val runner: TensorRunner) : AutoCloseable {
+class YoloPipeline(val metadata: ModelMetadata, private val runner: TensorRunner) : java.io.Closeable {
     fun predict(image: ArgbImage, confThreshold: Float? = null, iouThreshold: Float? = null, maxDetections: Int? = null): Results {
         val limits = Thresholds.resolve(metadata.postprocessing, confThreshold, iouThreshold, maxDetections)
         val (tensor, plan) = Letterbox.tensor(image, metadata.preprocessing)

@@ -12,7 +12,7 @@ import java.io.File
 class LiteRtException(message: String) : Exception(message)
 
 /**
- * The part of LiteRT's C API (litert/c/*.h, `libLiteRt.so` in the ai-edge-litert wheel) this runtime calls.
+ * The part of LiteRT's C API (the litert/c headers, `libLiteRt.so` in the ai-edge-litert wheel) this runtime calls.
  * The wheel exports the LiteRt* "CompiledModel" API, not the older TfLite* interpreter API.
  * Checked against ai-edge-litert 2.3.0; the C API changes between releases, so pin the wheel.
  */
@@ -22,7 +22,8 @@ interface LiteRtLibrary : Library {
     fun LiteRtDestroyEnvironment(environment: Pointer)
     fun LiteRtCreateOptions(options: PointerByReference): Int
     fun LiteRtSetOptionsHardwareAccelerators(options: Pointer, accelerators: Long): Int
-    fun LiteRtCreateModelFromFile(filename: String, model: PointerByReference): Int
+    fun LiteRtDestroyOptions(options: Pointer)
+    fun LiteRtCreateModelFromFile(environment: Pointer, filename: String, model: PointerByReference): Int
     fun LiteRtDestroyModel(model: Pointer)
     fun LiteRtCreateCompiledModel(environment: Pointer, model: Pointer, options: Pointer, compiled: PointerByReference): Int
     fun LiteRtDestroyCompiledModel(compiled: Pointer)
@@ -33,7 +34,12 @@ interface LiteRtLibrary : Library {
     fun LiteRtGetSignatureOutputTensorByIndex(signature: Pointer, index: Long, tensor: PointerByReference): Int
     fun LiteRtGetTensorName(tensor: Pointer, name: PointerByReference): Int
     fun LiteRtGetRankedTensorType(tensor: Pointer, type: Pointer): Int
-    fun LiteRtCreateTensorBufferFromHostMemory(type: Pointer, host: Pointer, size: Long, deallocator: Pointer?, buffer: PointerByReference): Int
+    fun LiteRtGetCompiledModelInputBufferRequirements(compiled: Pointer, signature: Long, index: Long, requirements: PointerByReference): Int
+    fun LiteRtGetCompiledModelOutputBufferRequirements(compiled: Pointer, signature: Long, index: Long, requirements: PointerByReference): Int
+    fun LiteRtCreateManagedTensorBufferFromRequirements(environment: Pointer, type: Pointer, requirements: Pointer, buffer: PointerByReference): Int
+    fun LiteRtGetTensorBufferPackedSize(buffer: Pointer, size: LongByReference): Int
+    fun LiteRtLockTensorBuffer(buffer: Pointer, address: PointerByReference, mode: Int): Int
+    fun LiteRtUnlockTensorBuffer(buffer: Pointer): Int
     fun LiteRtDestroyTensorBuffer(buffer: Pointer)
     fun LiteRtRunCompiledModel(compiled: Pointer, signature: Long, numInputs: Long, inputs: Pointer, numOutputs: Long, outputs: Pointer): Int
 }
@@ -41,8 +47,8 @@ interface LiteRtLibrary : Library {
 /**
  * Runs a .tflite model on the JVM through LiteRT's C API (JNA), on the CPU.
  *
- * Tensors are host-memory buffers this class owns (64-byte aligned, as LiteRT requires); the model's
- * first signature is used. Only float32 inputs and outputs are supported (what exportkit's fp32 and fp16
+ * Tensor buffers are LiteRT-managed (created from the compiled model's buffer requirements) and filled or
+ * read under LiteRtLockTensorBuffer; the model's first signature is used. Only float32 inputs and outputs are supported (what exportkit's fp32 and fp16
  * TFLite exports have).
  */
 class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : TensorRunner {
@@ -54,7 +60,7 @@ class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : 
     private val inputArray: Memory
     private val outputArray: Memory
 
-    private class Slot(val name: String, val shape: IntArray, val memory: Memory, val buffer: Pointer)
+    private class Slot(val name: String, val shape: IntArray, val count: Int, val buffer: Pointer)
 
     init {
         if (!File(modelPath).isFile) throw LiteRtException("model file $modelPath does not exist")
@@ -62,11 +68,11 @@ class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : 
             val env = create("environment") { lib.LiteRtCreateEnvironment(0, null, it) }
             val options = create("options") { lib.LiteRtCreateOptions(it) }
             check(lib.LiteRtSetOptionsHardwareAccelerators(options, CPU), "select the CPU accelerator")
-            val model = create("model") { lib.LiteRtCreateModelFromFile(modelPath, it) }
+            val model = create("model") { lib.LiteRtCreateModelFromFile(env, modelPath, it) }
             compiled = create("compiled model") { lib.LiteRtCreateCompiledModel(env, model, options, it) }
             val signature = create("signature") { lib.LiteRtGetModelSignature(model, 0, it) }
-            inputs = slots(signature, true)
-            outputs = slots(signature, false)
+            inputs = slots(env, signature, true)
+            outputs = slots(env, signature, false)
             inputArray = pointerArray(inputs)
             outputArray = pointerArray(outputs)
         } catch (e: Exception) {
@@ -77,12 +83,22 @@ class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : 
 
     override fun run(input: FloatArray): List<OutputTensor> {
         val slot = inputs[0]
-        if (input.size.toLong() * 4 != slot.memory.size()) {
-            throw LiteRtException("input tensor has ${input.size} values, model input '${slot.name}' ${slot.shape.toList()} takes ${slot.memory.size() / 4}")
+        if (input.size != slot.count) {
+            throw LiteRtException("input tensor has ${input.size} values, model input '${slot.name}' ${slot.shape.toList()} takes ${slot.count}")
         }
-        slot.memory.write(0, input, 0, input.size)
+        locked(slot, LOCK_WRITE) { it.write(0, input, 0, input.size) }
         check(lib.LiteRtRunCompiledModel(compiled, 0, inputs.size.toLong(), inputArray, outputs.size.toLong(), outputArray), "run the model")
-        return outputs.map { OutputTensor(it.name, it.shape, it.memory.getFloatArray(0, (it.memory.size() / 4).toInt())) }
+        return outputs.map { out -> OutputTensor(out.name, out.shape, locked(out, LOCK_READ) { it.getFloatArray(0, out.count) }) }
+    }
+
+    private fun <T> locked(slot: Slot, mode: Int, use: (Pointer) -> T): T {
+        val address = PointerByReference()
+        check(lib.LiteRtLockTensorBuffer(slot.buffer, address, mode), "lock the buffer of tensor '${slot.name}'")
+        try {
+            return use(address.value ?: throw LiteRtException("LiteRT mapped tensor '${slot.name}' to no memory"))
+        } finally {
+            lib.LiteRtUnlockTensorBuffer(slot.buffer)
+        }
     }
 
     override fun close() {
@@ -91,6 +107,7 @@ class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : 
             when (kind) {
                 "buffer" -> lib.LiteRtDestroyTensorBuffer(handle)
                 "compiled model" -> lib.LiteRtDestroyCompiledModel(handle)
+                "options" -> lib.LiteRtDestroyOptions(handle)
                 "model" -> lib.LiteRtDestroyModel(handle)
                 "environment" -> lib.LiteRtDestroyEnvironment(handle)
             }
@@ -98,7 +115,7 @@ class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : 
         handles.clear()
     }
 
-    private fun slots(signature: Pointer, input: Boolean): List<Slot> {
+    private fun slots(env: Pointer, signature: Pointer, input: Boolean): List<Slot> {
         val count = LongByReference()
         check(if (input) lib.LiteRtGetNumSignatureInputs(signature, count) else lib.LiteRtGetNumSignatureOutputs(signature, count), "count tensors")
         return (0 until count.value).map { i ->
@@ -116,11 +133,16 @@ class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : 
             val shape = IntArray(rank) { type.getInt(8 + 4L * it) }
             if (elementType != FLOAT32) throw LiteRtException("tensor '$name' has LiteRT element type $elementType; this runtime supports float32 (1) only")
             if (shape.any { it <= 0 }) throw LiteRtException("tensor '$name' has a dynamic shape ${shape.toList()}; export with a fixed input size")
-            val bytes = shape.fold(4L) { acc, d -> acc * d }
-            val memory = Memory(bytes + ALIGNMENT).align(ALIGNMENT.toInt()) as Memory
-            memory.clear()
-            val buffer = create("buffer") { lib.LiteRtCreateTensorBufferFromHostMemory(type, memory, bytes, null, it) }
-            Slot(name, shape, memory, buffer)
+            val requirements = create("buffer requirements") {
+                if (input) lib.LiteRtGetCompiledModelInputBufferRequirements(compiled, 0, i, it)
+                else lib.LiteRtGetCompiledModelOutputBufferRequirements(compiled, 0, i, it)
+            }
+            val buffer = create("buffer") { lib.LiteRtCreateManagedTensorBufferFromRequirements(env, type, requirements, it) }
+            val values = shape.fold(1) { acc, d -> acc * d }
+            val packed = LongByReference()
+            check(lib.LiteRtGetTensorBufferPackedSize(buffer, packed), "size the buffer of tensor '$name'")
+            if (packed.value != 4L * values) throw LiteRtException("tensor '$name' ${shape.toList()} has a ${packed.value}-byte buffer, expected ${4L * values}")
+            Slot(name, shape, values, buffer)
         }
     }
 
@@ -146,8 +168,9 @@ class LiteRtRunner(modelPath: String, libraryPath: String = defaultLibrary()) : 
         private const val CPU = 1L
         private const val FLOAT32 = 1
         private const val RANKED_TYPE_BYTES = 128L
-        private const val ALIGNMENT = 64L
-        private val OWNED = setOf("buffer", "compiled model", "model", "environment")
+        private const val LOCK_READ = 0
+        private const val LOCK_WRITE = 1
+        private val OWNED = setOf("buffer", "compiled model", "options", "model", "environment")
 
         /** -Dlitert.library, else $LITERT_LIBRARY, else "LiteRt" on JNA's search path (jna.library.path). */
         fun defaultLibrary(): String = System.getProperty("litert.library") ?: System.getenv("LITERT_LIBRARY") ?: "LiteRt"

@@ -12,7 +12,7 @@ import javax.imageio.ImageIO
  *     }
  */
 class YOLOInference(modelPath: String, metadataPath: String = File(File(modelPath).absoluteFile.parentFile, "metadata.json").path,
-                    libraryPath: String = LiteRtRunner.defaultLibrary()) : AutoCloseable {
+                    libraryPath: String = LiteRtRunner.defaultLibrary()) : java.io.Closeable {
     val metadata: ModelMetadata = readMetadata(metadataPath)
     private val pipeline = YoloPipeline(metadata, LiteRtRunner(modelPath, libraryPath))
 
