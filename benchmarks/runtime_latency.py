@@ -9,6 +9,7 @@ round in a random order, on the same artifact and the same image so a busy machi
   runtime        YOLOInference.predict(image array) end to end: letterbox, run, decode
   runtime path   the same from the image path (adds JPEG decoding)
   ultralytics    YOLO(model.onnx).predict(image array) end to end, same thresholds, retina masks
+  pre+post       the runtime's letterbox, normalisation and decoding alone (short, so steady under load)
 
 and print one table of medians, wall-clock and process CPU time (the latter barely moves when other jobs load
 the machine), with the ratios. Goals: runtime / session.run <= 1.10, ultralytics / runtime
@@ -105,7 +106,8 @@ def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int, 
 
     from runtimes.python.images import load_image
     from runtimes.python.inference import YOLOInference
-    from runtimes.python.preprocess import letterbox
+    from runtimes.python.postprocess import Thresholds, decode_batch
+    from runtimes.python.preprocess import letterbox, letterbox_image
 
     metadata = json.loads((folder / "metadata.json").read_text())
     post, (h, w) = metadata["postprocessing"], metadata["input_shape"][:2]
@@ -116,26 +118,35 @@ def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int, 
     runtime = YOLOInference(folder / "model.onnx", spin=spin)
     ultralytics = YOLO(str(folder / "model.onnx"), task=case.task)
     options = dict(imgsz=(h, w), device="cpu", verbose=False, conf=conf, iou=iou, retina_masks=True)
+    outputs, limits = runtime.run(feed[session.get_inputs()[0].name]), Thresholds.resolve(runtime.spec, conf, iou)
+
+    def pre_post():  # everything predict does but the inference itself
+        boxed, geometry = letterbox_image(image, runtime.spec.preprocessing)
+        runtime.normalizer.batch([boxed])
+        decode_batch(outputs, runtime.spec, [geometry], limits)
+
     times = interleaved({
         "session.run": lambda: session.run(None, feed),
         "runtime session.run": lambda: runtime.backend.session.run(None, feed),
         "runtime": lambda: runtime.predict(image, conf, iou),
         "runtime path": lambda: runtime.predict(image_path, conf, iou),
         "ultralytics": lambda: ultralytics.predict(image, **options),
+        "pre+post": pre_post,
     }, runs, warmup)
     found = len(runtime.predict(image, conf, iou))
     medians = {name: {kind: statistics.median(v) for kind, v in t.items()} for name, t in times.items()}
     return {"case": case, "input": f"{h}x{w}", "detections": found, **medians}
 
 
-COLUMNS = ("session.run", "runtime session.run", "runtime", "runtime path", "ultralytics")
+COLUMNS = ("session.run", "runtime session.run", "runtime", "runtime path", "ultralytics", "pre+post")
 RATIOS = (("runtime", "runtime session.run"), ("runtime", "session.run"), ("ultralytics", "runtime"))
 
 
 def table(rows: list[dict]) -> str:
     """Cells are "wall ms (process CPU ms)"; ratios likewise."""
     head = ("| model | task | input | dets | session.run, ORT defaults | session.run, runtime's session | runtime "
-            "| runtime (path) | ultralytics | runtime / its session.run | runtime / session.run | ultralytics / runtime |")
+            "| runtime (path) | ultralytics | runtime pre+post alone | runtime / its session.run | runtime / session.run "
+            "| ultralytics / runtime |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         cells = [f"{r[k]['wall']:.1f} ({r[k]['cpu']:.1f})" for k in COLUMNS]

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-MAX_CV_CHANNELS = 512  # cv2.resize handles at most this many channels per call
 PIXEL_BUDGET = 16_000_000  # float mask pixels held at once (as Ultralytics' process_mask_native)
 
 
@@ -22,17 +21,19 @@ def mask_logits(protos: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
 
 
 def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear (half-pixel centres, as torch's align_corners=False) resize of (n, h, w) to (n, *size)."""
+    """Bilinear (half-pixel centres, as torch's align_corners=False) resize of (n, h, w) to (n, *size).
+
+    One cv2.resize per mask, written in place: contiguous single-channel resizes are several times faster than
+    one many-channel resize with its transposes, and land closer to torch's interpolate.
+    """
     import cv2
 
     height, width = size
     if stack.shape[1:] == (height, width):
         return stack
     out = np.empty((len(stack), height, width), np.float32)
-    for start in range(0, len(stack), MAX_CV_CHANNELS):
-        chunk = np.ascontiguousarray(stack[start : start + MAX_CV_CHANNELS].transpose(1, 2, 0))
-        resized = cv2.resize(chunk, (width, height), interpolation=cv2.INTER_LINEAR)
-        out[start : start + MAX_CV_CHANNELS] = resized.reshape(height, width, -1).transpose(2, 0, 1)
+    for source, target in zip(stack, out, strict=True):
+        cv2.resize(source, (width, height), dst=target, interpolation=cv2.INTER_LINEAR)
     return out
 
 
