@@ -163,3 +163,41 @@ def peek_checkpoint(path: Path) -> dict:
     if isinstance(yaml, dict) and yaml.get("yaml_file"):
         found["architecture"] = Path(str(yaml["yaml_file"])).stem
     return {k: v for k, v in found.items() if v is not None}
+
+
+def apply_vocabulary(yolo, path: Path) -> list[str]:
+    """Set a YOLO-World model's classes from names plus precomputed CLIP text embeddings (no CLIP needed).
+
+    ``path``: a .json file {"names": [...], "embeddings": [[...], ...]} or a .npz with arrays ``names`` and
+    ``embeddings`` (one row per name, the text model's width, 512 for CLIP ViT-B/32).
+    """
+    import json
+
+    import numpy as np
+    import torch
+    from ultralytics.nn.tasks import WorldModel
+
+    from exportkit.errors import ConfigError
+
+    model = yolo.model
+    if not isinstance(model, WorldModel):
+        raise ConfigError(f"option 'vocabulary' applies to YOLO-World models only, not {type(model).__name__}")
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"vocabulary file not found: {path}")
+    try:
+        if path.suffix == ".npz":
+            data = np.load(path)
+            names, embeddings = [str(n) for n in data["names"]], np.asarray(data["embeddings"], np.float32)
+        else:
+            data = json.loads(path.read_text())
+            names, embeddings = [str(n) for n in data["names"]], np.asarray(data["embeddings"], np.float32)
+    except (KeyError, ValueError, OSError) as exc:
+        raise ConfigError(f"vocabulary {path} must hold 'names' and 'embeddings' ({type(exc).__name__}: {exc})") from None
+    width = model.txt_feats.shape[-1]
+    if embeddings.shape != (len(names), width):
+        raise ConfigError(f"vocabulary {path}: embeddings must have shape ({len(names)}, {width}), got {embeddings.shape}")
+    model.txt_feats = torch.from_numpy(embeddings).reshape(1, len(names), width)
+    model.model[-1].nc = len(names)
+    model.names = dict(enumerate(names))
+    return names

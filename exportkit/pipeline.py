@@ -96,6 +96,10 @@ def run_export(plan: ExportPlan) -> ExportResult:
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=plan.output_dir))
     try:
         yolo, info = load_checkpoint(plan.checkpoint)
+        if plan.options.get("vocabulary"):
+            from exportkit.checkpoint import apply_vocabulary
+
+            info.names = apply_vocabulary(yolo, Path(plan.options["vocabulary"]))
         imgsz = plan.options["imgsz"] or info.imgsz
         if imgsz % max(info.strides):
             raise ConfigError(f"imgsz {imgsz} must be a multiple of the model stride {max(info.strides)}")

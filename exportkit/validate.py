@@ -402,8 +402,11 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     report = ParityReport(fmt.name, metadata.get("precision", "fp32"))
     report.thresholds = limits = thresholds_for(report.precision, thresholds)
     checkpoint = Path(checkpoint or metadata["checkpoint"]["path"])
-    loaded, info = load_checkpoint(checkpoint)
-    yolo = yolo or loaded
+    yolo, info = load_checkpoint(checkpoint)  # always fresh: the same path `python -m exportkit validate` takes
+    if metadata.get("export_config", {}).get("vocabulary"):
+        from exportkit.checkpoint import apply_vocabulary
+
+        info.names = apply_vocabulary(yolo, Path(metadata["export_config"]["vocabulary"]))
     try:
         report.checks += spec_checks(fmt, folder, metadata)
         run_exported = fmt.runner(folder)
