@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_export
 
-from exportkit.capabilities import FAMILIES, FORMAT_ORDER, FULL, NOT_YET, PARTIAL, UNSUPPORTED, capability_reason, markdown_table
+from exportkit.capabilities import (
+    FAMILIES,
+    FORMAT_ORDER,
+    FULL,
+    NOT_YET,
+    PARTIAL,
+    UNSUPPORTED,
+    capability_reason,
+    markdown_table,
+)
 from exportkit.metadata import validate_schema
 from exportkit.registry import get_format
 
