@@ -206,17 +206,14 @@ def test_int8_export_records_calibration_and_accuracy(exports, task):
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_int8_validation_on_images(exports, task):
-    """On every bundled sample image the INT8 model finds the PyTorch model's objects: same classes, boxes and
-    scores within the INT8 limits. Recorded, not required here: the seeded random tensor (noise outside the
-    calibrated ranges) and pose's keypoint_px_max (INT8 keypoints move up to ~8 px at the 192 input on some
-    sample shapes, ~20 px once scaled to the larger sample images, while pose mAP50 drops ~0.001: the
-    accuracy test above bounds that instead)."""
+    """INT8 passes validation at the INT8 limits: on every sample image the same objects, classes, boxes and
+    scores; keypoints within 12 model-input pixels. The seeded random tensor is recorded, not gating (noise
+    lies outside the ranges INT8 was calibrated on)."""
     from exportkit.validate import validate_folder
 
     report = validate_folder(exports.get(task, "tflite", int8=True, include_validation=False))
-    images = [c for c in report.checks if c.input.startswith("image:") and c.criterion != "keypoint_px_max"]
-    failed = [f"{c.input} {c.criterion}={c.value:.4g} (limit {c.threshold})" for c in images if c.passed is False]
-    assert images and not failed, failed
+    assert report.status == "passed", report.summary()
+    assert all(c.passed is None for c in report.checks if c.input == "random")
     assert sum(v["boxes_compared"] for k, v in report.inputs.items() if k.startswith("image:")) >= len(SAMPLES)
 
 
