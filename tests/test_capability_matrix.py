@@ -47,18 +47,18 @@ def test_supported_cell_exports_and_runs(tmp_path, family, fmt):
     from exportkit.zoo import build_architecture
 
     checkpoint = build_architecture(ZOO[family])
-    proc = run_export(checkpoint, fmt, tmp_path, {"imgsz": 64}, timeout=900)
+    proc = run_export(checkpoint, fmt, tmp_path, {"imgsz": 32}, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     metadata = json.loads((tmp_path / "metadata.json").read_text())
     validate_schema(metadata)
-    assert metadata["export_format"] == fmt and metadata["input_shape"] == [64, 64, 3]
+    assert metadata["export_format"] == fmt and metadata["input_shape"] == [32, 32, 3]
     if family == "yolo-world-v2-s":
         assert metadata["model_variant"] == "open_vocabulary" and metadata["text_input_enabled"] is True
         assert metadata["max_text_length"] == 77
     spec = get_format(fmt)
     if spec.prediction_needs_macos:
         return  # CoreML: the spec is checked by its own tests; prediction needs macOS
-    outputs = spec().runner(tmp_path)(np.zeros((1, 3, 64, 64), np.float32))
+    outputs = spec().runner(tmp_path)(np.zeros((1, 3, 32, 32), np.float32))
     assert [list(o.shape)[1:] for o in outputs] == [s[1:] for s in metadata["output_shape"]]
 
 

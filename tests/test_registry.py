@@ -67,3 +67,22 @@ def test_every_format_has_tests(name):
     tests = Path(__file__).parent
     mentioned = any(f'"{name}"' in p.read_text() for p in tests.glob("test_*.py") if p.name != Path(__file__).name)
     assert mentioned, f"no test module exercises format {name!r}"
+
+
+def test_readme_tables_are_generated_from_the_registry():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "scripts/update_readme.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(GUIDE_DEFAULTS))
+def test_conf_format_yaml_lists_every_option_with_its_default(name):
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "conf/format" / f"{name}.yaml").read_text())
+    fmt = get_format(name)
+    assert {k: v for k, v in data.items() if k not in ("defaults", "name")} == {o.name: o.default for o in fmt.options}
