@@ -82,19 +82,16 @@ def map50(predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: 
     return float(np.mean(aps)) if aps else 0.0
 
 
-def evaluate(run, metadata: dict, layout_nhwc: bool = False) -> float:
+def evaluate(run, metadata: dict) -> float:
     """mAP50 of a runner (NCHW float input -> raw outputs) decoded with ``metadata``."""
     import cv2
 
+    from exportkit.validate import exported_input
     from runtimes.python.postprocess import decode
-    from runtimes.python.preprocess import Geometry, letterbox
 
     predictions, truths = [], []
     for path, truth in validation_split():
-        image = cv2.imread(str(path))
-        boxed = letterbox(image, metadata)
-        tensor = boxed.tensor.transpose(0, 3, 1, 2) if layout_nhwc else boxed.tensor
-        geometry = Geometry(tuple(image.shape[:2]), tuple(boxed.ratio), tuple(boxed.pad))
+        tensor, geometry = exported_input(cv2.imread(str(path)), metadata)
         result = decode(run(tensor), metadata, [geometry], conf=EVAL_CONF, iou=EVAL_IOU)[0]
         predictions.append((result.boxes, result.scores, result.class_ids))
         truths.append(truth)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from exportkit.build import (
     Cell,
-    canonical,
     checkpoint_path,
     export_command,
     hash_cache_path,
@@ -121,5 +120,3 @@ def rebuild_and_compare(entry: dict) -> list[str]:
 def run_report(root: str) -> bool:
     return subprocess.call([sys.executable, "-m", "exportkit", "report", root], cwd=ROOT) == 0
 
-
-__all__ = ["write_lock", "verify_lock", "run_report", "canonical"]

@@ -118,7 +118,7 @@ def run_export(plan: ExportPlan) -> ExportResult:
         if plan.include_validation:
             from exportkit.validate import validate_folder
 
-            result.validation = validate_folder(staging, thresholds=plan.validation, yolo=yolo)
+            result.validation = validate_folder(staging, thresholds=plan.validation, loaded=(yolo, info))
         publish(staging, plan.output_dir, plan.format)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -146,18 +146,15 @@ def _clean_staging(fmt: type[ExportFormat], staging: Path) -> None:
 
 def publish(staging: Path, output_dir: Path, fmt: type[ExportFormat]) -> None:
     """Move artifacts then metadata.json (last: its presence marks a complete export) into output_dir."""
-    old_metadata = output_dir / "metadata.json"
-    old_metadata.unlink(missing_ok=True)
-    for name in ("validation.json",):
-        (output_dir / name).unlink(missing_ok=True)
+    (output_dir / "metadata.json").unlink(missing_ok=True)
+    (output_dir / "validation.json").unlink(missing_ok=True)
     for source in fmt.artifact_paths(staging):
         target = output_dir / source.name
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(source, target)
-    for extra in ("validation.json",):
-        if (staging / extra).exists():
-            os.replace(staging / extra, output_dir / extra)
+    if (staging / "validation.json").exists():
+        os.replace(staging / "validation.json", output_dir / "validation.json")
     os.replace(staging / "metadata.json", output_dir / "metadata.json")
 
 

@@ -117,15 +117,14 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
     except Exception as exc:  # e.g. CoreML off macOS, TensorRT without a GPU
         row.note = " ".join(str(exc).split())[:120]
         return row
-    nhwc = metadata["preprocessing"].get("layout") == "NHWC"
     import cv2
 
-    from runtimes.python.preprocess import letterbox
+    from exportkit.validate import exported_input
 
-    tensor = letterbox(cv2.imread(str(sample_images()[0])), metadata).tensor
-    row.latency_ms = measure_latency(run, tensor.transpose(0, 3, 1, 2) if nhwc else tensor)
+    tensor, _ = exported_input(cv2.imread(str(sample_images()[0])), metadata)
+    row.latency_ms = measure_latency(run, tensor)
     if accuracy and applies_to(metadata):
-        row.map50 = evaluate(run, metadata, nhwc)
+        row.map50 = evaluate(run, metadata)
         row.map50_pt = cache.map50(metadata, artifact_input_size(fmt.describe(folder), metadata))
     return row
 

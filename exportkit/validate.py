@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
+from exportkit.parity import Check, box_iou, detection_checks, raw_checks, top_k_checks  # noqa: F401 (box_iou: public API)
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +35,6 @@ DEFAULT_THRESHOLDS: dict[str, dict] = {
     "int8": {"box_iou": 0.80, "confidence_diff": 0.15, "mask_iou": 0.70, "keypoint_px": 12.0,
              "raw_rel_max_diff": None, "raw_cosine": 0.98, "top_k": 10},
 }
-MATCH_IOU = 0.5  # below this two boxes are not the same object
-
-
-@dataclass
-class Check:
-    input: str
-    criterion: str
-    value: float
-    threshold: float | None
-    passed: bool | None  # None: recorded, not gating
-    detail: str = ""
-
-
 @dataclass
 class ParityReport:
     format: str
@@ -109,13 +97,6 @@ def thresholds_for(precision: str, overrides: dict | None) -> dict:
     return merged
 
 
-def _gate(name: str, criterion: str, value: float, limit, higher_is_better: bool, detail: str = "") -> Check:
-    if limit is None:
-        return Check(name, criterion, value, None, None, detail)
-    ok = value >= limit if higher_is_better else value <= limit
-    return Check(name, criterion, value, limit, bool(ok), detail)
-
-
 # -- the reference ----------------------------------------------------------------------------------
 def reference_runner(yolo):
     """The PyTorch model in export mode: the same raw outputs the exporter traced."""
@@ -174,119 +155,6 @@ def reference_metadata(metadata: dict, info, size: tuple[int, int]) -> dict:
     return ref
 
 
-# -- comparisons ------------------------------------------------------------------------------------
-def raw_checks(name: str, reference: list[np.ndarray], exported: list[np.ndarray], limits: dict) -> list[Check]:
-    if len(reference) != len(exported):
-        return [Check(name, "output_count", len(exported), len(reference), False, "exported model has a different number of outputs")]
-    checks = []
-    for i, (ref, out) in enumerate(zip(reference, exported)):
-        if ref.shape != out.shape:
-            checks.append(Check(name, f"output{i}.shape", 0, None, False, f"exported {list(out.shape)} != reference {list(ref.shape)}"))
-            continue
-        diff = np.abs(out.astype(np.float64) - ref)
-        scale = float(np.abs(ref).max()) or 1.0
-        a, b = ref.reshape(-1).astype(np.float64), out.reshape(-1).astype(np.float64)
-        cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-        checks += [
-            _gate(name, f"output{i}.rel_max_abs_diff", float(diff.max()) / scale, limits["raw_rel_max_diff"], False),
-            Check(name, f"output{i}.max_abs_diff", float(diff.max()), None, None),
-            Check(name, f"output{i}.mean_abs_diff", float(diff.mean()), None, None),
-            _gate(name, f"output{i}.cosine", cosine, limits["raw_cosine"], True),
-        ]
-    return checks
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), xyxy."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-
-
-def match_detections(ref, exp) -> tuple[list[tuple[int, int]], list[int], list[int], list[tuple[int, int]]]:
-    """Greedy, highest reference confidence first: (matched, unmatched ref, unmatched exported, class mismatches)."""
-    ious = box_iou(ref.boxes.astype(np.float64), exp.boxes.astype(np.float64))
-    matched, class_mismatch, used = [], [], set()
-    for i in np.argsort(-ref.scores):
-        same = [j for j in range(len(exp)) if j not in used and exp.class_ids[j] == ref.class_ids[i] and ious[i, j] >= MATCH_IOU]
-        if same:
-            j = max(same, key=lambda k: ious[i, k])
-            matched.append((int(i), j))
-            used.add(j)
-            continue
-        other = [j for j in range(len(exp)) if j not in used and ious[i, j] >= MATCH_IOU]
-        if other:
-            j = max(other, key=lambda k: ious[i, k])
-            class_mismatch.append((int(i), j))
-            used.add(j)
-    unmatched_ref = [i for i in range(len(ref)) if i not in {m[0] for m in matched + class_mismatch}]
-    unmatched_exp = [j for j in range(len(exp)) if j not in used]
-    return matched, unmatched_ref, unmatched_exp, class_mismatch
-
-
-def detection_checks(name: str, ref, exp, limits: dict, conf: float, input_gain: float = 1.0) -> tuple[list[Check], dict]:
-    """Every reference detection matched to an exported one (box IoU, confidence, class; masks; keypoints)."""
-    matched, lost, extra, wrong_class = match_detections(ref, exp)
-    border = conf + limits["confidence_diff"]  # a detection this close to the threshold may fall either side
-    lost_real = [i for i in lost if ref.scores[i] >= border]
-    extra_real = [j for j in extra if exp.scores[j] >= border]
-    checks = [
-        Check(name, "boxes_compared", len(matched), 1, len(matched) > 0 or (len(ref) == 0 and len(exp) == 0)),
-        Check(name, "class_mismatches", len(wrong_class), 0, not wrong_class,
-              "; ".join(f"{ref.class_names[ref.class_ids[i]]} became {exp.class_names[exp.class_ids[j]]}" for i, j in wrong_class)),
-        Check(name, "unmatched_reference", len(lost_real), 0, not lost_real, f"{len(lost) - len(lost_real)} more within {limits['confidence_diff']} of the threshold"),
-        Check(name, "unmatched_exported", len(extra_real), 0, not extra_real, f"{len(extra) - len(extra_real)} more within {limits['confidence_diff']} of the threshold"),
-    ]
-    if matched:
-        ious = [float(box_iou(ref.boxes[[i]], exp.boxes[[j]])[0, 0]) for i, j in matched]
-        diffs = [abs(float(ref.scores[i]) - float(exp.scores[j])) for i, j in matched]
-        checks += [_gate(name, "box_iou_min", min(ious), limits["box_iou"], True),
-                   _gate(name, "confidence_diff_max", max(diffs), limits["confidence_diff"], False)]
-        if ref.masks is not None and exp.masks is not None:
-            checks.append(_gate(name, "mask_iou_min", min(_mask_iou(ref.masks[i], exp.masks[j]) for i, j in matched), limits["mask_iou"], True))
-        if ref.keypoints is not None and exp.keypoints is not None:
-            checks.append(_gate(name, "keypoint_px_max", max(_keypoint_px(ref.keypoints[i], exp.keypoints[j]) for i, j in matched) * input_gain, limits["keypoint_px"], False,
-                                 "in model-input pixels"))
-    summary = {"mode": "detections", "boxes_compared": len(matched), "reference_detections": len(ref), "exported_detections": len(exp)}
-    return checks, summary
-
-
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape != b.shape:
-        return 0.0
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
-def _keypoint_px(a: np.ndarray, b: np.ndarray) -> float:
-    visible = a[:, 2] > 0.5 if a.shape[1] > 2 else np.ones(len(a), bool)
-    if not visible.any():
-        return 0.0
-    return float(np.linalg.norm(a[visible, :2] - b[visible, :2], axis=1).max())
-
-
-def top_k_checks(name: str, ref_pred: np.ndarray, exp_pred: np.ndarray, nc: int, limits: dict) -> tuple[list[Check], dict]:
-    """Compare the k highest-scoring candidates (anchors) when there is no detection to compare."""
-    k = int(limits["top_k"])
-    if ref_pred.shape != exp_pred.shape:
-        return [Check(name, "top_k.shape", 0, None, False, f"{list(exp_pred.shape)} != {list(ref_pred.shape)}")], {"mode": "top_k", "boxes_compared": 0}
-    scores = ref_pred[0, 4:4 + nc].max(axis=0)
-    top = np.argsort(-scores)[:k]
-    to_xyxy = lambda p: np.stack([p[0] - p[2] / 2, p[1] - p[3] / 2, p[0] + p[2] / 2, p[1] + p[3] / 2], axis=1)  # noqa: E731
-    ious = np.diag(box_iou(to_xyxy(ref_pred[0, :4, top].T), to_xyxy(exp_pred[0, :4, top].T)))
-    diffs = np.abs(ref_pred[0, 4:4 + nc, top] - exp_pred[0, 4:4 + nc, top]).max(axis=1)
-    same_class = ref_pred[0, 4:4 + nc, top].argmax(axis=1) == exp_pred[0, 4:4 + nc, top].argmax(axis=1)
-    checks = [Check(name, "boxes_compared", len(top), 1, len(top) > 0, "top-k candidates (no reference detection)"),
-              _gate(name, "box_iou_min", float(ious.min()), limits["box_iou"], True),
-              _gate(name, "confidence_diff_max", float(diffs.max()), limits["confidence_diff"], False),
-              Check(name, "class_mismatches", int((~same_class).sum()), 0, bool(same_class.all()))]
-    return checks, {"mode": "top_k", "boxes_compared": len(top)}
-
-
 # -- inputs and the loop ------------------------------------------------------------------------------
 def artifact_input_size(io, metadata: dict) -> tuple[int, int]:
     """The input size the artifact really has (from the artifact, not from metadata.json)."""
@@ -303,29 +171,35 @@ def sample_images() -> list[Path]:
 
 def _image_case(name, image, run_ref, run_exp, metadata, ref_meta, size, limits):
     from runtimes.python.postprocess import decode
-    from runtimes.python.preprocess import letterbox, plan_letterbox
+    from runtimes.python.preprocess import plan_letterbox
 
     conf = ref_meta["postprocessing"]["confidence_threshold"]
     ref_raw = run_ref(reference_tensor(image, size))
     ref_result = decode(ref_raw, ref_meta, [plan_letterbox(image.shape[:2], size).geometry], conf=conf)[0]
-    boxed = letterbox(image, metadata)  # BGR in, tensor in the layout and colour order metadata.json declares
-    tensor = boxed.tensor.transpose(0, 3, 1, 2) if metadata["preprocessing"].get("layout") == "NHWC" else boxed.tensor
+    tensor, geometry = exported_input(image, metadata)
     exp_raw = run_exp(tensor)
     exp_px = in_input_pixels(exp_raw, metadata, size)  # raw comparisons in the reference's units
     checks = raw_checks(name, ref_raw, exp_px, limits)
-    geometry = _geometry(image.shape[:2], boxed)
     exp_result = decode(exp_raw, metadata, [geometry], conf=conf)[0]
     if len(ref_result) == 0:
         more, summary = top_k_checks(name, ref_raw[0], exp_px[0], len(ref_meta["class_names"]), limits)
     else:
-        more, summary = detection_checks(name, ref_result, exp_result, limits, conf, float(min(boxed.ratio)))
+        more, summary = detection_checks(name, ref_result, exp_result, limits, conf, float(min(geometry.ratio)))
     return checks + more, summary, tensor
 
 
-def _geometry(orig_shape, boxed):
-    from runtimes.python.preprocess import Geometry
+def exported_input(image_bgr: np.ndarray, metadata: dict):
+    """What a deployment feeds the artifact: the runtime's letterbox and normalisation driven by metadata.json.
 
-    return Geometry(tuple(int(v) for v in orig_shape), tuple(boxed.ratio), tuple(boxed.pad))
+    Returns the tensor in NCHW (the layout the format runners take) and the runtime's Geometry for decoding.
+    """
+    from runtimes.python.preprocess import Normalizer, letterbox_image
+    from runtimes.python.spec import as_spec
+
+    spec = as_spec(metadata)
+    boxed, geometry = letterbox_image(image_bgr, spec.preprocessing)
+    tensor = Normalizer(spec.preprocessing, metadata["input_dtype"]).batch([boxed])
+    return (tensor.transpose(0, 3, 1, 2) if spec.preprocessing.layout == "NHWC" else tensor), geometry
 
 
 def run_cases(report: ParityReport, run_ref, run_exp, metadata: dict, ref_meta: dict, size, limits: dict) -> None:
@@ -394,7 +268,7 @@ def _batch_case(report, run_ref, run_exp, tensors, limits) -> None:
     report.inputs[name] = {"mode": "raw", "boxes_compared": 0, "batch": len(tensors), "passed": all(c.passed is not False for c in checks)}
 
 
-def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: dict | None = None, yolo=None) -> ParityReport:
+def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: dict | None = None, loaded=None) -> ParityReport:
     """Compare the artifact in ``folder`` with its PyTorch model; write validation.json; return the report."""
     from exportkit.checkpoint import load_checkpoint
     from exportkit.metadata import read_metadata
@@ -406,8 +280,11 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     report = ParityReport(fmt.name, metadata.get("precision", "fp32"))
     report.thresholds = limits = thresholds_for(report.precision, thresholds)
     checkpoint = Path(checkpoint or metadata["checkpoint"]["path"])
-    yolo, info = load_checkpoint(checkpoint)  # always fresh: the same path `python -m exportkit validate` takes
-    if metadata.get("export_config", {}).get("vocabulary"):
+    if loaded is not None:  # (YOLO, CheckpointInfo) the exporter already holds, vocabulary applied
+        yolo, info = loaded
+    else:
+        yolo, info = load_checkpoint(checkpoint)
+    if loaded is None and metadata.get("export_config", {}).get("vocabulary"):
         from exportkit.checkpoint import apply_vocabulary
 
         info.names = apply_vocabulary(yolo, Path(metadata["export_config"]["vocabulary"]))
