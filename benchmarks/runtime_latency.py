@@ -1,22 +1,28 @@
 """Latency of the Python runtime, side by side with ONNX Runtime alone and with Ultralytics' own predict.
 
-For each model: export it to ONNX (once, cached under .cache/benchmarks), then time, round by
-round in a random order, on the same artifact and the same image so a busy machine slows every column alike:
+For each model: export it to ONNX (once, cached under .cache/benchmarks), then time on the same artifact and
+the same image, in one process:
 
   session.run    ONNX Runtime alone on the already preprocessed tensor: a session with ORT's defaults (what
-                 Ultralytics uses) and the runtime's own session (the floor for its end-to-end time; it turns
-                 ORT's thread spinning off unless --spin)
-  runtime        YOLOInference.predict(image array) end to end: letterbox, run, decode
-  runtime path   the same from the image path (adds JPEG decoding)
-  ultralytics    YOLO(model.onnx).predict(image array) end to end, same thresholds, retina masks
-  pre+post       the runtime's letterbox, normalisation and decoding alone (short, so steady under load)
+                 Ultralytics uses: the floor), and the runtime's own session
+  runtime        YOLOInference.predict(image array) end to end: letterbox, normalise, run, decode
+  runtime path   the same from the image file (adds JPEG decoding)
+  ultralytics    YOLO(model.onnx).predict(...) end to end on the array and on the file, same thresholds,
+                 retina masks
+  pre+post       the runtime's letterbox, normalisation and decoding alone
 
-and print one table of medians, wall-clock and process CPU time (the latter barely moves when other jobs load
-the machine), with the ratios. Goals: runtime / session.run <= 1.10, ultralytics / runtime
->= 1.3.
+Timing runs in rounds of blocks: each round calls every method `--block` times in a row (the first call of a
+block untimed), in a fresh random order per round. Blocks, not single interleaved calls: every ONNX Runtime
+session owns a thread pool whose threads keep spinning for a while after a run, so calling session A right
+after session B measures A competing with B's spinning threads rather than A. Medians over all timed calls;
+wall-clock, and process CPU time in brackets.
+
+Ratios: runtime / session.run (goal <= 1.10), ultralytics / runtime (goal >= 1.3), and ultralytics /
+session.run: Ultralytics' whole overhead over the same inference, the most that any runtime on the same
+session could gain over it.
 
     python benchmarks/runtime_latency.py                       # yolo11n at 640 + the bundled models present
-    python benchmarks/runtime_latency.py --runs 50 --image models/samples/shapes_3_480x320.jpg
+    python benchmarks/runtime_latency.py --rounds 12 --image models/samples/shapes_0_320x240.jpg
 """
 
 from __future__ import annotations
@@ -81,33 +87,32 @@ def export(case: Case) -> Path:
     return out
 
 
-def interleaved(methods: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, dict[str, list[float]]]:
-    """Wall-clock and process CPU milliseconds per call. Each round calls every method once, in a fresh random
-    order, so load spikes and whatever one method leaves behind (warm caches, spinning threads) spread evenly."""
-    for _ in range(warmup):
-        for call in methods.values():
-            call()
+def blocks(methods: dict[str, Callable[[], object]], rounds: int, block: int) -> dict[str, dict[str, list[float]]]:
+    """Wall-clock and process CPU milliseconds per call, gathered in rounds of blocks (see the module's text)."""
     order = random.Random(0)
     names = list(methods)
     times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in methods}
-    for _ in range(runs):
+    for _ in range(rounds):
         order.shuffle(names)
         for name in names:
-            wall, cpu = time.perf_counter(), time.process_time()
-            methods[name]()
-            times[name]["cpu"].append((time.process_time() - cpu) * 1000)
-            times[name]["wall"].append((time.perf_counter() - wall) * 1000)
+            call = methods[name]
+            call()  # untimed: the switch from another method's session
+            for _ in range(block):
+                wall, cpu = time.perf_counter(), time.process_time()
+                call()
+                times[name]["cpu"].append((time.process_time() - cpu) * 1000)
+                times[name]["wall"].append((time.perf_counter() - wall) * 1000)
     return times
 
 
-def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int, spin: bool) -> dict:
+def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int, spin: bool) -> dict:
     import onnxruntime as ort
     from ultralytics import YOLO
 
     from runtimes.python.images import load_image
     from runtimes.python.inference import YOLOInference
     from runtimes.python.postprocess import Thresholds, decode_batch
-    from runtimes.python.preprocess import letterbox, letterbox_image
+    from runtimes.python.preprocess import letterbox
 
     metadata = json.loads((folder / "metadata.json").read_text())
     post, (h, w) = metadata["postprocessing"], metadata["input_shape"][:2]
@@ -121,36 +126,47 @@ def measure(case: Case, folder: Path, image_path: Path, runs: int, warmup: int, 
     outputs, limits = runtime.run(feed[session.get_inputs()[0].name]), Thresholds.resolve(runtime.spec, conf, iou)
 
     def pre_post():  # everything predict does but the inference itself
-        boxed, geometry = letterbox_image(image, runtime.spec.preprocessing)
-        runtime.normalizer.batch([boxed])
-        decode_batch(outputs, runtime.spec, [geometry], limits)
+        _, geometries = runtime.normalizer.letterbox_batch([image])
+        decode_batch(outputs, runtime.spec, geometries, limits)
 
-    times = interleaved({
+    times = blocks({
         "session.run": lambda: session.run(None, feed),
         "runtime session.run": lambda: runtime.backend.session.run(None, feed),
         "runtime": lambda: runtime.predict(image, conf, iou),
         "runtime path": lambda: runtime.predict(image_path, conf, iou),
         "ultralytics": lambda: ultralytics.predict(image, **options),
+        "ultralytics path": lambda: ultralytics.predict(str(image_path), **options),
         "pre+post": pre_post,
-    }, runs, warmup)
+    }, rounds, block)
     found = len(runtime.predict(image, conf, iou))
     medians = {name: {kind: statistics.median(v) for kind, v in t.items()} for name, t in times.items()}
     return {"case": case, "input": f"{h}x{w}", "detections": found, **medians}
 
 
-COLUMNS = ("session.run", "runtime session.run", "runtime", "runtime path", "ultralytics", "pre+post")
-RATIOS = (("runtime", "runtime session.run"), ("runtime", "session.run"), ("ultralytics", "runtime"))
+COLUMNS = (
+    ("session.run", "session.run, ORT defaults"),
+    ("runtime session.run", "session.run, runtime's session"),
+    ("runtime", "runtime"),
+    ("ultralytics", "ultralytics"),
+    ("runtime path", "runtime (file)"),
+    ("ultralytics path", "ultralytics (file)"),
+    ("pre+post", "runtime pre+post alone"),
+)
+RATIOS = (
+    ("runtime", "session.run", "runtime / session.run (goal <= 1.10)"),
+    ("ultralytics", "runtime", "ultralytics / runtime (goal >= 1.3)"),
+    ("ultralytics path", "runtime path", "the same from the file"),
+    ("ultralytics", "session.run", "ultralytics / session.run (the most any runtime can gain)"),
+)
 
 
 def table(rows: list[dict]) -> str:
     """Cells are "wall ms (process CPU ms)"; ratios likewise."""
-    head = ("| model | task | input | dets | session.run, ORT defaults | session.run, runtime's session | runtime "
-            "| runtime (path) | ultralytics | runtime pre+post alone | runtime / its session.run | runtime / session.run "
-            "| ultralytics / runtime |")
+    head = "| model | task | input | dets | " + " | ".join([c for _, c in COLUMNS] + [r for *_, r in RATIOS]) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        cells = [f"{r[k]['wall']:.1f} ({r[k]['cpu']:.1f})" for k in COLUMNS]
-        cells += [f"{r[a]['wall'] / r[b]['wall']:.2f}x ({r[a]['cpu'] / r[b]['cpu']:.2f}x)" for a, b in RATIOS]
+        cells = [f"{r[k]['wall']:.1f} ({r[k]['cpu']:.1f})" for k, _ in COLUMNS]
+        cells += [f"{r[a]['wall'] / r[b]['wall']:.2f}x ({r[a]['cpu'] / r[b]['cpu']:.2f}x)" for a, b, _ in RATIOS]
         lines.append(f"| {r['case'].name} | {r['case'].task} | {r['input']} | {r['detections']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -159,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["yolo11n-640", "shapes-det", "shapes-seg", "shapes-pose"])
     p.add_argument("--image", type=Path, default=SAMPLES / "shapes_3_480x320.jpg")
-    p.add_argument("--runs", type=int, default=40, help="timed calls per method (median reported)")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--spin", action="store_true", help="run the runtime with ORT's default thread spinning, "
-                   "so its session is configured exactly like Ultralytics'")
+    p.add_argument("--rounds", type=int, default=6, help="rounds; each calls every method in a block")
+    p.add_argument("--block", type=int, default=8, help="timed calls per method and round (median of all reported)")
+    p.add_argument("--no-spin", dest="spin", action="store_false", help="run the runtime's session with "
+                   "spin=False (no busy-waiting intra-op threads, for shared hosts)")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     os.environ.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False")
@@ -170,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in cases(args.models):
         if ensure_checkpoint(case):
-            rows.append(measure(case, export(case), args.image, args.runs, args.warmup, args.spin))
+            rows.append(measure(case, export(case), args.image, args.rounds, args.block, args.spin))
     load = os.getloadavg()
-    print(f"image {args.image.name}; median of {args.runs} interleaved calls per method; milliseconds wall-clock "
+    print(f"image {args.image.name}; median of {args.rounds} rounds x {args.block} calls per method; milliseconds wall-clock "
           f"(process CPU); {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     if load[0] > (os.cpu_count() or 1):
         print("the machine is busy: wall-clock times include waiting for a CPU; the CPU-time ratios are the steadier ones")

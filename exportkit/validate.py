@@ -193,12 +193,11 @@ def exported_input(image_bgr: np.ndarray, metadata: dict):
 
     Returns the tensor in NCHW (the layout the format runners take) and the runtime's Geometry for decoding.
     """
-    from runtimes.python.preprocess import Normalizer, letterbox_image
+    from runtimes.python.preprocess import Normalizer
     from runtimes.python.spec import as_spec
 
     spec = as_spec(metadata)
-    boxed, geometry = letterbox_image(image_bgr, spec.preprocessing)
-    tensor = Normalizer(spec.preprocessing, metadata["input_dtype"]).batch([boxed])
+    tensor, (geometry,) = Normalizer(spec.preprocessing, metadata["input_dtype"]).letterbox_batch([image_bgr])
     return (tensor.transpose(0, 3, 1, 2) if spec.preprocessing.layout == "NHWC" else tensor), geometry
 
 

@@ -153,6 +153,33 @@ def test_letterbox_tensor_layout_colour_and_padding():
     np.testing.assert_allclose(tensor[0, 32, 32], [(255 - 1) / 2, (0 - 2) / 2, (0 - 3) / 2])
 
 
+@pytest.mark.parametrize("layout, colour, mean, std, pad_value", [
+    ("NCHW", "RGB", [0.0] * 3, [255.0] * 3, 114),
+    ("NHWC", "BGR", [1.0, 2.0, 3.0], [2.0, 3.0, 4.0], 0),
+    ("NHWC", "RGB", [0.0] * 3, [255.0] * 3, 255),
+])
+@pytest.mark.parametrize("shape, scale_up, center", [
+    ((64, 128), True, True), ((128, 64), True, True), ((101, 200), True, True), ((30, 20), False, True),
+    ((30, 20), True, False), ((64, 64), True, True), ((1, 300), True, True),
+])
+def test_fused_letterbox_equals_letterbox_then_normalise(layout, colour, mean, std, pad_value, shape, scale_up, center):
+    """letterbox_batch resizes into the tensor and fills the bands itself; it must equal padding the image with
+    OpenCV and normalising every pixel (the reference path), bit for bit."""
+    from runtimes.python.preprocess import Normalizer, letterbox_image
+    from runtimes.python.spec import as_spec
+
+    metadata = make_metadata()
+    metadata["preprocessing"].update(layout=layout, color_space=colour, mean=mean, std=std, pad_value=pad_value,
+                                     scale_up=scale_up, letterbox_center=center)
+    pre = as_spec(metadata).preprocessing
+    images = [np.random.default_rng(i).integers(0, 256, (*shape, 3), dtype=np.uint8) for i in range(2)]
+    normalizer = Normalizer(pre)
+    tensor, geometries = normalizer.letterbox_batch(images)
+    boxed = [letterbox_image(image, pre) for image in images]
+    np.testing.assert_array_equal(tensor, normalizer.batch([b for b, _ in boxed]))
+    assert geometries == [g for _, g in boxed]
+
+
 def test_letterbox_matches_ultralytics_pixels(samples):
     """The input tensor is what Ultralytics' LetterBox + /255 + BGR->RGB produces, to the byte."""
     from ultralytics.data.augment import LetterBox

@@ -23,7 +23,7 @@ from runtimes.python.backends import Backend, backend_for
 from runtimes.python.errors import MetadataMismatch, ModelLoadError
 from runtimes.python.images import load_image
 from runtimes.python.postprocess import Thresholds, decode_batch
-from runtimes.python.preprocess import Normalizer, letterbox_image
+from runtimes.python.preprocess import Normalizer
 from runtimes.python.results import Result
 from runtimes.python.spec import ModelSpec, load_spec
 
@@ -83,9 +83,8 @@ class YOLOInference:
         results: list[Result] = []
         for start in range(0, len(images), self.batch_limit(len(images))):
             chunk = images[start : start + self.batch_limit(len(images))]
-            boxed = [letterbox_image(image, self.spec.preprocessing) for image in chunk]
-            outputs = self.run(self.normalizer.batch([b for b, _ in boxed]))
-            results += decode_batch(outputs, self.spec, [g for _, g in boxed], limits)
+            tensor, geometries = self.normalizer.letterbox_batch(chunk)
+            results += decode_batch(self.run(tensor), self.spec, geometries, limits)
         return results
 
     def batch_limit(self, count: int) -> int:

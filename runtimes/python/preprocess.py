@@ -78,6 +78,9 @@ class Normalizer:
 
     Each value is ``(pixel - mean) / std`` per channel (mean and std in the model's channel order), computed
     in float32 as Ultralytics does (``/ 255``), so the tensor is bit-identical to its preprocessing.
+    ``letterbox_batch`` resizes each image straight into its place in the tensor and fills the padding
+    bands with the padding colour's value, so the padded image is never built and its padding never
+    normalised pixel by pixel.
     """
 
     def __init__(self, pre: Preprocessing, dtype: np.dtype | str = np.float32):
@@ -87,14 +90,43 @@ class Normalizer:
         self.order = (2, 1, 0) if pre.color_space == "RGB" else (0, 1, 2)
         self.mean = [np.float32(m) for m in pre.mean] if pre.normalize else [np.float32(0)] * 3
         self.std = [np.float32(s) for s in pre.std] if pre.normalize else [np.float32(1)] * 3
+        grey = np.empty((3, 1, 1) if pre.layout == "NCHW" else (1, 1, 3), np.float32)
+        self.fill(np.full((1, 1, 3), pre.pad_value, np.uint8), grey)
+        self.pad = grey.reshape(3)  # the padding colour, normalised by the same arithmetic as any pixel
+
+    def empty(self, count: int) -> np.ndarray:
+        h, w = self.pre.height, self.pre.width
+        return np.empty((count, 3, h, w) if self.pre.layout == "NCHW" else (count, h, w, 3), np.float32)
 
     def batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        h, w = self.pre.height, self.pre.width
-        shape = (len(images), 3, h, w) if self.pre.layout == "NCHW" else (len(images), h, w, 3)
-        out = np.empty(shape, np.float32)
+        """Already letterboxed images -> the input tensor."""
+        out = self.empty(len(images))
         for i, image in enumerate(images):
             self.fill(image, out[i])
-        return out if self.dtype == np.float32 else out.astype(self.dtype)
+        return self._typed(out)
+
+    def letterbox_batch(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Geometry]]:
+        """Original images -> (input tensor, one Geometry per image): letterbox and normalise in one pass."""
+        out = self.empty(len(images))
+        geometries = [self.letterbox_into(image, out[i]) for i, image in enumerate(images)]
+        return self._typed(out), geometries
+
+    def letterbox_into(self, image: np.ndarray, out: np.ndarray) -> Geometry:
+        """Letterbox one image into ``out`` (one item of the batch), equal to ``fill(letterbox_image(...))``."""
+        import cv2
+
+        plan = plan_letterbox(image.shape, (self.pre.height, self.pre.width), self.pre.scale_up, self.pre.center)
+        if image.shape[1::-1] != plan.new_size:
+            image = cv2.resize(image, plan.new_size, interpolation=cv2.INTER_LINEAR)
+        (w, h), (top, _, left, _) = plan.new_size, plan.borders
+        planes = out if self.pre.layout == "NCHW" else np.moveaxis(out, -1, 0)  # (3, H, W) view either way
+        for c in range(3):
+            plane, value = planes[c], self.pad[c]
+            plane[:top], plane[top + h :] = value, value
+            plane[top : top + h, :left], plane[top : top + h, left + w :] = value, value
+        inner = out[:, top : top + h, left : left + w] if self.pre.layout == "NCHW" else out[top : top + h, left : left + w]
+        self.fill(image, inner)
+        return plan.geometry
 
     def fill(self, image: np.ndarray, out: np.ndarray) -> None:
         """Write one letterboxed image into ``out`` (one item of the batch), in place."""
@@ -109,6 +141,9 @@ class Normalizer:
             else:
                 np.divide(planes[source], self.std[c], out=target, dtype=np.float32)
 
+    def _typed(self, out: np.ndarray) -> np.ndarray:
+        return out if self.dtype == np.float32 else out.astype(self.dtype)
+
 
 def letterbox(image: Any, metadata: ModelSpec | Mapping[str, Any] | str | Path) -> Letterboxed:
     """One image (path, BGR numpy array or PIL image) -> (tensor [1, ...] in the model's layout, ratio, pad).
@@ -118,8 +153,7 @@ def letterbox(image: Any, metadata: ModelSpec | Mapping[str, Any] | str | Path) 
     from runtimes.python.images import load_image
 
     spec = as_spec(metadata)
-    boxed, geometry = letterbox_image(load_image(image), spec.preprocessing)
-    tensor = Normalizer(spec.preprocessing, _input_dtype(spec)).batch([boxed])
+    tensor, (geometry,) = Normalizer(spec.preprocessing, _input_dtype(spec)).letterbox_batch([load_image(image)])
     return Letterboxed(tensor, geometry.ratio, geometry.pad)
 
 
