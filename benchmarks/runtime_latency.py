@@ -17,9 +17,10 @@ session owns a thread pool whose threads keep spinning for a while after a run, 
 after session B measures A competing with B's spinning threads rather than A. Medians over all timed calls;
 wall-clock, and process CPU time in brackets.
 
-Ratios: runtime / session.run (goal <= 1.10), ultralytics / runtime (goal >= 1.3), and ultralytics /
-session.run: Ultralytics' whole overhead over the same inference, the most that any runtime on the same
-session could gain over it.
+Ratios: runtime / its own session.run (goal <= 1.10; the same session object, so the ratio is the cost of
+pre- and post-processing alone), ultralytics / runtime (goal >= 1.3), and ultralytics / the faster of the two
+session.run columns: Ultralytics' whole overhead over the same inference, the most that any runtime on an
+ONNX Runtime session could gain over it.
 
     python benchmarks/runtime_latency.py                       # yolo11n at 640 + the bundled models present
     python benchmarks/runtime_latency.py --rounds 12 --image models/samples/shapes_0_320x240.jpg
@@ -140,6 +141,7 @@ def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int,
     }, rounds, block)
     found = len(runtime.predict(image, conf, iou))
     medians = {name: {kind: statistics.median(v) for kind, v in t.items()} for name, t in times.items()}
+    medians["floor"] = min(medians["session.run"], medians["runtime session.run"], key=lambda m: m["wall"])
     return {"case": case, "input": f"{h}x{w}", "detections": found, **medians}
 
 
@@ -153,10 +155,10 @@ COLUMNS = (
     ("pre+post", "runtime pre+post alone"),
 )
 RATIOS = (
-    ("runtime", "session.run", "runtime / session.run (goal <= 1.10)"),
+    ("runtime", "runtime session.run", "runtime / its session.run (goal <= 1.10)"),
     ("ultralytics", "runtime", "ultralytics / runtime (goal >= 1.3)"),
     ("ultralytics path", "runtime path", "the same from the file"),
-    ("ultralytics", "session.run", "ultralytics / session.run (the most any runtime can gain)"),
+    ("ultralytics", "floor", "ultralytics / faster session.run (the most any runtime can gain)"),
 )
 
 

@@ -1,0 +1,36 @@
+"""The benchmark scripts run and print the table they promise (their figures are never asserted: timing belongs
+to the benchmark's own run, not to the test suite)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ENV, ROOT
+
+
+@pytest.mark.slow
+def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/runtime_latency.py"), "--models", "shapes-det", "shapes-pose",
+         "--rounds", "1", "--block", "2"],
+        capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    header, rows = lines[0], lines[2:]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert "ultralytics / runtime (goal >= 1.3)" in columns and "runtime / its session.run (goal <= 1.10)" in columns
+    assert [r.split("|")[1].strip() for r in rows] == ["shapes-det", "shapes-pose"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == len(columns)
+        times = [re.fullmatch(r"([\d.]+) \(([\d.]+)\)", c) for c in cells[4:11]]  # "wall (cpu)" milliseconds
+        assert all(t and float(t[1]) > 0 for t in times), cells
+        ratios = [float(re.fullmatch(r"([\d.]+)x \(([\d.]+)x\)", c)[1]) for c in cells[11:]]
+        assert all(0.1 < r < 10 for r in ratios), cells
+        dets = int(cells[3])
+        assert dets > 0  # the trained model finds the sample's shapes
