@@ -31,6 +31,7 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options.add_session_config_entry("session.force_spinning_stop", "1")  # spin within a run, not after it
         if threads:
             options.intra_op_num_threads = int(threads)
         chosen = providers or choose_providers(ort.get_available_providers(), device)
