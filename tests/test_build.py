@@ -141,6 +141,12 @@ def skipped(proc) -> set[str]:
     return {line.split()[1] for line in proc.stdout.splitlines() if line.split()[:1] == ["--"] and "export:" in line}
 
 
+def dry_run(project) -> dict[str, str]:
+    """`doit list --all --status`: R (would run) or U (up to date) per export cell."""
+    lines = doit(project, "list", "--all", "--status").stdout.splitlines()
+    return {f[1]: f[0] for f in (line.split() for line in lines) if len(f) > 1 and f[1].startswith("export:")}
+
+
 @pytest.mark.slow
 def test_incremental_rebuilds(project):
     first = doit(project, "export")
@@ -152,6 +158,7 @@ def test_incremental_rebuilds(project):
     onnx_yaml.write_text(onnx_yaml.read_text().replace("opset_version: 17", "opset_version: 16"))
     info = doit(project, "info", "export:mine-onnx-fp32", check=False)
     assert "changed export_config.opset_version" in info.stdout
+    assert dry_run(project) == {"export:mine-onnx-fp32": "R", "export:mine-torchscript-fp32": "U"}  # builds nothing
     assert ran(doit(project, "export")) == {"export:mine-onnx-fp32"}
 
     # checkpoint content change (same path): both cells
