@@ -24,7 +24,10 @@ data class Postprocessing(
     val agnosticNms: Boolean
 )
 
-/** Where boxes and scores sit in the raw prediction output ([start, end) channel ranges). */
+/**
+ * Where boxes and scores sit in the raw prediction output ([start, end) channel ranges); for segment, the
+ * mask coefficients and the prototypes output; for pose, the keypoints (x, y[, visibility] per keypoint).
+ */
 data class OutputLayout(
     val predictions: String,
     val anchorsLast: Boolean,
@@ -35,8 +38,20 @@ data class OutputLayout(
     val classStart: Int,
     val classEnd: Int,
     val scoresActivated: Boolean,
-    val classIndex: Int?
-)
+    val classIndex: Int?,
+    val maskStart: Int? = null,
+    val maskEnd: Int? = null,
+    val prototypes: String? = null,
+    val prototypesChannelsFirst: Boolean = true,
+    val keypointStart: Int? = null,
+    val keypointEnd: Int? = null,
+    val keypointDims: Int = 3,
+    val keypointsNormalized: Boolean = false
+) {
+    /** Values per anchor the predictions output must hold. */
+    val channels: Int
+        get() = listOf(boxStart + 4, classEnd, maskEnd ?: 0, keypointEnd ?: 0, (classIndex ?: -1) + 1).fold(0) { a, b -> Math.max(a, b) }
+}
 
 data class TensorInfo(val name: String, val shape: List<Int>)
 
@@ -49,7 +64,10 @@ data class ModelMetadata(
     val outputs: List<TensorInfo>,
     val preprocessing: Preprocessing,
     val postprocessing: Postprocessing,
-    val layout: OutputLayout
+    val layout: OutputLayout,
+    val keypointNames: List<String> = emptyList(),
+    /** 1-based keypoint index pairs, as in metadata.json. */
+    val skeleton: List<Pair<Int, Int>> = emptyList()
 ) {
     companion object {
         val TASKS = listOf("detect", "segment", "pose")
@@ -70,7 +88,9 @@ data class ModelMetadata(
                 outputs = tensors(root, "outputs"),
                 preprocessing = preprocessing(root),
                 postprocessing = postprocessing(root.child("postprocessing")),
-                layout = outputLayout(root.child("output_layout").child("predictions"))
+                layout = outputLayout(root.child("output_layout"), task),
+                keypointNames = if (root.has("keypoint_names")) root.list("keypoint_names").map { it.toString() } else emptyList(),
+                skeleton = if (root.has("skeleton")) skeleton(root) else emptyList()
             )
             checkConsistent(root, meta)
             return meta
@@ -112,10 +132,22 @@ data class ModelMetadata(
             agnosticNms = post.bool("agnostic_nms", false)
         )
 
-        private fun outputLayout(pred: Keys): OutputLayout {
+        private fun skeleton(root: Keys): List<Pair<Int, Int>> = root.list("skeleton").map { pair ->
+            val ends = (pair as? List<*>)?.map { (it as? Double)?.toInt() }
+            if (ends == null || ends.size != 2 || ends.any { it == null }) throw root.fail("skeleton", "holds $pair, expected [a, b] keypoint pairs")
+            Pair(ends[0]!!, ends[1]!!)
+        }
+
+        private fun outputLayout(layout: Keys, task: String): OutputLayout {
+            val pred = layout.child("predictions")
             val box = pred.span("box", listOf(0, 4))
             val scores = pred.span("class_scores", null)
             val nmsApplied = pred.bool("nms_applied", false)
+            val units = pred.choice("box_units", listOf("input_pixels", "normalized"), "input_pixels")
+            val masks = if (task == "segment") pred.span("mask_coefficients", null) else null
+            val protos = if (task == "segment") layout.child("prototypes") else null
+            val points = if (task == "pose") pred.span("keypoints", null) else null
+            val format = if (task == "pose") pred.choice("keypoint_format", listOf("x, y, visibility", "x, y"), "x, y, visibility") else ""
             return OutputLayout(
                 predictions = pred.string("output"),
                 anchorsLast = pred.choice("shape_order", listOf("batch, channels, anchors", "batch, anchors, channels", "batch, detections, values"),
@@ -123,11 +155,20 @@ data class ModelMetadata(
                 nmsApplied = nmsApplied,
                 boxStart = box[0],
                 boxCentre = pred.choice("box_format", listOf("cxcywh", "xyxy"), "cxcywh") == "cxcywh",
-                boxNormalized = pred.choice("box_units", listOf("input_pixels", "normalized"), "input_pixels") == "normalized",
+                boxNormalized = units == "normalized",
                 classStart = scores[0],
                 classEnd = scores[1],
                 scoresActivated = pred.bool("scores_activated", true),
-                classIndex = if (nmsApplied) pred.int("class_index", null) else null
+                classIndex = if (nmsApplied) pred.int("class_index", null) else null,
+                maskStart = masks?.get(0),
+                maskEnd = masks?.get(1),
+                prototypes = protos?.string("output"),
+                prototypesChannelsFirst = protos?.choice("shape_order", listOf("batch, coefficients, height, width", "batch, height, width, coefficients"),
+                    "batch, coefficients, height, width") != "batch, height, width, coefficients",
+                keypointStart = points?.get(0),
+                keypointEnd = points?.get(1),
+                keypointDims = if (format == "x, y") 2 else 3,
+                keypointsNormalized = task == "pose" && pred.choice("keypoint_units", listOf("input_pixels", "normalized"), units) == "normalized"
             )
         }
 
@@ -136,8 +177,15 @@ data class ModelMetadata(
             if (!layout.nmsApplied && layout.classEnd - layout.classStart != meta.classNames.size) {
                 throw root.fail("class_names", "lists ${meta.classNames.size} classes but output_layout.predictions.class_scores spans ${layout.classEnd - layout.classStart}")
             }
-            if (meta.outputs.none { it.name == layout.predictions }) {
-                throw root.fail("output_layout", "names output '${layout.predictions}', not one of outputs ${meta.outputs.map { it.name }}")
+            for (name in listOf(layout.predictions, layout.prototypes)) {
+                if (name != null && meta.outputs.none { it.name == name }) {
+                    throw root.fail("output_layout", "names output '$name', not one of outputs ${meta.outputs.map { it.name }}")
+                }
+            }
+            val start = layout.keypointStart
+            val end = layout.keypointEnd
+            if (start != null && end != null && meta.keypointNames.isNotEmpty() && (end - start) / layout.keypointDims != meta.keypointNames.size) {
+                throw root.fail("keypoint_names", "lists ${meta.keypointNames.size} names for ${(end - start) / layout.keypointDims} keypoints")
             }
         }
     }
@@ -154,6 +202,8 @@ internal class Keys(private val data: Map<*, *>, val source: String, private val
         }
         return data[key]
     }
+
+    fun has(key: String): Boolean = data.containsKey(key)
 
     fun child(key: String): Keys = Keys(raw(key, null, false) as? Map<*, *> ?: throw fail(key, "is not an object"), source, "$prefix$key.")
 

@@ -8,10 +8,41 @@ data class BoundingBox(val x1: Float, val y1: Float, val x2: Float, val y2: Floa
     fun iou(other: BoundingBox): Float = Nms.iou(floatArrayOf(x1, y1, x2, y2), 0, floatArrayOf(other.x1, other.y1, other.x2, other.y2), 0)
 }
 
-data class Detection(val classId: Int, val className: String, val confidence: Float, val bbox: BoundingBox)
+/** A pose keypoint in original-image pixels; visibility is 1 where the model predicts none. */
+data class Keypoint(val name: String, val x: Float, val y: Float, val visibility: Float)
 
-/** One image's detections, highest confidence first. */
-data class Results(val detections: List<Detection>, val imageWidth: Int, val imageHeight: Int)
+/** A segmentation mask at the original image's resolution: pixel (x, y) is `pixels[y * width + x]`. */
+class Mask(val width: Int, val height: Int, val pixels: BooleanArray) {
+    operator fun get(x: Int, y: Int): Boolean = pixels[y * width + x]
+
+    val area: Int get() = pixels.count { it }
+
+    fun iou(other: Mask): Float {
+        require(width == other.width && height == other.height) { "masks of ${width}x$height and ${other.width}x${other.height}" }
+        var inter = 0
+        var union = 0
+        for (i in pixels.indices) {
+            if (pixels[i] && other.pixels[i]) inter++
+            if (pixels[i] || other.pixels[i]) union++
+        }
+        return if (union == 0) 1f else inter.toFloat() / union
+    }
+
+    override fun toString() = "Mask(${width}x$height, area=$area)"
+}
+
+/** `keypoints` for pose models, `mask` for segmentation models; empty/null otherwise. */
+data class Detection(
+    val classId: Int,
+    val className: String,
+    val confidence: Float,
+    val bbox: BoundingBox,
+    val keypoints: List<Keypoint> = emptyList(),
+    val mask: Mask? = null
+)
+
+/** One image's detections, highest confidence first; `skeleton` pairs 1-based keypoint indices (pose). */
+data class Results(val detections: List<Detection>, val imageWidth: Int, val imageHeight: Int, val skeleton: List<Pair<Int, Int>> = emptyList())
 
 /** Thresholds for one call; unset values come from metadata.json's postprocessing. */
 data class Thresholds(val confidence: Float, val iou: Float, val maxDetections: Int, val agnostic: Boolean) {
@@ -74,7 +105,9 @@ class OutputTensor(val name: String, val shape: IntArray, val values: FloatArray
 
 /** Raw prediction output -> Results: confidence filter, NMS, boxes back to image pixels, clipped. */
 object Decoder {
-    fun decode(output: OutputTensor, meta: ModelMetadata, plan: LetterboxPlan, imageWidth: Int, imageHeight: Int, limits: Thresholds): Results {
+    /** [prototypes]: the segment model's prototypes output (null for other tasks). */
+    fun decode(output: OutputTensor, meta: ModelMetadata, plan: LetterboxPlan, imageWidth: Int, imageHeight: Int, limits: Thresholds,
+               prototypes: OutputTensor? = null): Results {
         val layout = meta.layout
         val pred = Predictions.of(output, layout)
         val found = if (layout.nmsApplied) preselected(pred, layout, limits) else candidates(pred, layout, limits)
@@ -84,16 +117,52 @@ object Decoder {
         val scores = FloatArray(n) { found[it].score }
         val classIds = IntArray(n) { found[it].classId }
         val keep = if (layout.nmsApplied) IntArray(n) { it } else Nms.run(boxes, scores, classIds, limits.iou, limits.maxDetections, limits.agnostic)
-        val detections = keep.map { k ->
+        var detections = keep.map { k ->
             val o = k * 4
             val box = BoundingBox(
                 clip(plan.toImageX(boxes[o]), imageWidth), clip(plan.toImageY(boxes[o + 1]), imageHeight),
                 clip(plan.toImageX(boxes[o + 2]), imageWidth), clip(plan.toImageY(boxes[o + 3]), imageHeight)
             )
             val id = classIds[k]
-            Detection(id, meta.classNames.getOrElse(id) { "class_$id" }, scores[k], box)
+            val points = if (meta.task == "pose") keypoints(pred, found[k].anchor, meta, plan, imageWidth, imageHeight) else emptyList()
+            Detection(id, meta.classNames.getOrElse(id) { "class_$id" }, scores[k], box, points)
         }
-        return Results(detections, imageWidth, imageHeight)
+        if (meta.task == "segment") detections = withMasks(detections, pred, keep.map { found[it].anchor }, meta, prototypes, imageWidth, imageHeight)
+        return Results(detections, imageWidth, imageHeight, meta.skeleton)
+    }
+
+    /** Keypoints of one anchor in original-image pixels, clipped like the boxes (Ultralytics' scale_coords). */
+    private fun keypoints(pred: Predictions, anchor: Int, meta: ModelMetadata, plan: LetterboxPlan, imageWidth: Int, imageHeight: Int): List<Keypoint> {
+        val layout = meta.layout
+        val start = layout.keypointStart ?: return emptyList()
+        val dims = layout.keypointDims
+        val count = ((layout.keypointEnd ?: start) - start) / dims
+        val sx = if (layout.keypointsNormalized) meta.preprocessing.width.toFloat() else 1f
+        val sy = if (layout.keypointsNormalized) meta.preprocessing.height.toFloat() else 1f
+        return (0 until count).map { j ->
+            val at = start + j * dims
+            Keypoint(
+                meta.keypointNames.getOrElse(j) { "keypoint_$j" },
+                clip(plan.toImageX(pred[at, anchor] * sx), imageWidth),
+                clip(plan.toImageY(pred[at + 1, anchor] * sy), imageHeight),
+                if (dims == 3) pred[at + 2, anchor] else 1f
+            )
+        }
+    }
+
+    /** Attach each detection's mask; like Ultralytics (and the Python runtime), drop detections whose mask is empty. */
+    private fun withMasks(detections: List<Detection>, pred: Predictions, anchors: List<Int>, meta: ModelMetadata, prototypes: OutputTensor?,
+                          imageWidth: Int, imageHeight: Int): List<Detection> {
+        val layout = meta.layout
+        val protos = prototypes ?: throw MetadataException("a segment model needs its prototypes output '${layout.prototypes}'")
+        val start = layout.maskStart ?: throw MetadataException("metadata.json gives no mask_coefficients for a segment model")
+        val count = (layout.maskEnd ?: start) - start
+        val maps = Masks.prototypes(protos, count, layout.prototypesChannelsFirst)
+        return detections.indices.mapNotNull { i ->
+            val coefficients = FloatArray(count) { c -> pred[start + c, anchors[i]] }
+            val mask = Masks.native(maps, coefficients, detections[i].bbox, imageWidth, imageHeight, meta.preprocessing.height)
+            if (mask.pixels.any { it }) detections[i].copy(mask = mask) else null
+        }
     }
 
     private fun clip(v: Float, limit: Int) = Math.min(Math.max(v, 0f), limit.toFloat())
@@ -109,7 +178,7 @@ object Decoder {
             fun of(output: OutputTensor, layout: OutputLayout): Predictions {
                 val dims = output.shape.dropWhile { it == 1 }.let { if (it.size < 2) listOf(1) + it else it }
                 if (dims.size != 2) throw MetadataException("output '${output.name}' has shape ${output.shape.toList()}, expected [1, a, b]")
-                val needed = if (layout.nmsApplied) (layout.classIndex ?: 5) + 1 else layout.classEnd
+                val needed = if (layout.nmsApplied) (layout.classIndex ?: 5) + 1 else layout.channels
                 return if (layout.anchorsLast) {
                     if (dims[0] < needed) throw MetadataException("output '${output.name}' has ${dims[0]} channels, metadata.json implies at least $needed")
                     Predictions(output.values, dims[0], dims[1], true)
@@ -179,12 +248,12 @@ class YoloPipeline(val metadata: ModelMetadata, private val runner: TensorRunner
         val limits = Thresholds.resolve(metadata.postprocessing, confThreshold, iouThreshold, maxDetections)
         val (tensor, plan) = Letterbox.tensor(image, metadata.preprocessing)
         val outputs = runner.run(tensor)
-        return Decoder.decode(predictionOutput(outputs), metadata, plan, image.width, image.height, limits)
+        val prototypes = metadata.layout.prototypes?.let { output(outputs, it) }
+        return Decoder.decode(output(outputs, metadata.layout.predictions), metadata, plan, image.width, image.height, limits, prototypes)
     }
 
     /** The output metadata.json names; by position in metadata.json's outputs when names differ. */
-    private fun predictionOutput(outputs: List<OutputTensor>): OutputTensor {
-        val wanted = metadata.layout.predictions
+    private fun output(outputs: List<OutputTensor>, wanted: String): OutputTensor {
         outputs.firstOrNull { it.name == wanted }?.let { return it }
         val position = metadata.outputs.indexOfFirst { it.name == wanted }
         return outputs.getOrNull(position) ?: throw MetadataException("the model has no output '$wanted' (outputs: ${outputs.map { it.name }})")

@@ -26,7 +26,10 @@ fun main(args: Array<String>) {
     }
 }
 
+/** One image's detections as a JSON line; pose adds `keypoints` ([name, x, y, visibility]), segment `mask_area` (pixels). */
 fun toJson(image: String, results: Results): String = results.detections.joinToString(",", "{\"image\":\"$image\",\"detections\":[", "]}") { d ->
+    val keypoints = if (d.keypoints.isEmpty()) "" else d.keypoints.joinToString(",", ",\"keypoints\":[", "]") { "[\"${it.name}\",${it.x},${it.y},${it.visibility}]" }
+    val mask = d.mask?.let { ",\"mask_area\":${it.area}" } ?: ""
     "{\"class_id\":${d.classId},\"class_name\":\"${d.className}\",\"confidence\":${d.confidence}," +
-        "\"bbox\":[${d.bbox.x1},${d.bbox.y1},${d.bbox.x2},${d.bbox.y2}]}"
+        "\"bbox\":[${d.bbox.x1},${d.bbox.y1},${d.bbox.x2},${d.bbox.y2}]$keypoints$mask}"
 }

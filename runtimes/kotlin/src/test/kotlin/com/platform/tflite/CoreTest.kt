@@ -160,4 +160,81 @@ class CoreTest {
     fun thresholdsOutOfRangeAreRejected() {
         Thresholds.resolve(ModelMetadata.parse(metadataText).postprocessing, confidence = 1.5f)
     }
+
+    // ------------------------------------------------------------ pose and segment
+
+    private val poseText = metadataText
+        .replace("\"task\": \"detect\"", "\"task\": \"pose\"")
+        .replace("\"shape\": [1, 6, 3]", "\"shape\": [1, 12, 3]")
+        .replace("\"class_scores\": [4, 6]", "\"class_scores\": [4, 6], \"keypoints\": [6, 12], \"keypoint_format\": \"x, y, visibility\", \"keypoint_units\": \"normalized\"")
+        .replace("\"class_names\": [\"a\", \"b\"],", "\"class_names\": [\"a\", \"b\"], \"keypoint_names\": [\"head\", \"tail\"], \"skeleton\": [[1, 2]],")
+
+    @Test fun poseKeypointsComeBackInImagePixelsWithTheirNames() {
+        val meta = ModelMetadata.parse(poseText)
+        assertEquals(12, meta.layout.channels)
+        // one anchor that passes: box (0.5, 0.5, 0.25, 0.25); keypoints (0.25, 0.5, v 0.9) and (1.0, 0.0, v 0.2)
+        val anchor = floatArrayOf(0.5f, 0.5f, 0.25f, 0.25f, 0.9f, 0.1f, 0.25f, 0.5f, 0.9f, 1.0f, 0.0f, 0.2f)
+        val values = FloatArray(12 * 3)
+        for (c in 0 until 12) values[c * 3] = anchor[c]
+        // image 384 x 192 (w x h) into 192 x 192: gain 0.5, 48 px bands top and bottom
+        val plan = LetterboxPlan.plan(384, 192, 192, 192)
+        val results = Decoder.decode(OutputTensor("out", intArrayOf(1, 12, 3), values), meta, plan, 384, 192, Thresholds.resolve(meta.postprocessing))
+        val points = results.detections.single().keypoints
+        assertEquals(listOf("head", "tail"), points.map { it.name })
+        assertEquals(Keypoint("head", 96f, 96f, 0.9f), points[0])  // input (48, 96): x 48 / 0.5, y (96 - 48) / 0.5
+        assertEquals(Keypoint("tail", 384f, 0f, 0.2f), points[1])  // input (192, 0): x 384, y -96 clipped to 0
+        assertEquals(listOf(Pair(1, 2)), results.skeleton)
+    }
+
+    @Test fun metadataKeypointNamesMustMatchTheKeypointCount() {
+        expectMetadataError(poseText.replace("[\"head\", \"tail\"]", "[\"head\"]"), "keypoint_names", "1 names for 2 keypoints")
+    }
+
+    private val segmentText = metadataText
+        .replace("\"task\": \"detect\"", "\"task\": \"segment\"")
+        .replace("\"outputs\": [{\"name\": \"out\", \"shape\": [1, 6, 3]}]", "\"outputs\": [{\"name\": \"out\", \"shape\": [1, 7, 3]}, {\"name\": \"protos\", \"shape\": [1, 1, 48, 48]}]")
+        .replace("\"class_scores\": [4, 6]}", "\"class_scores\": [4, 6], \"mask_coefficients\": [6, 7]}, \"prototypes\": {\"output\": \"protos\", \"shape_order\": \"batch, coefficients, height, width\"}")
+
+    private fun segmentResults(coefficient: Float): Results {
+        val meta = ModelMetadata.parse(segmentText)
+        val anchor = floatArrayOf(0.5f, 0.5f, 0.25f, 0.25f, 0.9f, 0.1f, coefficient)
+        val values = FloatArray(7 * 3)
+        for (c in 0 until 7) values[c * 3] = anchor[c]
+        val protos = OutputTensor("protos", intArrayOf(1, 1, 48, 48), FloatArray(48 * 48) { 1f })
+        return Decoder.decode(OutputTensor("out", intArrayOf(1, 7, 3), values), meta, LetterboxPlan.plan(192, 192, 192, 192), 192, 192,
+            Thresholds.resolve(meta.postprocessing), protos)
+    }
+
+    @Test fun segmentMaskIsTheBoxWherePrototypesArePositive() {
+        val detection = segmentResults(1f).detections.single()
+        val mask = detection.mask!!
+        assertEquals(Pair(192, 192), Pair(mask.width, mask.height))
+        assertEquals(BoundingBox(72f, 72f, 120f, 120f), detection.bbox)
+        assertEquals(48 * 48, mask.area)  // pixels 72..119 in both axes
+        assertTrue(mask[72, 72] && mask[119, 119] && !mask[71, 72] && !mask[120, 100])
+    }
+
+    @Test fun segmentDetectionWithAnEmptyMaskIsDropped() {
+        assertEquals(0, segmentResults(-1f).detections.size)
+    }
+
+    @Test fun metadataPrototypesOutputMustExist() {
+        expectMetadataError(segmentText.replace("\"output\": \"protos\"", "\"output\": \"nope\""), "output_layout", "nope")
+    }
+
+    @Test fun maskUpsampleFactorMatchesThePythonRuntime() {
+        // expected values from runtimes.python.masks.upsample_factor on the same shapes
+        assertEquals(1, Masks.upsampleFactor(48, 48, 192, 240, 320))
+        assertEquals(4, Masks.upsampleFactor(48, 48, 192, 101, 200))
+        assertEquals(4, Masks.upsampleFactor(48, 48, 192, 50, 61))
+        assertEquals(2, Masks.upsampleFactor(48, 48, 192, 50, 83))
+    }
+
+    @Test fun floatResizeIsOpenCvsHalfPixelBilinear() {
+        // 1 x 2 -> 1 x 4: centres at -0.25, 0.25, 0.75, 1.25 in source pixels, clamped at the edges
+        assertArrayEquals(floatArrayOf(0f, 0.25f, 0.75f, 1f), Masks.resize(floatArrayOf(0f, 1f), 2, 1, 4, 1), 1e-6f)
+        val same = floatArrayOf(1f, 2f, 3f, 4f)
+        assertArrayEquals(same, Masks.resize(same, 2, 2, 2, 2), 0f)
+        assertArrayEquals(FloatArray(12) { 5f }, Masks.resize(FloatArray(4) { 5f }, 2, 2, 4, 3), 1e-6f)
+    }
 }
