@@ -19,11 +19,10 @@ from exportkit.build import (
 from exportkit.checkpoint import sha256_file
 from exportkit.config import ROOT
 from exportkit.hashing import HashCache
+from exportkit.registry import get_format
 
 LOCK_PATH = ROOT / "exports.lock"
 LOCK_VERSION = 1
-# Formats whose bytes are identical for identical inputs and versions (tests/test_build.py checks it).
-BYTE_REPRODUCIBLE = ("onnx", "torchscript", "openvino")
 
 
 def _relative(path: Path) -> str:
@@ -111,7 +110,7 @@ def rebuild_and_compare(entry: dict) -> list[str]:
                                stderr=subprocess.DEVNULL, cwd=ROOT)
         if code != 0:
             return [f"rebuild failed (exit {code})"]
-        if entry["format"] in BYTE_REPRODUCIBLE:
+        if entry["precision"] in get_format(entry["format"]).reproducible:
             return [f"{p} (rebuild)" for p in drifted_files(entry, Path(scratch))]
         check = subprocess.call([sys.executable, "-m", "exportkit", "validate", scratch], stdout=subprocess.DEVNULL, cwd=ROOT)
         return [] if check == 0 else ["rebuild does not pass validation"]

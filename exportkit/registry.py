@@ -64,6 +64,9 @@ class ExportFormat:
     files: ClassVar[tuple[str, ...]]  # artifact paths relative to output_dir; a trailing "/" marks a folder
     options: ClassVar[tuple[Option, ...]] = ()
     precisions: ClassVar[dict[str, dict]] = {"fp32": {}}
+    # precisions whose artifacts are byte-identical for identical inputs and versions (tests/test_build.py
+    # exports each twice); `doit verify --rebuild` compares their bytes and re-validates the others
+    reproducible: ClassVar[tuple[str, ...]] = ()
     packages: ClassVar[dict[str, str]] = {}  # import name -> pip name
     extra: ClassVar[str] = ""
     requires_gpu: ClassVar[bool] = False

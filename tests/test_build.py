@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED, ENV, ROOT
+from conftest import BUNDLED, ENV, ROOT, run_export
 
 from exportkit.errors import ConfigError
+from exportkit.registry import get_format, list_formats
 
 
 # -- composition (fast) ---------------------------------------------------------------------------
@@ -215,6 +216,27 @@ def test_parallel_build_matches_serial(project, tmp_path):
         a = json.loads((project["out"] / "mine" / cell / "metadata.json").read_text())["artifacts"]
         b = json.loads((tmp_path / "par/mine" / cell / "metadata.json").read_text())["artifacts"]
         assert a == b, cell  # same files, same sha256: byte-identical
+
+
+REPRODUCIBLE = [(f, p) for f in list_formats() for p in get_format(f).reproducible]
+
+
+def test_reproducibility_claims_cover_the_cpu_formats():
+    """What `doit verify --rebuild` may compare byte for byte; the test below proves each claim."""
+    assert {f for f, _ in REPRODUCIBLE} == {"onnx", "torchscript", "openvino", "coreml", "tflite"}
+    assert all(p in get_format(f).precisions for f, p in REPRODUCIBLE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt, precision", REPRODUCIBLE)
+def test_reproducible_precisions_export_the_same_bytes_twice(fmt, precision, tmp_path):
+    options = {**get_format(fmt).precisions[precision], "imgsz": 64}
+    artifacts = []
+    for attempt in ("first", "second"):
+        proc = run_export(BUNDLED["detect"], fmt, tmp_path / attempt, options)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        artifacts.append(json.loads((tmp_path / attempt / "metadata.json").read_text())["artifacts"])
+    assert artifacts[0] == artifacts[1]  # every file of the artifact, by sha256
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ class CoremlFormat(ExportFormat):
     precisions = {"fp32": {"nms": False}, "fp16": {"nms": True}}
     packages = {"coremltools": "coremltools"}
     extra = "coreml"
+    reproducible = ("fp32", "fp16")
     prediction_needs_macos = True
     use_case = "iOS/macOS deployment"
     hardware = "Apple Silicon, ANE"
@@ -221,9 +222,10 @@ def rewrite(source: Path, target: Path, exportkit_metadata: dict, shapes: list |
             array = spec.description.output[i].type.multiArrayType
             if shapes and not array.shape and not array.shapeRange.sizeRanges:
                 array.shape[:] = shapes[i]
+    for described in (spec, *(spec.pipeline.models if spec.WhichOneof("Type") == "pipeline" else ())):
+        for key in DATED_KEYS:
+            described.description.metadata.userDefined.pop(key, None)
     meta = spec.description.metadata.userDefined
-    for key in DATED_KEYS:
-        meta.pop(key, None)
     meta["exportkit"] = json.dumps(exportkit_metadata, sort_keys=True)
     weights = model.weights_dir if spec.WhichOneof("Type") in ("mlProgram", "pipeline") else None
     scratch = target.with_name("rewritten-" + target.name)
@@ -231,9 +233,32 @@ def rewrite(source: Path, target: Path, exportkit_metadata: dict, shapes: list |
         ct.models.MLModel(spec, weights_dir=weights, skip_model_load=True).save(str(scratch))
     except Exception as exc:
         raise ExportError(f"CoreML: could not save {target.name}: {type(exc).__name__}: {exc}") from exc
+    make_reproducible(scratch)
     if source.exists():
         shutil.rmtree(source) if source.is_dir() else source.unlink()
     scratch.rename(target)
+
+
+def make_reproducible(package: Path) -> None:
+    """Same inputs, same bytes: coremltools names the package's items with random UUIDs (Manifest.json) and
+    serialises the spec's maps (user-defined metadata) in no fixed order. Name each item by a UUID derived
+    from its path, and re-serialise the spec deterministically (map entries sorted); CoreML reads both alike."""
+    import uuid
+
+    from coremltools.proto import Model_pb2
+
+    manifest_path = package / "Manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    renamed = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, "exportkit:" + item["path"])).upper()
+               for old, item in manifest["itemInfoEntries"].items()}
+    manifest["itemInfoEntries"] = {renamed[old]: item for old, item in manifest["itemInfoEntries"].items()}
+    manifest["rootModelIdentifier"] = renamed.get(manifest["rootModelIdentifier"], manifest["rootModelIdentifier"])
+    manifest_path.write_text(json.dumps(manifest, indent=4, sort_keys=True))
+    for item in manifest["itemInfoEntries"].values():
+        path = package / "Data" / item["path"]
+        if path.suffix == ".mlmodel":
+            spec = Model_pb2.Model.FromString(path.read_bytes())
+            path.write_bytes(spec.SerializeToString(deterministic=True))
 
 
 def load_spec(path: Path):

@@ -26,6 +26,7 @@ class OnnxFormat(ExportFormat):
     precisions = {"fp32": {"half": False}, "fp16": {"half": True}}
     packages = {"onnx": "onnx", "onnxruntime": "onnxruntime", "onnxslim": "onnxslim"}
     extra = "onnx"
+    reproducible = ("fp32", "fp16")
     use_case = "Cross-platform deployment, cloud inference"
     hardware = "CPU, GPU (CUDA, OpenCL)"
 

@@ -18,6 +18,7 @@ class OpenVinoFormat(ExportFormat):
     precisions = {"fp32": {"half": False}, "fp16": {"half": True}}
     packages = {"openvino": "openvino"}
     extra = "openvino"
+    reproducible = ("fp32", "fp16")
     use_case = "Intel hardware optimized"
     hardware = "Intel CPU, iGPU, VPU"
 

@@ -46,6 +46,7 @@ class TfliteFormat(ExportFormat):
     precisions = {"fp32": {"int8": False}, "int8": {"int8": True}}
     packages = {"litert_torch": "litert-torch", "ai_edge_litert": "ai-edge-litert", "ai_edge_quantizer": "ai-edge-quantizer"}
     extra = "tflite"
+    reproducible = ("fp32",)
     use_case = "Mobile & embedded devices"
     hardware = "CPU, EdgeTPU, GPU"
 

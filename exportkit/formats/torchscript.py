@@ -22,6 +22,7 @@ class TorchScriptFormat(ExportFormat):
     options = (Option("optimize", bool, True, "Freeze the module and apply torch.jit inference optimisations"),)
     packages = {"torch": "torch"}
     extra = "torchscript"
+    reproducible = ("fp32",)
     use_case = "PyTorch deployment, C++ integration"
     hardware = "CPU, GPU (CUDA)"
 
