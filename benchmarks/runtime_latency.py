@@ -24,6 +24,8 @@ ONNX Runtime session could gain over it.
 
     python benchmarks/runtime_latency.py                       # yolo11n at 640 + the bundled models present
     python benchmarks/runtime_latency.py --rounds 12 --image models/samples/shapes_0_320x240.jpg
+    python benchmarks/runtime_latency.py --no-spin             # the runtime's session with spin=False
+    python benchmarks/runtime_latency.py --engines             # + OpenVINO's CPU plugin on the same model.onnx
 """
 
 from __future__ import annotations
@@ -106,7 +108,20 @@ def blocks(methods: dict[str, Callable[[], object]], rounds: int, block: int) ->
     return times
 
 
-def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int, spin: bool) -> dict:
+def openvino_methods(folder: Path, tensor) -> dict[str, Callable[[], object]]:
+    """OpenVINO's CPU plugin on the same model.onnx and tensor: at f32, and at the plugin's default precision
+    (bf16 on CPUs with AMX: a different numeric precision, so not the same artifact's results)."""
+    import openvino as ov
+
+    core = ov.Core()
+    methods = {}
+    for label, hint in (("openvino f32", {"INFERENCE_PRECISION_HINT": "f32"}), ("openvino default", {})):
+        request = core.compile_model(str(folder / "model.onnx"), "CPU", {"PERFORMANCE_HINT": "LATENCY", **hint}).create_infer_request()
+        methods[label] = lambda request=request: request.infer({0: tensor})
+    return methods
+
+
+def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int, spin: bool, engines: bool = False) -> dict:
     import onnxruntime as ort
     from ultralytics import YOLO
 
@@ -138,6 +153,7 @@ def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int,
         "ultralytics": lambda: ultralytics.predict(image, **options),
         "ultralytics path": lambda: ultralytics.predict(str(image_path), **options),
         "pre+post": pre_post,
+        **(openvino_methods(folder, feed[session.get_inputs()[0].name]) if engines else {}),
     }, rounds, block)
     found = len(runtime.predict(image, conf, iou))
     medians = {name: {kind: statistics.median(v) for kind, v in t.items()} for name, t in times.items()}
@@ -173,6 +189,18 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def engines_table(rows: list[dict]) -> str:
+    """Inference alone on the same model.onnx and tensor: ONNX Runtime vs OpenVINO's CPU plugin."""
+    head = ("| model | input | ORT session.run (faster of the two) | OpenVINO f32 | OpenVINO default precision "
+            "| ORT / OpenVINO f32 | ORT / OpenVINO default |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        floor, f32, default = (r[k]["wall"] for k in ("floor", "openvino f32", "openvino default"))
+        lines.append(f"| {r['case'].name} | {r['input']} | {floor:.1f} | {f32:.1f} | {default:.1f} | {floor / f32:.2f}x "
+                     f"| {floor / default:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["yolo11n-640", "shapes-det", "shapes-seg", "shapes-pose"])
@@ -181,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block", type=int, default=8, help="timed calls per method and round (median of all reported)")
     p.add_argument("--no-spin", dest="spin", action="store_false", help="run the runtime's session with "
                    "spin=False (no busy-waiting intra-op threads, for shared hosts)")
+    p.add_argument("--engines", action="store_true", help="also time OpenVINO's CPU plugin on the same model.onnx "
+                   "(f32 and its default precision) and print a second table")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     os.environ.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False")
@@ -188,13 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in cases(args.models):
         if ensure_checkpoint(case):
-            rows.append(measure(case, export(case), args.image, args.rounds, args.block, args.spin))
+            rows.append(measure(case, export(case), args.image, args.rounds, args.block, args.spin, args.engines))
     load = os.getloadavg()
     print(f"image {args.image.name}; median of {args.rounds} rounds x {args.block} calls per method; milliseconds wall-clock "
           f"(process CPU); {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     if load[0] > (os.cpu_count() or 1):
         print("the machine is busy: wall-clock times include waiting for a CPU; the CPU-time ratios are the steadier ones")
     print(table(rows))
+    if args.engines:
+        print("\ninference alone, other engines on the same model.onnx and tensor (ms wall-clock)")
+        print(engines_table(rows))
     return 0
 
 

@@ -16,11 +16,12 @@ from tests.conftest import ENV, ROOT
 def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/runtime_latency.py"), "--models", "shapes-det", "shapes-pose",
-         "--rounds", "1", "--block", "2"],
+         "--rounds", "1", "--block", "2", "--engines"],
         capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    main, engines = proc.stdout.split("other engines on the same model.onnx")
+    lines = [line for line in main.splitlines() if line.startswith("|")]
     header, rows = lines[0], lines[2:]
     columns = [c.strip() for c in header.strip("|").split("|")]
     assert "ultralytics / runtime (goal >= 1.3)" in columns and "runtime / its session.run (goal <= 1.10)" in columns
@@ -34,3 +35,6 @@ def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tm
         assert all(0.1 < r < 10 for r in ratios), cells
         dets = int(cells[3])
         assert dets > 0  # the trained model finds the sample's shapes
+    engine_rows = [line.split("|")[1:-1] for line in engines.splitlines() if line.startswith("| shapes")]
+    assert [r[0].strip() for r in engine_rows] == ["shapes-det", "shapes-pose"]
+    assert all(float(c) > 0 for r in engine_rows for c in r[2:5])  # ORT, OpenVINO f32, OpenVINO default (ms)
