@@ -127,24 +127,37 @@ object Letterbox {
     private class Taps(val first: IntArray, val second: IntArray, val w0: IntArray, val w1: IntArray) {
         companion object {
             fun of(dst: Int, src: Int): Taps {
-                val scale = 1.0 / (dst.toDouble() / src)
-                val first = IntArray(dst)
-                val second = IntArray(dst)
-                val w0 = IntArray(dst)
-                val w1 = IntArray(dst)
-                for (d in 0 until dst) {
-                    var f = ((d + 0.5) * scale - 0.5).toFloat()
-                    var s = Math.floor(f.toDouble()).toInt()
-                    f -= s
-                    if (s < 0) { s = 0; f = 0f }
-                    if (s >= src - 1) { s = src - 1; f = 0f }
-                    first[d] = s
-                    second[d] = Math.min(s + 1, src - 1)
-                    w0[d] = Math.rint(((1f - f) * COEF_SCALE).toDouble()).toInt()
-                    w1[d] = Math.rint((f * COEF_SCALE).toDouble()).toInt()
-                }
-                return Taps(first, second, w0, w1)
+                val taps = LinearTaps.of(dst, src)
+                val w0 = IntArray(dst) { Math.rint(((1f - taps.fraction[it]) * COEF_SCALE).toDouble()).toInt() }
+                val w1 = IntArray(dst) { Math.rint((taps.fraction[it] * COEF_SCALE).toDouble()).toInt() }
+                return Taps(taps.first, taps.second, w0, w1)
             }
+        }
+    }
+}
+
+/**
+ * OpenCV's INTER_LINEAR taps along one axis: for each destination index, the two source indices it reads and
+ * the weight of the second (half-pixel centres; source indices clamped at the edges, where the weight is 0).
+ */
+internal class LinearTaps(val first: IntArray, val second: IntArray, val fraction: FloatArray) {
+    companion object {
+        fun of(dst: Int, src: Int): LinearTaps {
+            val scale = 1.0 / (dst.toDouble() / src)
+            val first = IntArray(dst)
+            val second = IntArray(dst)
+            val fraction = FloatArray(dst)
+            for (d in 0 until dst) {
+                var f = ((d + 0.5) * scale - 0.5).toFloat()
+                var s = Math.floor(f.toDouble()).toInt()
+                f -= s
+                if (s < 0) { s = 0; f = 0f }
+                if (s >= src - 1) { s = src - 1; f = 0f }
+                first[d] = s
+                second[d] = Math.min(s + 1, src - 1)
+                fraction[d] = f
+            }
+            return LinearTaps(first, second, fraction)
         }
     }
 }

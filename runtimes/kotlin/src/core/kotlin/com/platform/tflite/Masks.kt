@@ -79,47 +79,25 @@ object Masks {
 
     /** OpenCV's cv::resize(INTER_LINEAR) of one float map: half-pixel centres, source indices clamped at the edges. */
     fun resize(src: FloatArray, srcW: Int, srcH: Int, dstW: Int, dstH: Int): FloatArray {
-        val xs = Taps.of(dstW, srcW)
-        val ys = Taps.of(dstH, srcH)
+        val xs = LinearTaps.of(dstW, srcW)
+        val ys = LinearTaps.of(dstH, srcH)
         val row0 = FloatArray(dstW)
         val row1 = FloatArray(dstW)
         val out = FloatArray(dstW * dstH)
         for (dy in 0 until dstH) {
             horizontal(src, srcW, ys.first[dy], xs, row0)
             horizontal(src, srcW, ys.second[dy], xs, row1)
-            val b0 = ys.w0[dy]
-            val b1 = ys.w1[dy]
-            for (dx in 0 until dstW) out[dy * dstW + dx] = row0[dx] * b0 + row1[dx] * b1
+            val f = ys.fraction[dy]
+            for (dx in 0 until dstW) out[dy * dstW + dx] = row0[dx] * (1f - f) + row1[dx] * f
         }
         return out
     }
 
-    private fun horizontal(src: FloatArray, srcW: Int, y: Int, xs: Taps, row: FloatArray) {
+    private fun horizontal(src: FloatArray, srcW: Int, y: Int, xs: LinearTaps, row: FloatArray) {
         val base = y * srcW
-        for (dx in row.indices) row[dx] = src[base + xs.first[dx]] * xs.w0[dx] + src[base + xs.second[dx]] * xs.w1[dx]
-    }
-
-    private class Taps(val first: IntArray, val second: IntArray, val w0: FloatArray, val w1: FloatArray) {
-        companion object {
-            fun of(dst: Int, src: Int): Taps {
-                val scale = 1.0 / (dst.toDouble() / src)
-                val first = IntArray(dst)
-                val second = IntArray(dst)
-                val w0 = FloatArray(dst)
-                val w1 = FloatArray(dst)
-                for (d in 0 until dst) {
-                    var f = ((d + 0.5) * scale - 0.5).toFloat()
-                    var s = Math.floor(f.toDouble()).toInt()
-                    f -= s
-                    if (s < 0) { s = 0; f = 0f }
-                    if (s >= src - 1) { s = src - 1; f = 0f }
-                    first[d] = s
-                    second[d] = Math.min(s + 1, src - 1)
-                    w0[d] = 1f - f
-                    w1[d] = f
-                }
-                return Taps(first, second, w0, w1)
-            }
+        for (dx in row.indices) {
+            val f = xs.fraction[dx]
+            row[dx] = src[base + xs.first[dx]] * (1f - f) + src[base + xs.second[dx]] * f
         }
     }
 }
