@@ -156,7 +156,10 @@ def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int,
     }, rounds, block)
     if engines:  # timed apart: OpenVINO's worker threads must not run beside the main table's sessions
         tensor = feed[session.get_inputs()[0].name]
-        times |= blocks({"engines ort": lambda: session.run(None, feed), **openvino_methods(folder, tensor)}, rounds, block)
+        on_openvino = YOLOInference(folder / "model.onnx", backend="openvino")  # f32, the same precision
+        times |= blocks({"engines ort": lambda: session.run(None, feed), **openvino_methods(folder, tensor),
+                         "engines runtime openvino": lambda: on_openvino.predict(image, conf, iou),
+                         "engines ultralytics": lambda: ultralytics.predict(image, **options)}, rounds, block)
     found = len(runtime.predict(image, conf, iou))
     medians = {name: {kind: statistics.median(v) for kind, v in t.items()} for name, t in times.items()}
     medians["floor"] = min(medians["session.run"], medians["runtime session.run"], key=lambda m: m["wall"])
@@ -194,12 +197,14 @@ def table(rows: list[dict]) -> str:
 def engines_table(rows: list[dict]) -> str:
     """Inference alone on the same model.onnx and tensor: ONNX Runtime vs OpenVINO's CPU plugin."""
     head = ("| model | input | ORT session.run (ORT defaults) | OpenVINO f32 | OpenVINO default precision "
-            "| ORT / OpenVINO f32 | ORT / OpenVINO default |")
+            "| ORT / OpenVINO f32 | ORT / OpenVINO default | runtime predict, backend='openvino' (f32) | ultralytics "
+            "| ultralytics / runtime on OpenVINO |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    keys = ("engines ort", "openvino f32", "openvino default", "engines runtime openvino", "engines ultralytics")
     for r in rows:
-        floor, f32, default = (r[k]["wall"] for k in ("engines ort", "openvino f32", "openvino default"))
+        floor, f32, default, runtime, ultralytics = (r[k]["wall"] for k in keys)
         lines.append(f"| {r['case'].name} | {r['input']} | {floor:.1f} | {f32:.1f} | {default:.1f} | {floor / f32:.2f}x "
-                     f"| {floor / default:.2f}x |")
+                     f"| {floor / default:.2f}x | {runtime:.1f} | {ultralytics:.1f} | {ultralytics / runtime:.2f}x |")
     return "\n".join(lines)
 
 
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the machine is busy: wall-clock times include waiting for a CPU; the CPU-time ratios are the steadier ones")
     print(table(rows))
     if args.engines:
-        print("\ninference alone, other engines on the same model.onnx and tensor (ms wall-clock)")
+        print("\nother engines on the same model.onnx and tensor, timed apart (ms wall-clock)")
         print(engines_table(rows))
     return 0
 

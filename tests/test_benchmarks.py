@@ -20,7 +20,7 @@ def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tm
         capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    main, engines = proc.stdout.split("other engines on the same model.onnx")
+    main, engines = proc.stdout.split("other engines on the same model.onnx")  # the --engines table follows
     lines = [line for line in main.splitlines() if line.startswith("|")]
     header, rows = lines[0], lines[2:]
     columns = [c.strip() for c in header.strip("|").split("|")]
@@ -37,4 +37,5 @@ def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tm
         assert dets > 0  # the trained model finds the sample's shapes
     engine_rows = [line.split("|")[1:-1] for line in engines.splitlines() if line.startswith("| shapes")]
     assert [r[0].strip() for r in engine_rows] == ["shapes-det", "shapes-pose"]
-    assert all(float(c) > 0 for r in engine_rows for c in r[2:5])  # ORT, OpenVINO f32, OpenVINO default (ms)
+    # ORT, OpenVINO f32, OpenVINO default, the runtime on OpenVINO, Ultralytics (ms)
+    assert all(float(r[i]) > 0 for r in engine_rows for i in (2, 3, 4, 7, 8)) and all(len(r) == 10 for r in engine_rows)

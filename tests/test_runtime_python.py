@@ -330,6 +330,25 @@ def test_predict_single_and_batch_inputs(tiny, image, tmp_path):
     assert json.loads(json.dumps(result.to_dict()))["detections"][0]["class_name"] == "ellipse"
 
 
+def test_backend_openvino_runs_the_onnx_artifact(tiny, image):
+    pytest.importorskip("openvino")
+    reference = YOLOInference(tiny / "model.onnx").predict(image)
+    model = YOLOInference(tiny / "model.onnx", backend="openvino")
+    assert model.backend.device == "OpenVINO CPU"
+    result = model.predict(image)
+    assert len(result) == len(reference) == 1 and result.class_ids.tolist() == reference.class_ids.tolist()
+    np.testing.assert_allclose(result.boxes, reference.boxes, atol=1e-3)
+    np.testing.assert_allclose(result.scores, reference.scores, atol=1e-5)
+    assert YOLOInference(tiny, backend="openvino").model_path.name == "model.onnx"  # a folder resolves too
+
+
+def test_unknown_or_unfit_backend_is_a_typed_error(tiny):
+    with pytest.raises(ModelLoadError, match="backend 'tensorrt' is not one of onnxruntime, openvino, litert"):
+        YOLOInference(tiny / "model.onnx", backend="tensorrt")
+    with pytest.raises(ModelLoadError, match="backend 'litert' reads .tflite files, not model.onnx"):
+        YOLOInference(tiny / "model.onnx", backend="litert")
+
+
 def count_backend_calls(model: YOLOInference) -> list:
     calls: list = []
     run = model.backend.run
@@ -672,9 +691,12 @@ def test_other_backends_match_ultralytics(exports, samples, task, fmt, tmp_path)
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_openvino_fp32_matches_onnx(exports, samples, task):
+    """The OpenVINO artifact, and the ONNX artifact run on OpenVINO (backend="openvino"), both at f32."""
     onnx_results = YOLOInference(exports.get(task, "onnx")).predict(list(samples))
     ov_results = YOLOInference(exports.get(task, "openvino")).predict(list(samples))  # f32 by default
-    for a, b in zip(onnx_results, ov_results, strict=True):
+    onnx_on_ov = YOLOInference(exports.get(task, "onnx"), backend="openvino").predict(list(samples))
+    for a, b, c in zip(onnx_results, ov_results, onnx_on_ov, strict=True):
         assert_same_detections(result_arrays(a), b)
+        assert_same_detections(result_arrays(a), c)
     assert sum(len(r) for r in onnx_results) > 0
 

@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default: metadata.json)")
     p.add_argument("--max-det", type=int, help="most detections per image (default: metadata.json)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (ONNX Runtime) or an OpenVINO device")
+    p.add_argument("--backend", choices=("onnxruntime", "openvino", "litert"),
+                   help="engine (default: the export format's own); openvino also runs model.onnx")
     p.add_argument("--save", type=Path, help="draw results: an image file for one input, a folder for several")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     return p
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from runtimes.python.images import load_image
     from runtimes.python.inference import YOLOInference
 
-    model = YOLOInference(args.model, args.metadata, device=args.device)
+    model = YOLOInference(args.model, args.metadata, device=args.device, backend=args.backend)
     images = [load_image(path) for path in args.images]
     results = model.predict(images, args.conf, args.iou, args.max_det)
     if args.json:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.python.backends import Backend, backend_for
+from runtimes.python.backends import Backend, backend_for, engine_backend
 from runtimes.python.errors import MetadataMismatch, ModelLoadError
 from runtimes.python.images import load_image
 from runtimes.python.postprocess import Thresholds, decode_batch
@@ -34,11 +34,13 @@ class YOLOInference:
     """Load once, predict many times. Not thread-safe: use one instance per thread."""
 
     def __init__(self, model_path: str | Path, metadata_path: str | Path | None = None, *, device: str = "auto",
-                 threads: int | None = None, **backend_options: Any):
+                 threads: int | None = None, backend: str | None = None, **backend_options: Any):
         """``model_path``: the artifact (model.onnx, model.xml, model.tflite) or the export folder holding it;
         ``metadata_path``: defaults to metadata.json beside the model; ``device``: auto, cpu, cuda (ONNX
-        Runtime) or an OpenVINO device; ``threads``: inference threads; ``backend_options``: passed to the
-        backend (``providers`` for ONNX Runtime, ``precision_hint`` and ``config`` for OpenVINO).
+        Runtime) or an OpenVINO device; ``threads``: inference threads; ``backend``: the engine, by default
+        the export format's own (ONNX Runtime for ONNX); ``"openvino"`` runs an ONNX artifact on OpenVINO's
+        runtime; ``backend_options``: passed to the backend (``providers`` and ``spin`` for ONNX Runtime,
+        ``precision_hint`` and ``config`` for OpenVINO).
         """
         model_path = Path(model_path)
         if not model_path.exists():
@@ -46,8 +48,10 @@ class YOLOInference:
         folder = model_path if model_path.is_dir() else model_path.parent
         self.metadata_path = Path(metadata_path) if metadata_path is not None else folder / METADATA_FILE
         self.spec: ModelSpec = load_spec(self.metadata_path)
-        backend_class = backend_for(self.spec.export_format)
-        self.model_path = resolve_model(model_path, backend_class, self.spec)
+        backend_class = engine_backend(backend) if backend else backend_for(self.spec.export_format)
+        # the format's own file, or with another engine any file that engine reads
+        suffixes = backend_class.suffixes if backend else backend_class.suffixes[:1]
+        self.model_path = resolve_model(model_path, suffixes, self.spec, backend)
         self.backend: Backend = backend_class(self.model_path, self.spec, device=device, threads=threads, **backend_options)
         self.backend.check()
         self.normalizer = Normalizer(self.spec.preprocessing, self.backend.input_dtype)
@@ -106,17 +110,19 @@ class YOLOInference:
         return {name: value[: size - short] for name, value in outputs.items()}
 
 
-def resolve_model(path: Path, backend: type[Backend], spec: ModelSpec) -> Path:
-    """The artifact file: ``path`` itself, or the file in folder ``path`` whose suffix the backend runs."""
+def resolve_model(path: Path, suffixes: tuple[str, ...], spec: ModelSpec, engine: str | None = None) -> Path:
+    """The artifact file: ``path`` itself, or the file in folder ``path`` with one of ``suffixes``."""
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix in backend.suffixes)
+        found = sorted(p for p in path.iterdir() if p.suffix in suffixes)
         if not found:
-            raise ModelLoadError(f"folder {path} holds no {'/'.join(backend.suffixes)} file for its {spec.export_format} metadata")
+            raise ModelLoadError(f"folder {path} holds no {'/'.join(suffixes)} file for its {spec.export_format} metadata")
         return found[0]
-    if path.suffix not in backend.suffixes:
+    if engine and path.suffix not in suffixes:
+        raise ModelLoadError(f"backend {engine!r} reads {'/'.join(suffixes)} files, not {path.name}")
+    if path.suffix not in suffixes:
         raise MetadataMismatch(
             f"model file {path.name} does not fit metadata.json's export_format {spec.export_format!r} "
-            f"(expected {'/'.join(backend.suffixes)}): the metadata belongs to another artifact"
+            f"(expected {'/'.join(suffixes)}): the metadata belongs to another artifact"
         )
     return path
 

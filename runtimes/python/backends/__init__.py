@@ -19,8 +19,11 @@ BUILTIN = {
     "tflite": "runtimes.python.backends.litert_runtime:LiteRtBackend",
 }
 _REGISTERED: dict[str, type[Backend]] = {}
+# engine names for YOLOInference(backend=...): run an artifact on another engine than its format's own
+ENGINES = {"onnxruntime": "onnx", "openvino": "openvino", "litert": "tflite"}
 
-__all__ = ["BUILTIN", "Backend", "backend_for", "import_package", "register_backend", "supported_formats"]
+__all__ = ["BUILTIN", "ENGINES", "Backend", "backend_for", "engine_backend", "import_package", "register_backend",
+           "supported_formats"]
 
 
 def register_backend(export_format: str, backend: type[Backend]) -> type[Backend]:
@@ -43,3 +46,10 @@ def backend_for(export_format: str) -> type[Backend]:
         )
     module, name = BUILTIN[export_format].split(":")
     return register_backend(export_format, getattr(importlib.import_module(module), name))
+
+
+def engine_backend(engine: str) -> type[Backend]:
+    """The backend class of an engine name (``onnxruntime``, ``openvino``, ``litert``)."""
+    if engine not in ENGINES:
+        raise ModelLoadError(f"backend {engine!r} is not one of {', '.join(ENGINES)}")
+    return backend_for(ENGINES[engine])

@@ -26,8 +26,8 @@ def import_package(module: str, package: str, export_format: str) -> ModuleType:
 class Backend(ABC):
     """Runs one exported artifact.
 
-    Subclasses set ``export_format``, ``suffixes`` (accepted model file endings) and ``package`` (what pip
-    installs), load the model in ``__init__`` and implement ``input_shape``, ``model_outputs`` and ``_run``.
+    Subclasses set ``export_format``, ``suffixes`` (model file endings it reads, its format's own first) and
+    ``package`` (what pip installs), load the model in ``__init__`` and implement ``input_shape``, ``model_outputs`` and ``_run``.
     """
 
     export_format: ClassVar[str]

@@ -1,4 +1,4 @@
-"""OpenVINO runtime for ``model.xml`` (+ ``model.bin``).
+"""OpenVINO runtime for ``model.xml`` (+ ``model.bin``), and for ``model.onnx`` (OpenVINO reads ONNX directly).
 
 On CPUs with AMX the CPU plugin infers in bf16 unless told otherwise; ``precision_hint`` defaults to ``f32``
 so an fp32 artifact gives fp32 results. Pass ``precision_hint=None`` for the plugin's default.
@@ -17,7 +17,7 @@ from runtimes.python.spec import ModelSpec
 
 class OpenVinoBackend(Backend):
     export_format = "openvino"
-    suffixes = (".xml",)
+    suffixes = (".xml", ".onnx")
     package = "openvino"
 
     def __init__(self, model_path: Path, spec: ModelSpec, *, device: str = "auto", threads: int | None = None,
@@ -34,7 +34,8 @@ class OpenVinoBackend(Backend):
         self.device_name = "CPU" if device in ("auto", "cpu") else device.upper()
         try:
             core = ov.Core()
-            self.model = core.read_model(str(model_path), str(Path(model_path).with_suffix(".bin")))
+            weights = [str(Path(model_path).with_suffix(".bin"))] if Path(model_path).suffix == ".xml" else []
+            self.model = core.read_model(str(model_path), *weights)
             self.compiled = core.compile_model(self.model, self.device_name, properties)
         except Exception as error:  # OpenVINO raises RuntimeError for unreadable models and unknown devices
             raise ModelLoadError(f"OpenVINO cannot load {model_path}: {' '.join(str(error).split())[:300]}") from error
