@@ -22,13 +22,11 @@ class Check:
     detail: str = ""
 
 
-
 def _gate(name: str, criterion: str, value: float, limit, higher_is_better: bool, detail: str = "") -> Check:
     if limit is None:
         return Check(name, criterion, value, None, None, detail)
     ok = value >= limit if higher_is_better else value <= limit
     return Check(name, criterion, value, limit, bool(ok), detail)
-
 
 
 def raw_checks(name: str, reference: list[np.ndarray], exported: list[np.ndarray], limits: dict) -> list[Check]:

@@ -283,10 +283,10 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
         yolo, info = loaded
     else:
         yolo, info = load_checkpoint(checkpoint)
-    if loaded is None and metadata.get("export_config", {}).get("vocabulary"):
-        from exportkit.checkpoint import apply_vocabulary
+        if metadata.get("export_config", {}).get("vocabulary"):
+            from exportkit.checkpoint import apply_vocabulary
 
-        info.names = apply_vocabulary(yolo, Path(metadata["export_config"]["vocabulary"]))
+            info.names = apply_vocabulary(yolo, Path(metadata["export_config"]["vocabulary"]))
     try:
         report.checks += spec_checks(fmt, folder, metadata)
         run_exported = fmt.runner(folder)

@@ -165,7 +165,9 @@ def test_letterbox_tensor_layout_colour_and_padding():
 def test_fused_letterbox_equals_letterbox_then_normalise(layout, colour, mean, std, pad_value, shape, scale_up, center):
     """letterbox_batch resizes into the tensor and fills the bands itself; it must equal padding the image with
     OpenCV and normalising every pixel (the reference path), bit for bit."""
-    from runtimes.python.preprocess import Normalizer, letterbox_image
+    import cv2
+
+    from runtimes.python.preprocess import Normalizer
     from runtimes.python.spec import as_spec
 
     metadata = make_metadata()
@@ -173,11 +175,15 @@ def test_fused_letterbox_equals_letterbox_then_normalise(layout, colour, mean, s
                                      scale_up=scale_up, letterbox_center=center)
     pre = as_spec(metadata).preprocessing
     images = [np.random.default_rng(i).integers(0, 256, (*shape, 3), dtype=np.uint8) for i in range(2)]
-    normalizer = Normalizer(pre)
-    tensor, geometries = normalizer.letterbox_batch(images)
-    boxed = [letterbox_image(image, pre) for image in images]
-    np.testing.assert_array_equal(tensor, normalizer.batch([b for b, _ in boxed]))
-    assert geometries == [g for _, g in boxed]
+    tensor, geometries = Normalizer(pre).letterbox_batch(images)
+
+    plans = [plan_letterbox(image.shape, (pre.height, pre.width), scale_up, center) for image in images]
+    padded = [cv2.copyMakeBorder(cv2.resize(image, plan.new_size, interpolation=cv2.INTER_LINEAR), *plan.borders,
+                                 cv2.BORDER_CONSTANT, value=(pad_value,) * 3) for image, plan in zip(images, plans)]
+    order = [2, 1, 0] if colour == "RGB" else [0, 1, 2]
+    reference = np.stack([(p[..., order].astype(np.float32) - np.float32(mean)) / np.float32(std) for p in padded])
+    np.testing.assert_array_equal(tensor, reference.transpose(0, 3, 1, 2) if layout == "NCHW" else reference)
+    assert geometries == [plan.geometry for plan in plans]
 
 
 def test_letterbox_matches_ultralytics_pixels(samples):

@@ -60,19 +60,6 @@ def plan_letterbox(orig_shape: Sequence[int], target: tuple[int, int], scale_up:
     return _Plan((new_w, new_h), (top, bottom, left, right), geometry)
 
 
-def letterbox_image(image: np.ndarray, pre: Preprocessing) -> tuple[np.ndarray, Geometry]:
-    """Resize and pad one HWC uint8 image to the model's input size; keeps the channel order."""
-    import cv2
-
-    plan = plan_letterbox(image.shape, (pre.height, pre.width), pre.scale_up, pre.center)
-    if image.shape[1::-1] != plan.new_size:
-        image = cv2.resize(image, plan.new_size, interpolation=cv2.INTER_LINEAR)
-    top, bottom, left, right = plan.borders
-    if top or bottom or left or right:
-        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(pre.pad_value,) * 3)
-    return image, plan.geometry
-
-
 class Normalizer:
     """uint8 HWC (BGR) images -> float batch in the model's layout, colour order and normalisation.
 
@@ -98,13 +85,6 @@ class Normalizer:
         h, w = self.pre.height, self.pre.width
         return np.empty((count, 3, h, w) if self.pre.layout == "NCHW" else (count, h, w, 3), np.float32)
 
-    def batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Already letterboxed images -> the input tensor."""
-        out = self.empty(len(images))
-        for i, image in enumerate(images):
-            self.fill(image, out[i])
-        return self._typed(out)
-
     def letterbox_batch(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Geometry]]:
         """Original images -> (input tensor, one Geometry per image): letterbox and normalise in one pass."""
         out = self.empty(len(images))
@@ -112,7 +92,7 @@ class Normalizer:
         return self._typed(out), geometries
 
     def letterbox_into(self, image: np.ndarray, out: np.ndarray) -> Geometry:
-        """Letterbox one image into ``out`` (one item of the batch), equal to ``fill(letterbox_image(...))``."""
+        """Letterbox one image into ``out`` (one item of the batch): equal to padding it with OpenCV, then ``fill``."""
         import cv2
 
         plan = plan_letterbox(image.shape, (self.pre.height, self.pre.width), self.pre.scale_up, self.pre.center)

@@ -27,7 +27,8 @@ class Backend(ABC):
     """Runs one exported artifact.
 
     Subclasses set ``export_format``, ``suffixes`` (model file endings it reads, its format's own first) and
-    ``package`` (what pip installs), load the model in ``__init__`` and implement ``input_shape``, ``model_outputs`` and ``_run``.
+    ``package`` (what pip installs), load the model in ``__init__`` and implement ``input_shape``,
+    ``model_outputs`` and ``_run``.
     """
 
     export_format: ClassVar[str]

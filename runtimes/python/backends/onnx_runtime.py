@@ -25,9 +25,8 @@ class OnnxRuntimeBackend(Backend):
         let idle intra-op threads busy-wait between operators (ORT's default, kept: on an idle CPU it is the
         lower latency, 10-15% on small models; stopping the spin as each run returns, ORT's
         ``session.force_spinning_stop``, measured 12-40% slower per predict, the next run having to wake the
-        threads). ``spin=False`` for hosts whose cores are shared with other
-        work: spinning threads burn CPU the rest of the service needs, and on a loaded machine they make
-        inference itself slower."""
+        threads). ``spin=False`` for hosts whose cores are shared with other work: spinning threads burn CPU
+        the rest of the service needs, and on a loaded machine they make inference itself slower."""
         super().__init__(model_path, spec)
         ort = import_package("onnxruntime", self.package, self.export_format)
         options = ort.SessionOptions()

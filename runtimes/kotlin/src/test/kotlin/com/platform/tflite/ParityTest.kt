@@ -81,8 +81,8 @@ class ParityTest {
                 problems.add("$where: ${found.size} detections, Python runtime ${wanted.size}: $found vs $wanted")
                 continue
             }
-            for ((i, pair) in found.zip(wanted).withIndex()) {
-                val (det, want) = Pair(pair.first, pair.second as Map<*, *>)
+            for ((i, det) in found.withIndex()) {
+                val want = wanted[i] as Map<*, *>
                 compareBox(det, want, "$where[$i]", problems)
                 want["mask"]?.let {
                     masks++
