@@ -528,6 +528,19 @@ def test_cli_prints_saves_and_exits_with_codes(tiny, image, tmp_path):
         assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(name) and "Traceback" not in proc.stderr
 
 
+def test_cli_output_piped_into_a_closed_reader_is_no_traceback(tiny, image, tmp_path):
+    """`yolo-infer ... | head -1`: the reader closes early; the CLI stops quietly."""
+    import cv2
+
+    path = tmp_path / "image.png"
+    cv2.imwrite(str(path), image)
+    proc = subprocess.Popen([sys.executable, "-m", "runtimes.python.inference", str(tiny), *[str(path)] * 50],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
+    proc.stdout.close()  # before the CLI has written anything
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
 def test_runtime_never_imports_torch(tiny):
     """Block torch and ultralytics outright: importing and predicting must not need them."""
     code = (
