@@ -7,4 +7,6 @@ __version__ = "0.1.0"
 # Ultralytics must never download or pip-install at run time; set before it is first imported.
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_AUTOINSTALL"] = "False"
+# Ultralytics' own restricted mode (weights_only loads, no eval of model YAML); read when it is first imported.
+os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
 os.environ.setdefault("YOLO_VERBOSE", "False")

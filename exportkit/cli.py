@@ -11,8 +11,10 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from exportkit.errors import EXIT_OK, ConfigError, ExportkitError
@@ -72,30 +74,69 @@ def resolve_arguments(args: argparse.Namespace, environ=os.environ) -> dict:
 
 
 def setup_logging(quiet: bool = False) -> None:
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    """exportkit's own log goes to stdout, beside Ultralytics'; stderr is kept for the one error line."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stdout)
+    logging.captureWarnings(True)  # converters' warnings join the log instead of stderr
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def plain(text: str) -> str:
+    """One line without colour codes or emoji prefixes: what a pod log shows."""
+    text = ANSI.sub("", text).replace("❌", "").replace("⚠️", "")
+    return " ".join(text.split())
 
 
 def run_guarded(body: Callable[[], int]) -> int:
-    """Run ``body``; turn every error into one stderr line and its exit code."""
+    """Run ``body``; turn every error into one stderr line and its exit code.
+
+    While it runs, file descriptor 2 points at stdout, so whatever a converter or C library writes there lands
+    in the log; the real stderr carries only exportkit's one line per failure.
+    """
+    from exportkit import interrupts
+
+    interrupts.install()
+    with _stderr_for_errors_only() as errors:
+        try:
+            return body()
+        except ExportkitError as exc:
+            return _report(errors, exc, exc.one_line(), exc.exit_code)
+        except interrupts.Interrupted as exc:
+            return _report(errors, exc, exc.one_line(), exc.exit_code)
+        except KeyboardInterrupt as exc:
+            return _report(errors, exc, "interrupted; nothing was published", 130)
+        except Exception as exc:  # an unexpected failure is still an export failure, on one line
+            return _report(errors, exc, f"{type(exc).__name__}: {exc}", 1)
+
+
+@contextmanager
+def _stderr_for_errors_only():
+    if os.environ.get("EXPORTKIT_DEBUG"):
+        yield sys.stderr
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(1, 2)
+    errors = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
     try:
-        return body()
-    except ExportkitError as exc:
-        _report(exc, exc.one_line(), exc.exit_code)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("exportkit: error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # an unexpected failure is still an export failure, on one line
-        _report(exc, f"{type(exc).__name__}: {' '.join(str(exc).split())}", 1)
-        return 1
+        yield errors
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        errors.close()
 
 
-def _report(exc: BaseException, line: str, code: int) -> None:
+def _report(errors, exc: BaseException, line: str, code: int) -> int:
     if os.environ.get("EXPORTKIT_DEBUG"):
         import traceback
 
         traceback.print_exception(exc)
-    print(f"exportkit: error: {line}", file=sys.stderr)
+    print(f"exportkit: error: {plain(line)}", file=errors, flush=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

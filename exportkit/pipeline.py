@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,6 @@ from exportkit.errors import ConfigError, ExportError, ValidationFailed
 from exportkit.registry import ExportFormat, ExportRequest, get_format
 
 log = logging.getLogger(__name__)
-STAGING_PREFIX = ".exportkit-staging-"
 
 
 @dataclass
@@ -86,48 +84,85 @@ def check_output_dir(path: Path) -> Path:
 
 
 def run_export(plan: ExportPlan) -> ExportResult:
-    """Export into a staging folder, describe, write metadata, validate, then publish atomically."""
-    from exportkit.checkpoint import load_checkpoint
-    from exportkit.metadata import build_metadata, embedded_metadata, write_metadata
+    """Under the folder's lock: export into a staging folder, describe, validate, then publish atomically."""
+    from exportkit.publish import folder_lock, make_staging, remove_stale
 
     start = time.perf_counter()
-    plan.output_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(plan.output_dir)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=plan.output_dir))
-    try:
-        yolo, info = load_checkpoint(plan.checkpoint)
-        if plan.options.get("vocabulary"):
-            from exportkit.checkpoint import apply_vocabulary
-
-            info.names = apply_vocabulary(yolo, Path(plan.options["vocabulary"]))
-        imgsz = plan.options["imgsz"] or info.imgsz
-        if imgsz % max(info.strides):
-            raise ConfigError(f"imgsz {imgsz} must be a multiple of the model stride {max(info.strides)}")
-        yolo.model.pt_path = str(staging / "model.pt")  # Ultralytics names its outputs after this path
-        fmt = plan.format()
-        request = ExportRequest(yolo, staging, plan.options, imgsz, info.task, {"embedded_metadata": embedded_metadata(info, imgsz)})
-        export_start = time.perf_counter()
-        files = fmt.export(request)
-        export_seconds = round(time.perf_counter() - export_start, 2)
-        _check_files(plan.format, staging)
-        _clean_staging(plan.format, staging)
-        metadata = build_metadata(info, plan.format, plan.options, fmt.describe(staging), staging, imgsz)
-        metadata["export_seconds"] = export_seconds
-        write_metadata(metadata, staging)
-        result = ExportResult(plan, files, metadata, 0.0)
-        if plan.include_validation:
-            from exportkit.validate import validate_folder
-
-            result.validation = validate_folder(staging, thresholds=plan.validation, loaded=(yolo, info))
-        publish(staging, plan.output_dir, plan.format)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    make_output_dir(plan.output_dir)
+    with folder_lock(plan.output_dir, timeout=lock_timeout()):
+        remove_stale(plan.output_dir)
+        staging = make_staging(plan.output_dir)
+        try:
+            result = _export_into(plan, staging)
+            _publish(staging, plan.output_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     result.files = plan.format.artifact_paths(plan.output_dir)
     result.seconds = time.perf_counter() - start
     _log_line(result)
     if result.validation is not None and result.validation.status == "failed":
         raise ValidationFailed(f"validation failed for {plan.output_dir}: {result.validation.summary()}")
     return result
+
+
+def _export_into(plan: ExportPlan, staging: Path) -> ExportResult:
+    from exportkit.checkpoint import load_checkpoint
+    from exportkit.metadata import build_metadata, embedded_metadata, write_metadata
+
+    yolo, info = load_checkpoint(plan.checkpoint, imgsz=plan.options["imgsz"])
+    if plan.options.get("vocabulary"):
+        from exportkit.checkpoint import apply_vocabulary
+
+        info.names = apply_vocabulary(yolo, Path(plan.options["vocabulary"]))
+    imgsz = plan.options["imgsz"] or info.imgsz
+    if imgsz % max(info.strides):
+        raise ConfigError(f"imgsz {imgsz} must be a multiple of the model stride {max(info.strides)}")
+    yolo.model.pt_path = str(staging / "model.pt")  # Ultralytics names its outputs after this path
+    fmt = plan.format()
+    request = ExportRequest(yolo, staging, plan.options, imgsz, info.task, {"embedded_metadata": embedded_metadata(info, imgsz)})
+    export_start = time.perf_counter()
+    files = fmt.export(request)
+    export_seconds = round(time.perf_counter() - export_start, 2)
+    _check_files(plan.format, staging)
+    _clean_staging(plan.format, staging)
+    metadata = build_metadata(info, plan.format, plan.options, fmt.describe(staging), staging, imgsz)
+    metadata["export_seconds"] = export_seconds
+    write_metadata(metadata, staging)
+    result = ExportResult(plan, files, metadata, 0.0)
+    if plan.include_validation:
+        from exportkit.validate import validate_folder
+
+        result.validation = validate_folder(staging, thresholds=plan.validation, loaded=(yolo, info))
+    return result
+
+
+def _publish(staging: Path, output_dir: Path) -> None:
+    """Publish with termination signals held back: an export is published whole or not at all."""
+    from exportkit.interrupts import Interrupted, deferred
+    from exportkit.publish import publish
+
+    try:
+        with deferred():
+            publish(staging, output_dir)
+    except Interrupted as exc:  # it arrived during the publish, which finished first
+        exc.published = True
+        raise
+
+
+def make_output_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output_dir {path} cannot be created ({exc.strerror or type(exc).__name__})") from None
+
+
+def lock_timeout() -> float | None:
+    """EXPORTKIT_LOCK_TIMEOUT seconds to wait for another export into the same folder; unset: wait."""
+    value = os.environ.get("EXPORTKIT_LOCK_TIMEOUT", "").strip()
+    try:
+        return float(value) if value else None
+    except ValueError:
+        raise ConfigError(f"EXPORTKIT_LOCK_TIMEOUT must be a number of seconds, got {value!r}") from None
 
 
 def _check_files(fmt: type[ExportFormat], staging: Path) -> None:
@@ -142,25 +177,6 @@ def _clean_staging(fmt: type[ExportFormat], staging: Path) -> None:
     for entry in staging.iterdir():
         if entry.name not in keep:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-
-
-def publish(staging: Path, output_dir: Path, fmt: type[ExportFormat]) -> None:
-    """Move artifacts then metadata.json (last: its presence marks a complete export) into output_dir."""
-    (output_dir / "metadata.json").unlink(missing_ok=True)
-    (output_dir / "validation.json").unlink(missing_ok=True)
-    for source in fmt.artifact_paths(staging):
-        target = output_dir / source.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(source, target)
-    if (staging / "validation.json").exists():
-        os.replace(staging / "validation.json", output_dir / "validation.json")
-    os.replace(staging / "metadata.json", output_dir / "metadata.json")
-
-
-def remove_stale_staging(output_dir: Path) -> None:
-    for stale in output_dir.glob(STAGING_PREFIX + "*"):
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _log_line(result: ExportResult) -> None:
