@@ -135,6 +135,7 @@ def _report(errors, exc: BaseException, line: str, code: int) -> int:
         import traceback
 
         traceback.print_exception(exc)
+    sys.stdout.flush()  # the log first: in a merged log (a cell's export.log) the error line comes last
     print(f"exportkit: error: {plain(line)}", file=errors, flush=True)
     return code
 

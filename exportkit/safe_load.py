@@ -253,7 +253,7 @@ def _op_proto(w: _Walk, arg) -> None:
 
 def _op_stop(w: _Walk, arg) -> None:
     if len(w.stack) != 1:
-        w.refuse("its pickle is malformed (STOP with a stack of %d)" % len(w.stack))
+        w.refuse(f"its pickle is malformed (STOP with a stack of {len(w.stack)})")
     w.as_data(w.stack[0], "the top-level object")
 
 
@@ -379,12 +379,23 @@ _TEXT = frozenset({"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "
 _CONSTANTS = ALLOWED_OPCODES - set(_HANDLERS)
 
 
+_last_scan: list[ArchiveScan] = []  # the plan scans, then the load scans again: the same bytes are walked once
+
+
 def scan_archive(path: Path) -> ArchiveScan:
     """Read and scan a checkpoint without torch: raise CheckpointRefused / CheckpointError, or return the scan."""
     path = Path(path)
     data = read_archive(path)
+    if _last_scan and _last_scan[0].data == data:  # byte for byte what was walked already
+        return _last_scan[0]
     pickled = pickle_member(path, data)
-    return ArchiveScan(data, pickled, _Walk(path).run(pickled))
+    scan = ArchiveScan(data, pickled, _Walk(path).run(pickled))
+    _last_scan[:] = [scan]
+    return scan
+
+
+def forget_scans() -> None:
+    _last_scan.clear()
 
 
 # -- the load -----------------------------------------------------------------------------------------

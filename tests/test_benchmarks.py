@@ -39,3 +39,17 @@ def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tm
     assert [r[0].strip() for r in engine_rows] == ["shapes-det", "shapes-pose"]
     # ORT, OpenVINO f32, OpenVINO default, the runtime on OpenVINO, Ultralytics (ms)
     assert all(float(r[i]) > 0 for r in engine_rows for i in (2, 3, 4, 7, 8)) and all(len(r) == 10 for r in engine_rows)
+
+
+@pytest.mark.slow
+def test_safe_load_benchmark_prints_one_row_per_model():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/safe_load.py"), "--rounds", "1", "--no-export",
+                           "--models", "shapes-det", "shapes-pose"], capture_output=True, text=True, env=ENV, cwd=ROOT,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| shapes")]
+    assert [r[0].strip() for r in rows] == ["shapes-det", "shapes-pose"]
+    for row in rows:
+        plain, scan, safe = (float(c) for c in row[1:4])
+        assert 0 < scan < safe and plain > 0  # the scan is part of exportkit's load
+        assert re.fullmatch(r"[\d.]+x", row[4].strip())

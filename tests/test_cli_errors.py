@@ -27,6 +27,26 @@ def _foreign_pt(tmp: Path) -> Path:
     return path
 
 
+def _broken_weights(tmp: Path) -> Path:
+    """A checkpoint that loads but whose first convolution has the wrong number of input channels: the exporter
+    itself fails (the dry run Ultralytics makes), as for a damaged upload."""
+    import torch
+
+    raw = torch.load(CHECKPOINT, map_location="cpu", weights_only=False)  # our own bundled file
+    conv = raw["model"].model[0].conv
+    conv.weight = torch.nn.Parameter(torch.zeros(conv.out_channels, 4, 3, 3, dtype=conv.weight.dtype))
+    raw["ema"] = None
+    path = tmp / "broken.pt"
+    torch.save(raw, path)
+    return path
+
+
+def _malicious(tmp: Path) -> Path:
+    from test_safe_load import fx_os_system_global
+
+    return fx_os_system_global(tmp, tmp / "ran")
+
+
 def _a_file(tmp: Path) -> Path:
     path = tmp / "occupied"
     path.write_text("x")
@@ -55,6 +75,9 @@ CASES = [
     ("imgsz-not-stride-multiple", None, "onnx", None, {"imgsz": 200}, {}, 3, "multiple of the model stride"),
     ("bad-validation-threshold", None, "onnx", None, {"include_validation": True, "validation": {"iou": 2}}, {}, 3, "unknown validation threshold"),
     ("tensorrt-without-gpu", None, "tensorrt", None, {}, {}, 1, "tensorrt"),
+    ("malicious-checkpoint", _malicious, "onnx", None, {}, {}, 1, "refused: it references posix.system"),
+    ("exporter-fails", _broken_weights, "onnx", None, {}, {}, 1, "onnx export failed: RuntimeError"),
+    ("lock-timeout-is-not-a-number", None, "onnx", None, {}, {"EXPORTKIT_LOCK_TIMEOUT": "soon"}, 3, "EXPORTKIT_LOCK_TIMEOUT"),
 ]
 
 
@@ -85,6 +108,15 @@ def test_bad_input_flags(tmp_path, case):
            "--output_dir", str(out), "--export_config", text]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, **env}, cwd=ROOT, timeout=300)
     _assert_clean_failure(proc, case[6], case[7], out)
+    assert not (tmp_path / "ran").exists()  # a malicious checkpoint's payload never ran
+    assert "\x1b[" not in proc.stderr and "❌" not in proc.stderr  # a pod log reads plain lines
+
+
+def test_error_line_is_plain_text():
+    from exportkit.cli import plain
+
+    coloured = "\x1b[34m\x1b[1mONNX:\x1b[0m ERROR ❌ export failure\n  at line 2"
+    assert plain(coloured) == "ONNX: ERROR export failure at line 2"
 
 
 ENV_CASES = [
