@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exportkit.checkers import FORMAT_CHECK
 from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
 from exportkit.parity import Check, box_iou, detection_checks, raw_checks, top_k_checks  # noqa: F401 (box_iou: public API)
 
@@ -287,12 +288,14 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
             from exportkit.checkpoint import apply_vocabulary
 
             info.names = apply_vocabulary(yolo, Path(metadata["export_config"]["vocabulary"]))
-    try:
-        report.checks += spec_checks(fmt, folder, metadata)
-        run_exported = fmt.runner(folder)
-    except (EnvironmentUnsupported, ExportError) as exc:
-        report.skipped = exc.one_line()
-        run_exported = None
+    run_exported = None
+    if format_checks(report, fmt, folder, metadata):
+        try:
+            run_exported = fmt.runner(folder)
+        except (EnvironmentUnsupported, ExportError) as exc:
+            report.skipped = exc.one_line()
+    else:
+        report.skipped = "numeric parity not run: the artifact fails its format's checker"
     if run_exported is not None:
         size = artifact_input_size(fmt.describe(folder), metadata)
         run_cases(report, reference_runner(yolo), run_exported, metadata, reference_metadata(metadata, info, size), size, limits)
@@ -302,10 +305,15 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     return report
 
 
-def spec_checks(fmt, folder: Path, metadata: dict) -> list[Check]:
-    """Format-specific structural checks (e.g. CoreML's spec on Linux); most formats have none."""
-    hook = getattr(fmt, "spec_checks", None)
-    return hook(folder, metadata) if hook else []
+def format_checks(report: ParityReport, fmt, folder: Path, metadata: dict) -> bool:
+    """The format's own checkers (``ExportFormat.format_checks``) into ``report``; False where one failed."""
+    checks = fmt.format_checks(folder, metadata)
+    report.checks += checks
+    passed = all(c.passed is not False for c in checks)
+    if checks:
+        report.inputs[FORMAT_CHECK] = {"mode": "checker", "boxes_compared": 0, "passed": passed,
+                                       "checkers": [c.criterion for c in checks if c.input == FORMAT_CHECK]}
+    return passed
 
 
 def format_table(report: ParityReport) -> str:
