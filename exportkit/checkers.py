@@ -16,6 +16,17 @@ FORMAT_CHECK = "format_check"  # the ``input`` of every checker row in validatio
 ONNX_CHECKER = "onnx.checker.check_model(full_check=True)"
 
 
+def gather_format_checks(report, fmt, folder: Path, metadata: dict) -> bool:
+    """``fmt``'s checkers (``ExportFormat.format_checks``) into the ParityReport ``report``; False where one failed."""
+    checks = fmt.format_checks(folder, metadata)
+    report.checks += checks
+    passed = all(c.passed is not False for c in checks)
+    if checks:
+        report.inputs[FORMAT_CHECK] = {"mode": "checker", "boxes_compared": 0, "passed": passed,
+                                       "checkers": [c.criterion for c in checks if c.input == FORMAT_CHECK]}
+    return passed
+
+
 def run_checker(checker: str, artifact: Path, call: Callable[[], object]) -> Check:
     """``call()`` passing is a passed row; any exception it raises is a failed row naming the artifact."""
     try:

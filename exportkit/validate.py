@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exportkit.checkers import FORMAT_CHECK
+from exportkit.checkers import gather_format_checks
 from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
 from exportkit.parity import Check, box_iou, detection_checks, raw_checks, top_k_checks  # noqa: F401 (box_iou: public API)
 
@@ -70,7 +70,7 @@ class ParityReport:
 
     def summary(self) -> str:
         if self.status == "skipped":
-            return f"numeric parity skipped: {self.skipped} ({len(self.checks)} other checks passed)"
+            return f"numeric parity skipped: {self.skipped} ({sum(c.passed is True for c in self.checks)} other checks passed)"
         if not self.checks:
             return "failed: no check compared anything"
         if not self.failures:
@@ -289,7 +289,7 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
 
             info.names = apply_vocabulary(yolo, Path(metadata["export_config"]["vocabulary"]))
     run_exported = None
-    if format_checks(report, fmt, folder, metadata):
+    if gather_format_checks(report, fmt, folder, metadata):
         try:
             run_exported = fmt.runner(folder)
         except (EnvironmentUnsupported, ExportError) as exc:
@@ -303,17 +303,6 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     log.info("validation %s: %s", fmt.name, report.summary())
     log.info("%s", format_table(report))
     return report
-
-
-def format_checks(report: ParityReport, fmt, folder: Path, metadata: dict) -> bool:
-    """The format's own checkers (``ExportFormat.format_checks``) into ``report``; False where one failed."""
-    checks = fmt.format_checks(folder, metadata)
-    report.checks += checks
-    passed = all(c.passed is not False for c in checks)
-    if checks:
-        report.inputs[FORMAT_CHECK] = {"mode": "checker", "boxes_compared": 0, "passed": passed,
-                                       "checkers": [c.criterion for c in checks if c.input == FORMAT_CHECK]}
-    return passed
 
 
 def format_table(report: ParityReport) -> str:

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import json
 import math
-import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtimes.python.errors import ModelLoadError
+from runtimes.python.reader import (
+    MAX_DIM,
+    MAX_ELEMENTS,
+    MAX_INPUT_SIZE,
+    Reader,
+    is_int,
+    refuse_constant,
+    short,
+)
 
 TASKS = ("detect", "segment", "pose")
 LAYOUTS = ("NCHW", "NHWC")
@@ -22,10 +30,6 @@ RESIZE_MODES = ("letterbox",)
 BOX_FORMATS = ("cxcywh", "xyxy")
 BOX_UNITS = ("input_pixels", "normalized")
 PREDICTION_ORDERS = ("batch, channels, anchors", "batch, anchors, channels", "batch, detections, values")
-# metadata.json is untrusted input: sizes past these are refused before anything is allocated from them
-MAX_INPUT_SIZE = 8192  # input height and width, pixels
-MAX_DIM = 1 << 20  # any tensor dimension, channel index or count in metadata.json
-MAX_ELEMENTS = 1 << 31  # the product of a tensor's known dimensions
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, metadata: Mapping[str, Any]) -> ModelSpec:
-        return _checked_spec(_Reader(metadata, "metadata.json"))
+        return _checked_spec(Reader(metadata, "metadata.json"))
 
 
 def load_spec(path: str | Path) -> ModelSpec:
@@ -121,12 +125,12 @@ def load_spec(path: str | Path) -> ModelSpec:
     if not path.is_file():
         raise ModelLoadError(f"metadata file {path} does not exist; pass metadata_path= or put metadata.json beside the model")
     try:
-        metadata = json.loads(path.read_text(), parse_constant=_refuse_constant)
+        metadata = json.loads(path.read_text(), parse_constant=refuse_constant)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: bad JSON, a 4300-digit int
         raise ModelLoadError(f"metadata file {path} is not readable JSON: {type(error).__name__}: {str(error)[:200]}") from None
     if not isinstance(metadata, dict):
         raise ModelLoadError(f"metadata file {path} holds {type(metadata).__name__}, expected a JSON object")
-    return _checked_spec(_Reader(metadata, str(path)))
+    return _checked_spec(Reader(metadata, str(path)))
 
 
 def as_spec(metadata: ModelSpec | Mapping[str, Any] | str | Path) -> ModelSpec:
@@ -138,109 +142,31 @@ def as_spec(metadata: ModelSpec | Mapping[str, Any] | str | Path) -> ModelSpec:
     return load_spec(metadata)
 
 
-def _refuse_constant(token: str):
-    raise ValueError(f"{token} is not a JSON number")
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut to a length that fits an error line (a hostile value may be megabytes)."""
-    text = reprlib.repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-class _Reader:
-    """Typed access to nested metadata keys; every failure names the key and the file."""
-
-    def __init__(self, data: Mapping[str, Any], source: str, prefix: str = ""):
-        self.data, self.source, self.prefix = data, source, prefix
-
-    def fail(self, key: str, problem: str) -> ModelLoadError:
-        return ModelLoadError(f"{self.source}: {self.prefix}{key} {problem}; re-export the model with exportkit")
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise self.fail(key, "is missing")
-            return default
-        value = self.data[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            raise self.fail(key, f"is {_short(value)}, expected {_kind_name(kind)}")
-        return value
-
-    def number(self, key: str, low: float, high: float, default: Any = ...) -> float:
-        """A finite int or float in [low, high]."""
-        value = self.get(key, (int, float), default)
-        if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
-            raise self.fail(key, f"is {_short(value)}, expected a number in [{low}, {high}]")
-        return value
-
-    def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
-        value = self.get(key, int, default)
-        if not low <= value <= high:
-            raise self.fail(key, f"is {_short(value)}, expected an integer in [{low}, {high}]")
-        return value
-
-    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
-        value = self.get(key, list, default)
-        if not all(isinstance(v, str) for v in value):
-            raise self.fail(key, f"is {_short(value)}, expected a list of strings")
-        return tuple(value)
-
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
-        value = self.get(key, str, default)
-        if value not in choices:
-            raise self.fail(key, f"is {_short(value)}, this runtime supports {', '.join(choices)}")
-        return value
-
-    def span(self, key: str, default: Any = ...) -> tuple[int, int] | None:
-        value = self.get(key, list, default)
-        if value is None:
-            return None
-        if len(value) != 2 or not all(_is_int(v) for v in value) or not 0 <= value[0] < value[1] <= MAX_DIM:
-            raise self.fail(key, f"is {_short(value)}, expected [start, end) channel indices")
-        return value[0], value[1]
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.get(key, dict), self.source, f"{self.prefix}{key}.")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in _as_tuple(kind))
-
-
-def _tensors(reader: _Reader, key: str) -> tuple[TensorSpec, ...]:
+def _tensors(reader: Reader, key: str) -> tuple[TensorSpec, ...]:
     entries = reader.get(key, list)
     if not entries:
         raise reader.fail(key, "is empty")
     tensors = []
     for i, entry in enumerate(entries):
-        item = _Reader(entry if isinstance(entry, dict) else {}, reader.source, f"{key}[{i}].")
+        item = Reader(entry if isinstance(entry, dict) else {}, reader.source, f"{key}[{i}].")
         shape = item.get("shape", list)
-        if not shape or len(shape) > 8 or not all(_is_int(d) and (d == -1 or 0 < d <= MAX_DIM) for d in shape):
-            raise item.fail("shape", f"is {_short(shape)}, expected 1-8 dimensions, each -1 (dynamic) or 1-{MAX_DIM}")
+        if not shape or len(shape) > 8 or not all(is_int(d) and (d == -1 or 0 < d <= MAX_DIM) for d in shape):
+            raise item.fail("shape", f"is {short(shape)}, expected 1-8 dimensions, each -1 (dynamic) or 1-{MAX_DIM}")
         if math.prod(d for d in shape if d > 0) > MAX_ELEMENTS:
-            raise item.fail("shape", f"is {_short(shape)}: more than {MAX_ELEMENTS} elements")
+            raise item.fail("shape", f"is {short(shape)}: more than {MAX_ELEMENTS} elements")
         tensors.append(TensorSpec(item.get("name", str), tuple(shape), item.get("dtype", str, "float32")))
     return tuple(tensors)
 
 
-def _preprocessing(reader: _Reader, input_shape: list) -> Preprocessing:
+def _preprocessing(reader: Reader, input_shape: list) -> Preprocessing:
     pre = reader.child("preprocessing")
-    if (len(input_shape) != 3 or not all(_is_int(d) and 0 < d <= MAX_INPUT_SIZE for d in input_shape[:2])
+    if (len(input_shape) != 3 or not all(is_int(d) and 0 < d <= MAX_INPUT_SIZE for d in input_shape[:2])
             or input_shape[2] not in (1, 3)):
-        raise reader.fail("input_shape", f"is {_short(input_shape)}, expected [height, width, channels], sides 1-{MAX_INPUT_SIZE}, 1 or 3 channels")
+        raise reader.fail("input_shape", f"is {short(input_shape)}, expected [height, width, channels], sides 1-{MAX_INPUT_SIZE}, 1 or 3 channels")
     mean, std = pre.get("mean", list, [0.0, 0.0, 0.0]), pre.get("std", list, [255.0, 255.0, 255.0])
     finite = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mean + std)
     if len(mean) != 3 or len(std) != 3 or not finite or any(s == 0 for s in std):
-        raise pre.fail("mean/std", f"are {_short(mean)}/{_short(std)}, expected three finite numbers each, std non-zero")
+        raise pre.fail("mean/std", f"are {short(mean)}/{short(std)}, expected three finite numbers each, std non-zero")
     return Preprocessing(
         height=input_shape[0],
         width=input_shape[1],
@@ -256,7 +182,7 @@ def _preprocessing(reader: _Reader, input_shape: list) -> Preprocessing:
     )
 
 
-def _postprocessing(reader: _Reader) -> Postprocessing:
+def _postprocessing(reader: Reader) -> Postprocessing:
     post = reader.child("postprocessing")
     return Postprocessing(
         confidence_threshold=float(post.number("confidence_threshold", 0.0, 1.0, 0.25)),
@@ -266,7 +192,7 @@ def _postprocessing(reader: _Reader) -> Postprocessing:
     )
 
 
-def _output_layout(reader: _Reader, task: str) -> OutputLayout:
+def _output_layout(reader: Reader, task: str) -> OutputLayout:
     layout = reader.child("output_layout")
     pred = layout.child("predictions")
     units = pred.choice("box_units", BOX_UNITS, "input_pixels")
@@ -282,7 +208,7 @@ def _output_layout(reader: _Reader, task: str) -> OutputLayout:
         fmt = pred.get("keypoint_format", str, "x, y, visibility")
         dims = len([p for p in fmt.split(",") if p.strip()])
         if dims not in (2, 3):
-            raise pred.fail("keypoint_format", f"is {_short(fmt)}, expected 'x, y' or 'x, y, visibility'")
+            raise pred.fail("keypoint_format", f"is {short(fmt)}, expected 'x, y' or 'x, y, visibility'")
         fields.update(
             keypoints=pred.span("keypoints"),
             keypoint_dims=dims,
@@ -304,12 +230,12 @@ def _output_layout(reader: _Reader, task: str) -> OutputLayout:
     )
 
 
-def _order(reader: _Reader, first: str, second: str) -> bool:
+def _order(reader: Reader, first: str, second: str) -> bool:
     """True for the ``first`` axis order, False for ``second``."""
     return reader.choice("shape_order", (first, second), first) == first
 
 
-def _checked_spec(reader: _Reader) -> ModelSpec:
+def _checked_spec(reader: Reader) -> ModelSpec:
     """``_spec``, with any malformed value (a string where numbers go, a pair that is not a pair) a ModelLoadError."""
     try:
         return _spec(reader)
@@ -317,7 +243,7 @@ def _checked_spec(reader: _Reader) -> ModelSpec:
         raise ModelLoadError(f"{reader.source} is malformed ({error}); re-export the model with exportkit") from error
 
 
-def _spec(reader: _Reader) -> ModelSpec:
+def _spec(reader: Reader) -> ModelSpec:
     task = reader.choice("task", TASKS)
     names = reader.strings("class_names")
     layout = _output_layout(reader, task)
@@ -341,14 +267,14 @@ def _spec(reader: _Reader) -> ModelSpec:
     return spec
 
 
-def _skeleton(reader: _Reader) -> tuple[tuple[int, int], ...]:
+def _skeleton(reader: Reader) -> tuple[tuple[int, int], ...]:
     pairs = reader.get("skeleton", list, [])
-    if not all(isinstance(p, list) and len(p) == 2 and all(_is_int(i) and 0 < i <= MAX_DIM for i in p) for p in pairs):
-        raise reader.fail("skeleton", f"is {_short(pairs)}, expected [a, b] pairs of 1-based keypoint indices")
+    if not all(isinstance(p, list) and len(p) == 2 and all(is_int(i) and 0 < i <= MAX_DIM for i in p) for p in pairs):
+        raise reader.fail("skeleton", f"is {short(pairs)}, expected [a, b] pairs of 1-based keypoint indices")
     return tuple((a, b) for a, b in pairs)
 
 
-def _check_consistent(reader: _Reader, spec: ModelSpec) -> None:
+def _check_consistent(reader: Reader, spec: ModelSpec) -> None:
     """Facts inside metadata.json that must agree with each other."""
     layout = spec.layout
     start, end = layout.class_scores
