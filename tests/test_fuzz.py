@@ -175,12 +175,11 @@ def _metadata(task: str) -> dict:
     return make_metadata(task, keypoints=4 if task == "pose" else 0)
 
 
-HOSTILE = st.one_of(
-    JSON_VALUES,
-    st.sampled_from([[1, 3, 100_000, 100_000], [100_000, 100_000, 3], [-5, -5, 3], [0, 0, 3], [2**40], [], [[[[]]]],
-                     "640", [1, "3", 64, 64], list(range(10_000)), 10**6, -(10**6), 2**64, {"a": [1, {"b": None}]}]),
-    st.integers(1, 300).map(lambda depth: json.loads("[" * depth + "]" * depth)),
-)
+HOSTILE_VALUES = [[1, 3, 100_000, 100_000], [100_000, 100_000, 3], [-5, -5, 3], [0, 0, 3], [2**40], [], [[[[]]]], "640",
+                  "", [1, "3", 64, 64], list(range(10_000)), 10**6, -(10**6), 2**64, -1, 0, True, None, 1.5, float("nan"),
+                  float("inf"), {"a": [1, {"b": None}]}, [[1, 2, 3]], ["x", 1], json.loads("[" * 300 + "]" * 300)]
+HOSTILE = st.one_of(JSON_VALUES, st.sampled_from(HOSTILE_VALUES),
+                    st.integers(1, 300).map(lambda depth: json.loads("[" * depth + "]" * depth)))
 
 
 def _paths(value, prefix=()):
@@ -225,6 +224,17 @@ def _bounded(spec: ModelSpec) -> None:
         assert tensor.shape and all(d == -1 or 0 < d <= MAX_DIM for d in tensor.shape)
     assert 0 <= spec.preprocessing.pad_value <= 255 and isinstance(spec.batch_dynamic, bool)
     assert all(math.isfinite(v) for v in (*spec.preprocessing.mean, *spec.preprocessing.std))
+
+
+@pytest.mark.parametrize("task", ["detect", "segment", "pose"])
+def test_every_metadata_key_with_every_hostile_value(task):
+    """Exhaustive and cheap: each key path of a genuine metadata.json replaced by each hostile value."""
+    metadata = _metadata(task)
+    for path in _paths(metadata):
+        for value in HOSTILE_VALUES:
+            spec = _spec_or_load_error(_replaced(metadata, path, value))
+            if spec is not None:
+                _bounded(spec)
 
 
 @FUZZ
