@@ -56,7 +56,7 @@ def parse_config(text: str | None) -> dict:
         seen = set()
         for key, _ in pairs:
             if key in seen:
-                raise ConfigError(f"{source} gives key {key!r} twice; each key may appear once")
+                raise ConfigError(f"{source} gives key {key[:60]!r} twice; each key may appear once")
             seen.add(key)
         return dict(pairs)
 
