@@ -45,20 +45,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_config(text: str | None) -> dict:
-    """A JSON object from a string or a file path; '' and None mean {}."""
+    """A JSON object from a string or a file path; '' and None mean {}. Strict JSON: a key given twice,
+    NaN/Infinity (or a number too large for a float) and absurd nesting are configuration errors."""
     if text is None or not text.strip():
         return {}
     source = "export_config"
     stripped = text.strip()
-    if not stripped.startswith("{") and Path(stripped).is_file():
+    if not stripped.startswith("{") and _is_file(stripped):
         source, stripped = stripped, Path(stripped).read_text()
+
+    def unique(pairs: list) -> dict:
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ConfigError(f"{source} gives key {key[:60]!r} twice; each key may appear once")
+            seen.add(key)
+        return dict(pairs)
+
+    def finite(token: str) -> float:
+        number = float(token)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(f"{source}: number {token[:40]!r} is not a finite JSON number")
+        return number
+
+    def constant(token: str):
+        raise ConfigError(f"{source}: {token} is not JSON (give a finite number)")
+
     try:
-        value = json.loads(stripped)
+        value = json.loads(stripped, object_pairs_hook=unique, parse_float=finite, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {text.strip()[:60]!r}") from None
+    except (ValueError, RecursionError) as exc:  # an integer past Python's 4300-digit limit; nesting past the stack
+        raise ConfigError(f"{source} is not usable JSON ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
     if not isinstance(value, dict):
         raise ConfigError(f"{source} must be a JSON object like {{\"opset_version\": 17}}, got {type(value).__name__}")
     return value
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def resolve_arguments(args: argparse.Namespace, environ=os.environ) -> dict:

@@ -118,6 +118,12 @@ class ExportFormat:
         """A callable taking an NCHW float array and returning a list of numpy outputs."""
         raise EnvironmentUnsupported(f"format {self.name!r} has no runner on this machine")
 
+    @classmethod
+    def format_checks(cls, folder: Path, metadata: dict) -> list:
+        """The format's own checkers on the artifact in ``folder`` (onnx.checker, OpenVINO's read_model ...),
+        as gating ``exportkit.parity.Check`` rows (``exportkit.checkers``); gathered, never raising. None by default."""
+        return []
+
 
 _REGISTRY: dict[str, type[ExportFormat]] = {}
 

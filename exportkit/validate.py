@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exportkit.checkers import gather_format_checks
 from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
 from exportkit.parity import Check, box_iou, detection_checks, raw_checks, top_k_checks  # noqa: F401 (box_iou: public API)
 
@@ -69,7 +70,7 @@ class ParityReport:
 
     def summary(self) -> str:
         if self.status == "skipped":
-            return f"numeric parity skipped: {self.skipped} ({len(self.checks)} other checks passed)"
+            return f"numeric parity skipped: {self.skipped} ({sum(c.passed is True for c in self.checks)} other checks passed)"
         if not self.checks:
             return "failed: no check compared anything"
         if not self.failures:
@@ -287,12 +288,14 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
             from exportkit.checkpoint import apply_vocabulary
 
             info.names = apply_vocabulary(yolo, Path(metadata["export_config"]["vocabulary"]))
-    try:
-        report.checks += spec_checks(fmt, folder, metadata)
-        run_exported = fmt.runner(folder)
-    except (EnvironmentUnsupported, ExportError) as exc:
-        report.skipped = exc.one_line()
-        run_exported = None
+    run_exported = None
+    if gather_format_checks(report, fmt, folder, metadata):
+        try:
+            run_exported = fmt.runner(folder)
+        except (EnvironmentUnsupported, ExportError) as exc:
+            report.skipped = exc.one_line()
+    else:
+        report.skipped = "numeric parity not run: the artifact fails its format's checker"
     if run_exported is not None:
         size = artifact_input_size(fmt.describe(folder), metadata)
         run_cases(report, reference_runner(yolo), run_exported, metadata, reference_metadata(metadata, info, size), size, limits)
@@ -300,12 +303,6 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     log.info("validation %s: %s", fmt.name, report.summary())
     log.info("%s", format_table(report))
     return report
-
-
-def spec_checks(fmt, folder: Path, metadata: dict) -> list[Check]:
-    """Format-specific structural checks (e.g. CoreML's spec on Linux); most formats have none."""
-    hook = getattr(fmt, "spec_checks", None)
-    return hook(folder, metadata) if hook else []
 
 
 def format_table(report: ParityReport) -> str:

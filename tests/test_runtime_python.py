@@ -414,7 +414,7 @@ def test_model_and_metadata_errors(tiny, tmp_path):
     "edit, message",
     [
         (lambda m: m.update(input_shape=[320, 320, 3]), "input height is 64 but metadata.json's input_shape says 320"),
-        (lambda m: (m.update(class_names=[str(i) for i in range(80)]),
+        (lambda m: (m.update(class_names=[str(i) for i in range(80)], num_classes=80),
                     m["output_layout"]["predictions"].update(class_scores=[4, 84])), "7 channels but metadata.json implies 84"),
         (lambda m: m.update(export_format="openvino"), "does not fit metadata.json's export_format 'openvino'"),
     ],
@@ -432,7 +432,7 @@ def test_metadata_that_does_not_match_the_model(tiny, tmp_path, edit, message):
         (lambda m: m.update(class_names=["a"]), "lists 1 classes but output_layout.predictions.class_scores spans 3"),
         (lambda m: m["preprocessing"].update(resize_mode="stretch"), "resize_mode is 'stretch'"),
         (lambda m: m.update(export_format="coreml"), "export_format 'coreml'; this runtime runs"),
-        (lambda m: m.update(skeleton=[[1, 2, 3]]), "is malformed"),
+        (lambda m: m.update(skeleton=[[1, 2, 3]]), "skeleton is \\[\\[1, 2, 3\\]\\], expected \\[a, b\\] pairs"),
     ],
 )
 def test_malformed_metadata(tiny, tmp_path, edit, message):

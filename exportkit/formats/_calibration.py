@@ -45,8 +45,12 @@ def check_calibration_path(value: str | None) -> None:
     """Config-time check (no heavy imports): a given path exists and is a folder or a YAML file."""
     if value is None:
         return
-    path = Path(value).expanduser()
-    if not path.exists():
+    try:
+        path = Path(value).expanduser()
+        found = path.exists()
+    except (OSError, ValueError, RuntimeError) as exc:  # too long a name, a NUL byte, '~user' with no such user
+        raise ConfigError(f"calibration_data {value[:80]!r} is not a usable path ({type(exc).__name__}: {exc})") from None
+    if not found:
         raise ConfigError(f"calibration_data {value!r} does not exist; give a folder of images or a data YAML")
     if path.is_file() and path.suffix.lower() not in (".yaml", ".yml"):
         raise ConfigError(f"calibration_data {value!r} must be a folder of images or a .yaml data file")

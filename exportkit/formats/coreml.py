@@ -135,35 +135,48 @@ class CoremlFormat(ExportFormat):
         return facts
 
     @classmethod
-    def spec_checks(cls, folder: Path, metadata: dict) -> list:
-        """Structural checks that need no prediction: they run on Linux too."""
-        from exportkit.validate import Check
+    def format_checks(cls, folder: Path, metadata: dict) -> list:
+        """coremltools' own load of the package's spec (no prediction: runs on Linux too), then the spec
+        against metadata.json; a package coremltools refuses gets that one failed row."""
+        from exportkit.checkers import run_checker
 
-        def check(criterion: str, ok: bool, detail: str = "") -> Check:
-            return Check("spec", criterion, float(ok), 1.0, bool(ok), detail)
+        path, loaded = Path(folder) / "model.mlpackage", {}
 
-        try:
-            spec = load_spec(Path(folder) / "model.mlpackage")
-        except Exception as exc:  # a damaged package: one failed check, not a crash
-            return [check("loads", False, f"{type(exc).__name__}: {exc}")]
-        io = ArtifactIO([_info(f) for f in spec.description.input], [_info(f) for f in spec.description.output])
-        image = spec.description.input[0].type
-        h, w, _ = metadata["input_shape"]
-        embedded = _embedded(spec)
-        target = metadata["export_config"].get("minimum_deployment_target", "iOS15")
-        want_pipeline = metadata["export_config"].get("nms") and metadata["task"] == "detect"
-        return [
-            check("loads", True),
-            check("inputs", [t.as_dict() for t in io.inputs] == metadata["inputs"], f"spec {[t.as_dict() for t in io.inputs]}"),
-            check("outputs", [t.as_dict() for t in io.outputs] == metadata["outputs"], f"spec {[t.as_dict() for t in io.outputs]}"),
-            check("image_input", image.WhichOneof("Type") == "imageType" and (image.imageType.height, image.imageType.width) == (h, w),
-                  f"{image.WhichOneof('Type')} {image.imageType.height}x{image.imageType.width}, metadata {h}x{w}"),
-            check("deployment_target", spec.specificationVersion == SPEC_VERSIONS[target],
-                  f"specification version {spec.specificationVersion}, {target} is {SPEC_VERSIONS[target]}"),
-            check("nms_pipeline", (spec.WhichOneof("Type") == "pipeline") == bool(want_pipeline), spec.WhichOneof("Type")),
-            check("embedded_metadata", embedded.get("class_names") == metadata["class_names"] and embedded.get("imgsz") == [h, w],
-                  "user-defined 'exportkit' JSON: class names and image size"),
-        ]
+        def load():
+            import coremltools as ct
+
+            if not path.is_dir():
+                raise FileNotFoundError(f"{path} is not a package folder")
+            loaded["spec"] = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+
+        checker = run_checker("coremltools.models.MLModel(skip_model_load=True)", path, load)
+        return [checker] if not checker.passed else [checker, *spec_checks(loaded["spec"], metadata)]
+
+
+def spec_checks(spec, metadata: dict) -> list:
+    """The spec against metadata.json: inputs, outputs, image size, deployment target, NMS, embedded JSON."""
+    from exportkit.parity import Check
+
+    def check(criterion: str, ok: bool, detail: str = "") -> Check:
+        return Check("spec", criterion, float(ok), 1.0, bool(ok), detail)
+
+    io = ArtifactIO([_info(f) for f in spec.description.input], [_info(f) for f in spec.description.output])
+    image = spec.description.input[0].type
+    h, w, _ = metadata["input_shape"]
+    embedded = _embedded(spec)
+    target = metadata["export_config"].get("minimum_deployment_target", "iOS15")
+    want_pipeline = metadata["export_config"].get("nms") and metadata["task"] == "detect"
+    return [
+        check("inputs", [t.as_dict() for t in io.inputs] == metadata["inputs"], f"spec {[t.as_dict() for t in io.inputs]}"),
+        check("outputs", [t.as_dict() for t in io.outputs] == metadata["outputs"], f"spec {[t.as_dict() for t in io.outputs]}"),
+        check("image_input", image.WhichOneof("Type") == "imageType" and (image.imageType.height, image.imageType.width) == (h, w),
+              f"{image.WhichOneof('Type')} {image.imageType.height}x{image.imageType.width}, metadata {h}x{w}"),
+        check("deployment_target", spec.specificationVersion == SPEC_VERSIONS[target],
+              f"specification version {spec.specificationVersion}, {target} is {SPEC_VERSIONS[target]}"),
+        check("nms_pipeline", (spec.WhichOneof("Type") == "pipeline") == bool(want_pipeline), spec.WhichOneof("Type")),
+        check("embedded_metadata", embedded.get("class_names") == metadata["class_names"] and embedded.get("imgsz") == [h, w],
+              "user-defined 'exportkit' JSON: class names and image size"),
+    ]
 
 
 def pipeline_layout(info) -> dict:

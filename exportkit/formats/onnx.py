@@ -55,6 +55,12 @@ class OnnxFormat(ExportFormat):
 
         return run
 
+    @classmethod
+    def format_checks(cls, folder: Path, metadata: dict) -> list:
+        from exportkit.checkers import check_onnx
+
+        return [check_onnx(Path(folder) / "model.onnx")]
+
 
 def _session(path: Path):
     import onnxruntime as ort
@@ -70,13 +76,45 @@ def _info(arg) -> TensorInfo:
 
 
 def _rewrite_metadata_props(path: Path, extra: dict) -> None:
-    """Drop run-dependent keys (so identical inputs give identical bytes) and add exportkit's JSON."""
+    """Drop run-dependent keys (so identical inputs give identical bytes), add exportkit's JSON, and put the
+    nodes in topological order (the FP16 conversion appends its input/output Casts last, which ONNX forbids)."""
     import onnx
 
     model = onnx.load(str(path))
+    topologically_sort(model.graph)
     kept = [(p.key, p.value) for p in model.metadata_props if p.key not in VOLATILE_KEYS]
     del model.metadata_props[:]
     for key, value in kept + [("exportkit", json.dumps(extra, sort_keys=True))]:
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
     onnx.save(model, str(path))
+
+
+def topologically_sort(graph) -> None:
+    """Reorder ``graph.node`` so each node follows the producers of its inputs; the existing order is kept
+    wherever it is already valid (Kahn's algorithm, lowest original index first: deterministic)."""
+    import heapq
+
+    nodes = list(graph.node)
+    producer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
+    needs = [{producer[name] for name in node.input if name in producer and producer[name] != i} for i, node in enumerate(nodes)]
+    users: dict[int, list[int]] = {}
+    for i, deps in enumerate(needs):
+        for dep in deps:
+            users.setdefault(dep, []).append(i)
+    waiting = [len(deps) for deps in needs]
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for user in users.get(i, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) != len(nodes):  # a cycle: leave the graph as it is, onnx.checker will say so
+        return
+    if order != list(range(len(nodes))):
+        del graph.node[:]
+        graph.node.extend(nodes[i] for i in order)

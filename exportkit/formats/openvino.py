@@ -47,6 +47,14 @@ class OpenVinoFormat(ExportFormat):
 
         return run
 
+    @classmethod
+    def format_checks(cls, folder: Path, metadata: dict) -> list:
+        """OpenVINO's own reader on the IR pair: the .xml parses and every constant lies inside the .bin."""
+        from exportkit.checkers import run_checker
+
+        xml = Path(folder) / "model.xml"
+        return [run_checker("openvino.Core().read_model", xml, lambda: _core().read_model(str(xml), str(xml.with_suffix(".bin"))))]
+
 
 def _core():
     import openvino as ov

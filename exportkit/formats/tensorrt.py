@@ -79,6 +79,7 @@ class TensorRtFormat(ExportFormat):
                 data.images, request.staging / "calibration", names, "calibration", {**data.yaml_extra, **task_keys}
             )
         path = ultralytics_export(request, "engine", **engine_export_args(request.options, calibration))
+        check_source_onnx(Path(path).with_suffix(".onnx"))
         target = move(path, request.staging / "model.engine")
         rewrite_header(target, request.extras.get("embedded_metadata", {}))
         return [target]
@@ -108,6 +109,32 @@ class TensorRtFormat(ExportFormat):
             return [t.float().cpu().numpy() for t in y]
 
         return run
+
+    @classmethod
+    def format_checks(cls, folder: Path, metadata: dict) -> list:
+        """TensorRT's runtime deserializes the engine; only on an NVIDIA GPU with the tensorrt package, so
+        elsewhere the row says it was not run (the ONNX it was built from was checked at export)."""
+        from exportkit.checkers import not_checkable, run_checker
+
+        checker, path = "tensorrt.Runtime.deserialize_cuda_engine", Path(folder) / "model.engine"
+        missing = missing_requirements({"tensorrt": cls.packages["tensorrt"]})
+        if missing:
+            return [not_checkable(checker, f"needs {' and '.join(missing)}")]
+        return [run_checker(checker, path, lambda: _engine(path))]
+
+
+def check_source_onnx(path: Path) -> None:
+    """The ONNX Ultralytics built the engine from passes onnx.checker (full check), or the export fails:
+    it is an intermediate file, gone after the export, so this is the one place it can be checked."""
+    from exportkit.checkers import check_onnx
+
+    if not path.exists():
+        log.info("TensorRT: no intermediate ONNX at %s to check", path)
+        return
+    check = check_onnx(path)
+    if not check.passed:
+        raise ExportError(f"TensorRT: the ONNX the engine was built from fails {check.criterion}: {check.detail}")
+    log.info("TensorRT: the ONNX the engine was built from passes %s", check.criterion)
 
 
 def gpu_present() -> bool:

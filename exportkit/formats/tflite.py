@@ -129,6 +129,23 @@ class TfliteFormat(ExportFormat):
         return run
 
     @classmethod
+    def format_checks(cls, folder: Path, metadata: dict) -> list:
+        """LiteRT's interpreter builds the model and allocates every tensor (an Edge TPU model's custom op
+        needs libedgetpu's delegate, which this machine may lack: recorded, not gating)."""
+        from exportkit.checkers import not_checkable, run_checker
+
+        checker, path = "ai_edge_litert Interpreter.allocate_tensors", Path(folder) / "model.tflite"
+        if metadata.get("export_config", {}).get("tflite_model") == "edgetpu":
+            return [not_checkable(checker, "an Edge TPU model allocates only with libedgetpu's delegate")]
+
+        def allocate():
+            from ai_edge_litert.interpreter import Interpreter
+
+            Interpreter(model_path=str(path)).allocate_tensors()
+
+        return [run_checker(checker, path, allocate)]
+
+    @classmethod
     def metadata_facts(cls, info, io: ArtifactIO, options: dict, folder: Path) -> dict:
         from exportkit.metadata import output_layout
 

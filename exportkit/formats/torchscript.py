@@ -66,6 +66,18 @@ class TorchScriptFormat(ExportFormat):
 
         return run
 
+    @classmethod
+    def format_checks(cls, folder: Path, metadata: dict) -> list:
+        from exportkit.checkers import run_checker
+
+        def load():
+            import torch
+
+            torch.jit.load(str(path), map_location="cpu")
+
+        path = Path(folder) / "model.torchscript"
+        return [run_checker("torch.jit.load", path, load)]
+
 
 def _embedded(path: Path) -> dict:
     import torch

@@ -6,12 +6,22 @@ Nothing here knows a model size, a class count or a task beyond what metadata.js
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtimes.python.errors import ModelLoadError
+from runtimes.python.reader import (
+    MAX_DIM,
+    MAX_ELEMENTS,
+    MAX_INPUT_SIZE,
+    Reader,
+    is_int,
+    refuse_constant,
+    short,
+)
 
 TASKS = ("detect", "segment", "pose")
 LAYOUTS = ("NCHW", "NHWC")
@@ -106,7 +116,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, metadata: Mapping[str, Any]) -> ModelSpec:
-        return _checked_spec(_Reader(metadata, "metadata.json"))
+        return _checked_spec(Reader(metadata, "metadata.json"))
 
 
 def load_spec(path: str | Path) -> ModelSpec:
@@ -115,12 +125,12 @@ def load_spec(path: str | Path) -> ModelSpec:
     if not path.is_file():
         raise ModelLoadError(f"metadata file {path} does not exist; pass metadata_path= or put metadata.json beside the model")
     try:
-        metadata = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"metadata file {path} is not readable JSON: {error}") from error
+        metadata = json.loads(path.read_text(), parse_constant=refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: bad JSON, a 4300-digit int
+        raise ModelLoadError(f"metadata file {path} is not readable JSON: {type(error).__name__}: {str(error)[:200]}") from None
     if not isinstance(metadata, dict):
         raise ModelLoadError(f"metadata file {path} holds {type(metadata).__name__}, expected a JSON object")
-    return _checked_spec(_Reader(metadata, str(path)))
+    return _checked_spec(Reader(metadata, str(path)))
 
 
 def as_spec(metadata: ModelSpec | Mapping[str, Any] | str | Path) -> ModelSpec:
@@ -132,72 +142,31 @@ def as_spec(metadata: ModelSpec | Mapping[str, Any] | str | Path) -> ModelSpec:
     return load_spec(metadata)
 
 
-class _Reader:
-    """Typed access to nested metadata keys; every failure names the key and the file."""
-
-    def __init__(self, data: Mapping[str, Any], source: str, prefix: str = ""):
-        self.data, self.source, self.prefix = data, source, prefix
-
-    def fail(self, key: str, problem: str) -> ModelLoadError:
-        return ModelLoadError(f"{self.source}: {self.prefix}{key} {problem}; re-export the model with exportkit")
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise self.fail(key, "is missing")
-            return default
-        value = self.data[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            raise self.fail(key, f"is {value!r}, expected {_kind_name(kind)}")
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
-        value = self.get(key, str, default)
-        if value not in choices:
-            raise self.fail(key, f"is {value!r}, this runtime supports {', '.join(choices)}")
-        return value
-
-    def span(self, key: str, default: Any = ...) -> tuple[int, int] | None:
-        value = self.get(key, list, default)
-        if value is None:
-            return None
-        if len(value) != 2 or not all(isinstance(v, int) for v in value) or not 0 <= value[0] < value[1]:
-            raise self.fail(key, f"is {value!r}, expected [start, end) channel indices")
-        return value[0], value[1]
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.get(key, dict), self.source, f"{self.prefix}{key}.")
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in _as_tuple(kind))
-
-
-def _tensors(reader: _Reader, key: str) -> tuple[TensorSpec, ...]:
+def _tensors(reader: Reader, key: str) -> tuple[TensorSpec, ...]:
     entries = reader.get(key, list)
     if not entries:
         raise reader.fail(key, "is empty")
     tensors = []
     for i, entry in enumerate(entries):
-        item = _Reader(entry if isinstance(entry, dict) else {}, reader.source, f"{key}[{i}].")
+        item = Reader(entry if isinstance(entry, dict) else {}, reader.source, f"{key}[{i}].")
         shape = item.get("shape", list)
-        if not all(isinstance(d, int) for d in shape):
-            raise item.fail("shape", f"is {shape!r}, expected integers (-1 = dynamic)")
+        if not shape or len(shape) > 8 or not all(is_int(d) and (d == -1 or 0 < d <= MAX_DIM) for d in shape):
+            raise item.fail("shape", f"is {short(shape)}, expected 1-8 dimensions, each -1 (dynamic) or 1-{MAX_DIM}")
+        if math.prod(d for d in shape if d > 0) > MAX_ELEMENTS:
+            raise item.fail("shape", f"is {short(shape)}: more than {MAX_ELEMENTS} elements")
         tensors.append(TensorSpec(item.get("name", str), tuple(shape), item.get("dtype", str, "float32")))
     return tuple(tensors)
 
 
-def _preprocessing(reader: _Reader, input_shape: list) -> Preprocessing:
+def _preprocessing(reader: Reader, input_shape: list) -> Preprocessing:
     pre = reader.child("preprocessing")
-    if len(input_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape[:2]):
-        raise reader.fail("input_shape", f"is {input_shape!r}, expected [height, width, channels]")
+    if (len(input_shape) != 3 or not all(is_int(d) and 0 < d <= MAX_INPUT_SIZE for d in input_shape[:2])
+            or input_shape[2] not in (1, 3)):
+        raise reader.fail("input_shape", f"is {short(input_shape)}, expected [height, width, channels], sides 1-{MAX_INPUT_SIZE}, 1 or 3 channels")
     mean, std = pre.get("mean", list, [0.0, 0.0, 0.0]), pre.get("std", list, [255.0, 255.0, 255.0])
-    if len(mean) != 3 or len(std) != 3 or any(s == 0 for s in std):
-        raise pre.fail("mean/std", f"are {mean!r}/{std!r}, expected three values each, std non-zero")
+    finite = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mean + std)
+    if len(mean) != 3 or len(std) != 3 or not finite or any(s == 0 for s in std):
+        raise pre.fail("mean/std", f"are {short(mean)}/{short(std)}, expected three finite numbers each, std non-zero")
     return Preprocessing(
         height=input_shape[0],
         width=input_shape[1],
@@ -207,23 +176,23 @@ def _preprocessing(reader: _Reader, input_shape: list) -> Preprocessing:
         std=tuple(float(s) for s in std),
         normalize=pre.get("normalize", bool, True),
         resize_mode=pre.choice("resize_mode", RESIZE_MODES, "letterbox"),
-        pad_value=pre.get("pad_value", int, 114),
+        pad_value=pre.integer("pad_value", 0, 255, 114),
         center=pre.get("letterbox_center", bool, True),
         scale_up=pre.get("scale_up", bool, True),
     )
 
 
-def _postprocessing(reader: _Reader) -> Postprocessing:
+def _postprocessing(reader: Reader) -> Postprocessing:
     post = reader.child("postprocessing")
     return Postprocessing(
-        confidence_threshold=float(post.get("confidence_threshold", (int, float), 0.25)),
-        iou_threshold=float(post.get("iou_threshold", (int, float), 0.45)),
-        max_detections=post.get("max_detections", int, 300),
+        confidence_threshold=float(post.number("confidence_threshold", 0.0, 1.0, 0.25)),
+        iou_threshold=float(post.number("iou_threshold", 0.0, 1.0, 0.45)),
+        max_detections=post.integer("max_detections", 1, MAX_DIM, 300),
         agnostic_nms=post.get("agnostic_nms", bool, False),
     )
 
 
-def _output_layout(reader: _Reader, task: str) -> OutputLayout:
+def _output_layout(reader: Reader, task: str) -> OutputLayout:
     layout = reader.child("output_layout")
     pred = layout.child("predictions")
     units = pred.choice("box_units", BOX_UNITS, "input_pixels")
@@ -237,14 +206,17 @@ def _output_layout(reader: _Reader, task: str) -> OutputLayout:
         )
     if task == "pose":
         fmt = pred.get("keypoint_format", str, "x, y, visibility")
+        dims = len([p for p in fmt.split(",") if p.strip()])
+        if dims not in (2, 3):
+            raise pred.fail("keypoint_format", f"is {short(fmt)}, expected 'x, y' or 'x, y, visibility'")
         fields.update(
             keypoints=pred.span("keypoints"),
-            keypoint_dims=len([p for p in fmt.split(",") if p.strip()]),
+            keypoint_dims=dims,
             keypoints_normalized=pred.choice("keypoint_units", BOX_UNITS, units) == "normalized",
         )
     nms_applied = pred.get("nms_applied", bool, False)
     if nms_applied:
-        fields["class_index"] = pred.get("class_index", int)
+        fields["class_index"] = pred.integer("class_index", 0, MAX_DIM)
     return OutputLayout(
         predictions=pred.get("output", str),
         anchors_last=pred.choice("shape_order", PREDICTION_ORDERS, PREDICTION_ORDERS[0]) == PREDICTION_ORDERS[0],
@@ -258,12 +230,12 @@ def _output_layout(reader: _Reader, task: str) -> OutputLayout:
     )
 
 
-def _order(reader: _Reader, first: str, second: str) -> bool:
+def _order(reader: Reader, first: str, second: str) -> bool:
     """True for the ``first`` axis order, False for ``second``."""
     return reader.choice("shape_order", (first, second), first) == first
 
 
-def _checked_spec(reader: _Reader) -> ModelSpec:
+def _checked_spec(reader: Reader) -> ModelSpec:
     """``_spec``, with any malformed value (a string where numbers go, a pair that is not a pair) a ModelLoadError."""
     try:
         return _spec(reader)
@@ -271,30 +243,38 @@ def _checked_spec(reader: _Reader) -> ModelSpec:
         raise ModelLoadError(f"{reader.source} is malformed ({error}); re-export the model with exportkit") from error
 
 
-def _spec(reader: _Reader) -> ModelSpec:
+def _spec(reader: Reader) -> ModelSpec:
     task = reader.choice("task", TASKS)
-    names = reader.get("class_names", list)
+    names = reader.strings("class_names")
     layout = _output_layout(reader, task)
     inputs, outputs = _tensors(reader, "inputs"), _tensors(reader, "outputs")
     spec = ModelSpec(
         task=task,
         export_format=reader.get("export_format", str),
         precision=reader.get("precision", str, "fp32"),
-        class_names=tuple(str(n) for n in names),
+        class_names=names,
         inputs=inputs,
         outputs=outputs,
-        batch_dynamic=reader.get("dynamic", dict, {}).get("batch", inputs[0].shape[0] == -1),
+        batch_dynamic=reader.child("dynamic").get("batch", bool, inputs[0].shape[0] == -1) if "dynamic" in reader.data
+        else inputs[0].shape[0] == -1,
         preprocessing=_preprocessing(reader, reader.get("input_shape", list)),
         postprocessing=_postprocessing(reader),
         layout=layout,
-        keypoint_names=tuple(str(n) for n in reader.get("keypoint_names", list, [])),
-        skeleton=tuple((int(a), int(b)) for a, b in reader.get("skeleton", list, [])),
+        keypoint_names=reader.strings("keypoint_names", []),
+        skeleton=_skeleton(reader),
     )
     _check_consistent(reader, spec)
     return spec
 
 
-def _check_consistent(reader: _Reader, spec: ModelSpec) -> None:
+def _skeleton(reader: Reader) -> tuple[tuple[int, int], ...]:
+    pairs = reader.get("skeleton", list, [])
+    if not all(isinstance(p, list) and len(p) == 2 and all(is_int(i) and 0 < i <= MAX_DIM for i in p) for p in pairs):
+        raise reader.fail("skeleton", f"is {short(pairs)}, expected [a, b] pairs of 1-based keypoint indices")
+    return tuple((a, b) for a, b in pairs)
+
+
+def _check_consistent(reader: Reader, spec: ModelSpec) -> None:
     """Facts inside metadata.json that must agree with each other."""
     layout = spec.layout
     start, end = layout.class_scores
@@ -310,3 +290,5 @@ def _check_consistent(reader: _Reader, spec: ModelSpec) -> None:
         count = (layout.keypoints[1] - layout.keypoints[0]) // layout.keypoint_dims
         if count != len(spec.keypoint_names):
             raise reader.fail("keypoint_names", f"lists {len(spec.keypoint_names)} names for {count} keypoints")
+    if reader.integer("num_classes", 0, MAX_DIM, len(spec.class_names)) != len(spec.class_names):
+        raise reader.fail("num_classes", f"is {reader.data['num_classes']}, but class_names lists {len(spec.class_names)}")
