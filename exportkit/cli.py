@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from exportkit.errors import EXIT_OK, ConfigError, ExportkitError
+from exportkit.errors import EXIT_OK, ConfigError, ExportkitError, missing_module
 
 ENV_VARS = {"checkpoint_path": "CHECKPOINT_PATH", "export_format": "EXPORT_FORMAT", "output_dir": "OUTPUT_DIR", "export_config": "EXPORT_CONFIG"}
 FORMATS = ("onnx", "tensorrt", "coreml", "tflite", "torchscript", "openvino")
@@ -82,6 +82,9 @@ def run_guarded(body: Callable[[], int]) -> int:
     except ExportkitError as exc:
         _report(exc, exc.one_line(), exc.exit_code)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        _report(exc, missing_module(exc).one_line(), 1)
+        return 1
     except KeyboardInterrupt:
         print("exportkit: error: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from exportkit.build import (
     validate_cell,
 )
 from exportkit.config import ROOT
+from exportkit.errors import ConfigError, ExportkitError
 from exportkit.hashing import HashCache
 
 
@@ -45,14 +47,28 @@ def matrix_name() -> str:
 
 def doit_config() -> dict:
     root = output_root()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(ConfigError(f"output {root} cannot be created: {exc.strerror} ({exc.filename}); pass output=DIR with a writable folder"))
     # sqlite3, not dbm: safe with `doit -n 2` and with two doit processes (doit issues 121, 380, 182)
-    return {"backend": "sqlite3", "dep_file": str(root / ".doit.sqlite3"), "default_tasks": ["export"], "verbosity": 2}
+    # subtasks: `doit list` shows the per-cell tasks (export:<model>-<format>-<precision>) without --all
+    return {"backend": "sqlite3", "dep_file": str(root / ".doit.sqlite3"), "default_tasks": ["export"], "verbosity": 2,
+            "subtasks": True}
+
+
+def fail(exc: ExportkitError):
+    """A configuration error while doit loads the tasks: one line and its exit code, not doit's traceback."""
+    print(f"exportkit: error: {exc.one_line()}", file=sys.stderr)
+    sys.exit(exc.exit_code)
 
 
 @lru_cache(maxsize=1)
 def active_cells() -> tuple[Cell, ...]:
-    return tuple(matrix_cells(matrix_name(), output_root()))
+    try:
+        return tuple(matrix_cells(matrix_name(), output_root()))
+    except ExportkitError as exc:
+        fail(exc)
 
 
 @lru_cache(maxsize=1)
