@@ -18,7 +18,7 @@ SUBCOMMANDS = {
     "report": "exportkit.commands:report_main",
     "capabilities": "exportkit.capabilities:main",
 }
-HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd")
+HYDRA_FLAGS = ("--hydra-help", "-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd")
 
 
 def _is_hydra(argv: list[str]) -> bool:
@@ -31,15 +31,16 @@ def print_help() -> None:
     """The four front ends; `export.py --help` stays the export contract's own usage."""
     from exportkit.cli import build_parser
 
-    groups = sorted(p.name for p in _conf_dir().iterdir() if p.is_dir())
+    groups = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in sorted(_conf_dir().iterdir()) if p.is_dir()}
     print(__doc__.strip().splitlines()[0])
     print("\nusage:")
     print("\n".join("  " + line.strip() for line in __doc__.strip().splitlines()[2:] if line.strip()))
     print("\nsubcommands (each takes --help):")
     for name, summary in SUMMARIES.items():
         print(f"  {name:14} {summary}")
-    print(f"\nHydra mode (any KEY=VALUE argument, -m, --cfg): config groups {', '.join(groups)}; "
-          "`python -m exportkit --hydra-help` lists their options")
+    print("\nHydra mode (every argument KEY=VALUE, -m to sweep, --cfg job to print the resolved config); groups:")
+    for group, choices in groups.items():
+        print(f"  {group + '=':14} {', '.join(choices)}")
     print("\nexport contract (the same as python export.py):")
     print(build_parser().format_help().replace("usage: export.py", "usage: python -m exportkit", 1))
 

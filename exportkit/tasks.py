@@ -127,6 +127,39 @@ class ArtifactsIntact:
         return drift is None
 
 
+class ValidationAgrees:
+    """doit uptodate: validation.json passed under this cell's thresholds.
+
+    A stricter `python -m exportkit validate` that failed, or one run with other thresholds, rewrote
+    validation.json: `doit validate` then re-validates instead of calling the cell up to date while the
+    report (which reads validation.json) says it failed.
+    """
+
+    def __init__(self, out: Path, precision: str, thresholds: dict):
+        self.out, self.precision, self.thresholds = Path(out), precision, thresholds
+        self.reason = "not checked"
+
+    def __repr__(self) -> str:
+        return f"<validation.json: {self.reason}>"
+
+    def __call__(self, task, values) -> bool:
+        from exportkit.validate import thresholds_for
+
+        try:
+            report = json.loads((self.out / "validation.json").read_text())
+        except (OSError, ValueError):
+            self.reason = "missing or unreadable"
+            return False
+        if report.get("status") == "failed":
+            self.reason = "last validation failed"
+        elif report.get("thresholds") != thresholds_for(self.precision, self.thresholds):
+            self.reason = "written with other thresholds"
+        else:
+            self.reason = report.get("status", "?")
+            return True
+        return False
+
+
 def diff_keys(old, new, prefix: str = "") -> list[str]:
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return [prefix or "value"] if old != new else []
@@ -174,7 +207,8 @@ def validate_tasks():
             "actions": [(validate_cell, [as_dict(cell)])],
             "file_dep": [str(cell.out / "metadata.json")],
             "targets": [str(cell.out / "validation.json")],
-            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {})})],
+            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {})}),
+                         ValidationAgrees(cell.out, cell.precision, cell.validation.get("thresholds", {}))],
         }
 
 
