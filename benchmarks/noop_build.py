@@ -1,6 +1,6 @@
 """How long an up-to-date `doit export` takes next to `doit list`, over the release matrix (15 cells).
 
-    python benchmarks/noop_build.py [--runs 5] [--matrix release]
+    python benchmarks/noop_build.py [--runs 5] [--matrix release] [--output DIR]
 
 Builds the matrix once into .cache/bench-noop if needed (minutes), then times `doit list` and the no-op
 `doit export` alternately, side by side in one run, and prints a table with their ratio.
@@ -30,9 +30,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--matrix", default="release")
+    parser.add_argument("--output", type=Path, default=ROOT / ".cache" / "bench-noop",
+                        help="where the matrix is built (default .cache/bench-noop; `exports` reuses what doit built there)")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EXPORTKIT_MATRIX": args.matrix,
-           "EXPORTKIT_OUTPUT": str(ROOT / ".cache" / "bench-noop"), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
+           "EXPORTKIT_OUTPUT": str(args.output.resolve()), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
     print(f"matrix {args.matrix}: building what is stale into {env['EXPORTKIT_OUTPUT']} (minutes the first time) ...", flush=True)
     seconds, proc = doit(["export"], env)
     if proc.returncode != 0:
