@@ -135,14 +135,19 @@ def block_env(repo: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
     env.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False", PYTHONPATH=str(repo), YOLO_CONFIG_DIR=str(repo / ".cache/ultralytics"),
                EXPORTKIT_CONF=str(repo / ".cache" / "readme-conf"))
+    # The copy's .venv is a link, so `make`'s .venv/bin/python and the activated `doit` would run one interpreter
+    # under two paths, and TorchScript artifacts record the interpreter's path (their debug info): point make at the
+    # path the activated .venv uses, as a real (unlinked) .venv has it.
+    env["MAKEFLAGS"] = f"PY={(ROOT / '.venv').resolve() / 'bin' / 'python'}"
     return env
 
 
 def run_block(block: Block, repo: Path, env: dict) -> subprocess.CompletedProcess:
     if block.lang in PYTHON:
-        command, stdin = [str(repo / ".venv" / "bin" / "python"), "-"], block.code
+        command, stdin = [str((repo / ".venv").resolve() / "bin" / "python"), "-"], block.code  # the activated .venv's python
     else:
-        command, stdin = ["bash", "-e", "-o", "pipefail", "-c", "source .venv/bin/activate\n" + block.code], None
+        preamble = "set -P; source .venv/bin/activate\n"  # -P: cd resolves links (runtimes/cpp is one)
+        command, stdin = ["bash", "-e", "-o", "pipefail", "-c", preamble + block.code], None
     return subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=repo, env=env, timeout=BLOCK_TIMEOUT)
 
 
