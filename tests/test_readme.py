@@ -35,11 +35,11 @@ LINKED = ("runtimes/cpp", "runtimes/kotlin")  # their build folders are shared w
 NOT_COPIED = {".venv", ".cache", "exports", "exports.lock", "build", ".git", ".pytest_cache", "__pycache__", "runs",
               "outputs", "multirun"}
 BLOCK_TIMEOUT = 1200
-# Long steps say what they are doing: a block running the command must print the fragment (issue 17).
+# Long steps say what they are doing: a block with a line starting with the command must print the fragment.
 PROGRESS = {
     "make export": "shapes-det-onnx-fp32: validation passed: passed ",  # its `doit validate`
     "doit verify --rebuild": "[1/3] shapes-det-onnx-fp32: rebuilding in a scratch folder ...",
-    "benchmarks/noop_build.py": "run 1/2: doit list ",
+    "python benchmarks/noop_build.py": "run 1/2: doit list ",
 }
 
 
@@ -173,7 +173,9 @@ def test_readme_commands_run_as_written(tmp_path, capsys):
         began = time.perf_counter()
         proc = run_block(block, repo, env)
         results.append(f"{time.perf_counter() - began:6.1f}s  {block}")
-        missing = [f for command, f in PROGRESS.items() if command in block.code and f not in proc.stdout + proc.stderr]
+        commands = [line.strip() for line in block.code.splitlines()]
+        missing = [fragment for command, fragment in PROGRESS.items()
+                   if any(c.startswith(command) for c in commands) and fragment not in proc.stdout + proc.stderr]
         if missing:
             failures.append(f"{block}: no progress line {missing} in its output:\n{proc.stdout[-2500:]}")
         if proc.returncode != 0:
