@@ -28,7 +28,7 @@ def _is_hydra(argv: list[str]) -> bool:
 
 
 def print_help() -> None:
-    """The four front ends; `export.py --help` stays the export contract's own usage."""
+    """Every front end and config group; `export.py --help` stays the export contract's own usage."""
     from exportkit.cli import build_parser
 
     groups = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in sorted(_conf_dir().iterdir()) if p.is_dir()}
