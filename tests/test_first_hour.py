@@ -178,3 +178,18 @@ def test_verify_rebuild_prints_one_line_per_cell(exports, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "[1/1] shapes-det-onnx-fp32: rebuilding in a scratch folder ..." in printed
     assert "ok    shapes-det-onnx-fp32 (rebuilt and matched, " in printed
+
+
+@pytest.mark.slow
+def test_kotlin_cli_error_is_one_line(tmp_path):
+    """The README's Kotlin CLI with a wrong path: one line and exit 3, not a Java stack trace."""
+    kotlin = ROOT / "runtimes" / "kotlin"
+    build = subprocess.run(["make", "-C", str(kotlin), "build"], capture_output=True, text=True, env=ENV, timeout=900)
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    classpath = f"{kotlin / 'build' / 'exportkit-tflite.jar'}:/usr/share/java/jna.jar:/usr/share/java/kotlin-stdlib.jar"
+    proc = subprocess.run(["java", "-cp", classpath, "com.platform.tflite.MainKt", str(tmp_path / "model.tflite"),
+                           str(tmp_path / "metadata.json"), str(ROOT / "models/samples/shapes_0_320x240.jpg")],
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if "OpenJDK" not in line]  # JVM option warnings
+    assert proc.returncode == 3 and len(lines) == 1, proc.stderr
+    assert lines[0] == f"yolo-infer: error: {tmp_path / 'model.tflite'}: no such file"
