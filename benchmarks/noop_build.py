@@ -1,6 +1,6 @@
 """How long an up-to-date `doit export` takes next to `doit list`, over the release matrix (15 cells).
 
-    python benchmarks/noop_build.py [--runs 5] [--matrix release]
+    python benchmarks/noop_build.py [--runs 5] [--matrix release] [--output DIR]
 
 Builds the matrix once into .cache/bench-noop if needed (minutes), then times `doit list` and the no-op
 `doit export` alternately, side by side in one run, and prints a table with their ratio.
@@ -30,17 +30,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--matrix", default="release")
+    parser.add_argument("--output", type=Path, default=ROOT / ".cache" / "bench-noop",
+                        help="where the matrix is built (default .cache/bench-noop; `exports` reuses what doit built there)")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EXPORTKIT_MATRIX": args.matrix,
-           "EXPORTKIT_OUTPUT": str(ROOT / ".cache" / "bench-noop"), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
+           "EXPORTKIT_OUTPUT": str(args.output.resolve()), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
+    print(f"matrix {args.matrix}: building what is stale into {env['EXPORTKIT_OUTPUT']} (minutes the first time) ...", flush=True)
     seconds, proc = doit(["export"], env)
     if proc.returncode != 0:
         print(proc.stdout + proc.stderr, file=sys.stderr)
         return 1
     cells = sum(1 for line in proc.stdout.splitlines() if "export:" in line)
-    print(f"matrix {args.matrix}: {cells} cells; first build {seconds:.1f}s")
+    print(f"matrix {args.matrix}: {cells} cells; first build {seconds:.1f}s", flush=True)
     times = {"doit list": [], "doit export (no-op)": []}
-    for _ in range(args.runs):
+    for run in range(1, args.runs + 1):
         times["doit list"].append(doit(["list"], env)[0])
         elapsed, proc = doit(["export"], env)
         rebuilt = [line for line in proc.stdout.splitlines() if line.startswith(".") and "export:" in line]
@@ -48,6 +51,7 @@ def main() -> int:
             print(f"not a no-op, rebuilt: {rebuilt}", file=sys.stderr)
             return 1
         times["doit export (no-op)"].append(elapsed)
+        print(f"run {run}/{args.runs}: doit list {times['doit list'][-1]:.2f}s, doit export (no-op) {elapsed:.2f}s", flush=True)
     base = statistics.median(times["doit list"])
     print(f"\n{'command':24} {'median (s)':>10} {'min (s)':>8} {'ratio':>6}")
     for name, values in times.items():

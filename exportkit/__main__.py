@@ -18,7 +18,7 @@ SUBCOMMANDS = {
     "report": "exportkit.commands:report_main",
     "capabilities": "exportkit.capabilities:main",
 }
-HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd")
+HYDRA_FLAGS = ("--hydra-help", "-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd")
 
 
 def _is_hydra(argv: list[str]) -> bool:
@@ -27,15 +27,56 @@ def _is_hydra(argv: list[str]) -> bool:
     return all(("=" in a and not a.startswith("--")) or a in HYDRA_FLAGS or a in ("job", "hydra", "all") for a in argv)
 
 
+def print_help() -> None:
+    """Every front end and config group; `export.py --help` stays the export contract's own usage."""
+    from exportkit.cli import build_parser
+
+    groups = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in sorted(_conf_dir().iterdir()) if p.is_dir()}
+    print(__doc__.strip().splitlines()[0])
+    print("\nusage:")
+    print("\n".join("  " + line.strip() for line in __doc__.strip().splitlines()[2:] if line.strip()))
+    print("\nsubcommands (each takes --help):")
+    for name, summary in SUMMARIES.items():
+        print(f"  {name:14} {summary}")
+    print("\nHydra mode (every argument KEY=VALUE, -m to sweep, --cfg job to print the resolved config); groups:")
+    for group, choices in groups.items():
+        print(f"  {group + '=':14} {', '.join(choices)}")
+    print("\nexport contract (the same as python export.py):")
+    print(build_parser().format_help().replace("usage: export.py", "usage: python -m exportkit", 1))
+
+
+SUMMARIES = {
+    "validate": "validate an existing export against its PyTorch model (validation.json)",
+    "report": "gather every export under a folder into report.md and report.html",
+    "capabilities": "print the model x format capability matrix (--markdown for the README table)",
+}
+
+
+def _conf_dir():
+    """Read lazily: EXPORTKIT_CONF may point at another config tree."""
+    from pathlib import Path
+
+    return Path(os.environ.get("EXPORTKIT_CONF") or Path(__file__).resolve().parents[1] / "conf")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        module, func = SUBCOMMANDS[argv[0]].split(":")
-        return getattr(importlib.import_module(module), func)(argv[1:])
-    if _is_hydra(argv):
-        from exportkit.hydra_app import main as hydra_main
+    if argv in (["-h"], ["--help"]):
+        print_help()
+        return 0
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            module, func = SUBCOMMANDS[argv[0]].split(":")
+            return getattr(importlib.import_module(module), func)(argv[1:])
+        if _is_hydra(argv):
+            from exportkit.hydra_app import main as hydra_main
 
-        return hydra_main(argv)
+            return hydra_main(argv)
+    except ModuleNotFoundError as exc:  # e.g. run outside the project's .venv
+        from exportkit.errors import missing_module
+
+        print(f"exportkit: error: {missing_module(exc).one_line()}", file=sys.stderr)
+        return 1
     from exportkit.cli import main as seed_main
 
     return seed_main(argv)

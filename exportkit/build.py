@@ -241,11 +241,23 @@ def validate_cell(cell_dict: dict) -> bool:
     cell = Cell(**cell_dict)
     command = [sys.executable, "-m", "exportkit", "validate", str(cell.out), "--thresholds", canonical(cell.validation.get("thresholds", {}))]
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
+    print(f"{cell.name}: validating against its PyTorch model ...", flush=True)
+    start = time.perf_counter()
     with open(cell.out / "validate.log", "w") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    print(f"{cell.name}: validation {validation_summary(cell.out, code)} ({time.perf_counter() - start:.1f}s)", flush=True)
     if code != 0:
         print(f"{cell.name}: validation failed (exit {code}), see {cell.out / 'validate.log'}", file=sys.stderr)
     return code == 0
+
+
+def validation_summary(out: Path, code: int) -> str:
+    """validation.json's status and summary, the same words the report shows for the cell."""
+    try:
+        report = json.loads((Path(out) / "validation.json").read_text())
+        return f"{report['status']}: {report['summary']}"
+    except (OSError, ValueError, KeyError):
+        return f"failed (exit {code}, no validation.json)"
 
 
 def clean_cell(out: str) -> None:

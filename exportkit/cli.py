@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from exportkit.errors import EXIT_OK, ConfigError, ExportkitError
+from exportkit.errors import EXIT_OK, ConfigError, ExportkitError, missing_module
 
 ENV_VARS = {"checkpoint_path": "CHECKPOINT_PATH", "export_format": "EXPORT_FORMAT", "output_dir": "OUTPUT_DIR", "export_config": "EXPORT_CONFIG"}
 FORMATS = ("onnx", "tensorrt", "coreml", "tflite", "torchscript", "openvino")
@@ -132,6 +132,8 @@ def run_guarded(body: Callable[[], int]) -> int:
             return _report(errors, exc, exc.one_line(), exc.exit_code)
         except interrupts.Interrupted as exc:
             return _report(errors, exc, exc.one_line(), exc.exit_code)
+        except ModuleNotFoundError as exc:
+            return _report(errors, exc, missing_module(exc).one_line(), 1)
         except KeyboardInterrupt as exc:
             return _report(errors, exc, "interrupted; nothing was published", 130)
         except Exception as exc:  # an unexpected failure is still an export failure, on one line

@@ -85,14 +85,16 @@ def register_schemas() -> None:
         return
     from hydra.core.config_store import ConfigStore
 
+    # Root-level names, outside the option groups: Hydra neither lists them in --help nor accepts them as
+    # choices (`format=onnx_schema`); each conf/<group>/*.yaml pulls its schema in with `/exportkit_..._schema@_here_`.
     store = ConfigStore.instance()
     store.store(name="exportkit_schema", node=ExportkitConfig)
-    store.store(group="model", name="model_schema", node=ModelConfig)
-    store.store(group="precision", name="precision_schema", node=PrecisionConfig)
-    store.store(group="validation", name="validation_schema", node=ValidationConfig)
-    store.store(group="matrix", name="matrix_schema", node=MatrixConfig)
+    store.store(name="exportkit_model_schema", node=ModelConfig)
+    store.store(name="exportkit_precision_schema", node=PrecisionConfig)
+    store.store(name="exportkit_validation_schema", node=ValidationConfig)
+    store.store(name="exportkit_matrix_schema", node=MatrixConfig)
     for name in list_formats():
-        store.store(group="format", name=f"{name}_schema", node=format_schema(name))
+        store.store(name=f"exportkit_format_{name}_schema", node=format_schema(name))
     _REGISTERED = True
 
 
@@ -129,6 +131,8 @@ def compose_many(override_lists: list[list[str]], conf_dir: Path = CONF_DIR) -> 
 
     register_schemas()
     configs = []
+    for overrides in override_lists:
+        check_choices(overrides, conf_dir)
     try:
         with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
             for overrides in override_lists:
@@ -140,6 +144,22 @@ def compose_many(override_lists: list[list[str]], conf_dir: Path = CONF_DIR) -> 
     return configs
 
 
+def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
+
+
+def check_choices(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """`matrix=relase` or `format=onnx_schema`: one line naming the valid choices, before Hydra composes."""
+    for override in overrides:
+        group, sep, values = override.lstrip("+~").partition("=")
+        if not sep or not (Path(conf_dir) / group).is_dir():
+            continue
+        choices = group_choices(group, conf_dir)
+        for value in values.split(","):
+            if value.strip() and value.strip() not in choices:
+                raise ConfigError(f"unknown {group} {value.strip()!r} ({group}={values}); choose one of: {', '.join(choices)}")
+
+
 def hydra_message(exc: BaseException) -> str:
     """Hydra's multi-line errors, folded onto one line (it names the key and the config file)."""
     parts = [str(exc)]
@@ -147,4 +167,5 @@ def hydra_message(exc: BaseException) -> str:
     while cause is not None:
         parts.append(str(cause))
         cause = cause.__cause__
+    parts = [p.split("Config search path:")[0] for p in parts]  # Hydra's search path: noise for a user
     return " | ".join(" ".join(p.split()) for p in parts if p.strip())

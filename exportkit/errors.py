@@ -37,8 +37,32 @@ class MissingDependency(ExportError):
     """A package the format needs is not installed; never installed at run time."""
 
     def __init__(self, package: str, extra: str):
-        super().__init__(f"package {package!r} is not installed; install it with: pip install -e '.[{extra}]'")
+        outside = outside_project_venv()
+        if outside:
+            advice = (f"this Python ({outside[0]}) is not the project's environment {outside[1]}; run it there: "
+                      f"`source {outside[1]}/bin/activate`, or {outside[1]}/bin/python ...")
+        else:
+            advice = f"install it with: pip install -e '.[{extra}]'"
+        super().__init__(f"package {package!r} is not installed; {advice}")
         self.package, self.extra = package, extra
+
+
+def missing_module(exc: ModuleNotFoundError) -> MissingDependency:
+    """A core package missing (omegaconf, hydra, numpy): the same advice as a format's missing package."""
+    return MissingDependency(exc.name or str(exc), "all")
+
+
+def outside_project_venv(cwd: str | None = None) -> tuple[str, str] | None:
+    """(sys.prefix, ./.venv) when a project .venv exists here but this interpreter does not run from it."""
+    import os
+    import sys
+
+    venv = os.path.join(cwd or os.getcwd(), ".venv")
+    if not os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
+        return None
+    if os.path.realpath(sys.prefix) == os.path.realpath(venv):
+        return None
+    return sys.prefix, os.path.relpath(venv) if cwd is None else venv
 
 
 class EnvironmentUnsupported(ExportError):

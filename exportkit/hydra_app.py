@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from exportkit.build import as_dict, cell_from_config, export_cell, hash_cache_path, is_current, validate_cell
-from exportkit.config import CONF_DIR, ROOT, check_composed, register_schemas
+from exportkit.config import CONF_DIR, ROOT, check_choices, check_composed, register_schemas
 from exportkit.errors import ConfigError, ExportkitError
 from exportkit.hashing import HashCache
 
@@ -57,6 +57,7 @@ def main(argv: list[str]) -> int:
 
     sys.argv = ["python -m exportkit", *argv]
     try:
+        check_choices(argv)
         app()
     except ConfigError as exc:
         print(f"exportkit: error: {exc.one_line()}", file=sys.stderr)

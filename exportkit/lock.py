@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from exportkit.build import (
@@ -75,16 +76,18 @@ def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -
         return False
     cells = json.loads(path.read_text())["cells"]
     failures = 0
-    for name, entry in sorted(cells.items()):
+    for index, (name, entry) in enumerate(sorted(cells.items()), 1):
         folder = ROOT / entry["output_dir"]
+        start = time.perf_counter()
         problems = verify_checkpoint(entry) + drifted_files(entry, folder)
         if rebuild and not problems:
+            print(f"[{index}/{len(cells)}] {name}: rebuilding in a scratch folder ...", flush=True)
             problems += rebuild_and_compare(entry)
         for problem in problems:
             print(f"DRIFT {name}: {problem}", file=sys.stderr)
         failures += bool(problems)
         if not problems:
-            print(f"ok    {name}")
+            print(f"ok    {name}" + (f" (rebuilt and matched, {time.perf_counter() - start:.1f}s)" if rebuild else ""), flush=True)
     print(f"verify: {len(cells) - failures} of {len(cells)} cells match {path.name}")
     return failures == 0
 

@@ -185,10 +185,11 @@ def build_metadata(
     batch_dynamic = first.shape[0] == -1
     facts = format_facts(fmt, info, io, options, folder)
     layout = input_layout(io)
+    model_name = options.get("model_name") or info.architecture
     metadata = {
         "schema_version": SCHEMA_VERSION,
         "framework": "ultralytics",
-        "model_name": options.get("model_name") or info.architecture,
+        "model_name": model_name,
         "architecture": info.architecture,
         "export_format": fmt.name,
         "precision": fmt.precision_of(options),
@@ -200,7 +201,7 @@ def build_metadata(
         "class_names": info.names,
         "num_classes": len(info.names),
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "export_config": dict(sorted(options.items())),
+        "export_config": dict(sorted({**options, "imgsz": imgsz, "model_name": model_name}.items())),  # effective values
         "preprocessing": {**PREPROCESSING, "layout": layout, **facts.pop("preprocessing", {})},
         "postprocessing": {**POSTPROCESSING, **facts.pop("postprocessing", {})},
         "layout": layout,

@@ -50,6 +50,9 @@ def plan_export(checkpoint: str | Path, format_name: str, output_dir: str | Path
     validation = config.pop("validation", {})
     if not isinstance(validation, dict):
         raise ConfigError(f"export_config 'validation' must be a JSON object, got {validation!r}")
+    from exportkit.validate import thresholds_for  # numpy, not torch
+
+    thresholds_for("fp32", validation)  # a misspelled threshold is exit 3 with or without include_validation
     options = fmt.resolve(config)
     output_dir = check_output_dir(Path(output_dir))
     checkpoint = check_checkpoint_path(Path(checkpoint))
@@ -80,7 +83,19 @@ def check_output_dir(path: Path) -> Path:
         raise ConfigError(f"output_dir {path} is not a directory path ({parent} is a file)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"output_dir {path} is not writable (no write permission on {parent})")
+    probe_mkdir(path)
     return path.resolve()
+
+
+def probe_mkdir(path: Path) -> None:
+    """Create ``path`` and remove what was created: a read-only file system or a refused mkdir is a ConfigError now."""
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output_dir {path} cannot be created: {exc.strerror} ({exc.filename}); pick a writable folder") from None
+    for folder in created:
+        folder.rmdir()
 
 
 def run_export(plan: ExportPlan) -> ExportResult:

@@ -36,11 +36,12 @@ class Row:
     parity: str
     worst_iou: float | None
     worst_conf: float | None
-    worst_raw: float | None
+    worst_raw: float | None  # max |exported - reference| / max |reference| over every raw output (relative)
     map50: float | None
     map50_pt: float | None
     latency_ms: float | None
     note: str = ""
+    path: str = ""  # the artifact folder, relative to the report's folder: two exports of one model differ here
 
     @property
     def fps(self) -> float | None:
@@ -110,7 +111,7 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
     row = Row(folder, metadata["model_name"], metadata["task"], metadata["export_format"], metadata.get("precision", "fp32"),
               sum(a["bytes"] for a in metadata["artifacts"]) / 1e6, export_seconds(folder, metadata),
               (validation or {}).get("status", "not validated"), worst.get("box_iou"), worst.get("confidence_diff"),
-              worst.get("raw_max_abs_diff"), None, None, None)
+              worst_relative_raw(validation), None, None, None)
     fmt = get_format(row.format)()
     try:
         run = fmt.runner(folder)
@@ -129,24 +130,41 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
     return row
 
 
-HEADER = ("model", "task", "format", "precision", "size (MB)", "export (s)", "parity", "worst IoU", "worst conf diff",
-          "max raw diff", "mAP50", "mAP50 (.pt)", "latency (ms)", "FPS")
+def worst_relative_raw(validation: dict | None) -> float | None:
+    """The largest raw-output difference relative to the reference's largest value (`raw_rel_max_diff`)."""
+    values = [c["value"] for c in (validation or {}).get("checks", [])
+              if str(c.get("criterion", "")).endswith("rel_max_abs_diff") and isinstance(c.get("value"), (int, float))]
+    return max(values) if values else None
+
+
+HEADER = ("model", "task", "format", "precision", "artifact", "size (MB)", "export (s)", "parity", "worst IoU",
+          "worst conf diff", "max raw diff (rel.)", "mAP50", "mAP50 (.pt)", "latency (ms)", "FPS")
+PARITY_COLUMN = HEADER.index("parity")
+EXPLANATION = (
+    "Parity: the artifact against its PyTorch model (validation.json); worst IoU and confidence difference over every "
+    "matched detection; max raw diff: the largest difference of the raw outputs divided by the reference's largest "
+    "value (FP16 and INT8 record it without gating on it). mAP50: box mAP50 on the generated shapes validation split "
+    "(64 images), artifact and .pt through the same letterbox and decoding. Latency: median inference time per image "
+    f"through the validation runners on this machine ({LATENCY_RUNS} runs after a warm-up, one sample image). "
+    "artifact: the folder, relative to this report."
+)
+
+
+def _sci(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2e}"
 
 
 def row_cells(row: Row) -> list[str]:
-    return [row.model, row.task, row.format, row.precision, _fmt(row.size_mb, 1), _fmt(row.export_s, 1), row.parity,
-            _fmt(row.worst_iou, 4), _fmt(row.worst_conf, 4), _fmt(row.worst_raw, 4), _fmt(row.map50), _fmt(row.map50_pt),
-            _fmt(row.latency_ms, 1), _fmt(row.fps, 1)]
+    return [row.model, row.task, row.format, row.precision, row.path or str(row.folder), _fmt(row.size_mb, 1),
+            _fmt(row.export_s, 1), row.parity, _fmt(row.worst_iou, 4), _fmt(row.worst_conf, 4), _sci(row.worst_raw),
+            _fmt(row.map50), _fmt(row.map50_pt), _fmt(row.latency_ms, 1), _fmt(row.fps, 1)]
 
 
 def markdown(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row_cells(r)) + " |" for r in rows]
     notes = [f"- {r.model} {r.format} {r.precision}: {r.note}" for r in rows if r.note]
-    intro = ("# exportkit report\n\nParity: the artifact against its PyTorch model (validation.json). mAP50: box mAP50 "
-             "on the generated shapes validation split (64 images), artifact and .pt through the same letterbox and "
-             "decoding. Latency: median inference time per image through the validation runners on this machine "
-             f"({LATENCY_RUNS} runs after a warm-up, one sample image).\n\n")
+    intro = f"# exportkit report\n\n{EXPLANATION}\n\n"
     return intro + "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
 
 
@@ -180,12 +198,12 @@ def html_page(rows: list[Row], png: bytes) -> str:
     body = ""
     for row in rows:
         cls = {"passed": "ok", "failed": "bad"}.get(row.parity, "")
-        body += "<tr>" + "".join(f'<td class="{cls if i == 6 else ""}">{html.escape(c)}</td>' for i, c in enumerate(row_cells(row))) + "</tr>\n"
+        body += "<tr>" + "".join(f'<td class="{cls if i == PARITY_COLUMN else ""}">{html.escape(c)}</td>' for i, c in enumerate(row_cells(row))) + "</tr>\n"
     image = base64.b64encode(png).decode()
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>exportkit report</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 .ok{{background:#dfd}}.bad{{background:#fdd}}</style></head><body>
-<h1>exportkit report</h1><p>Parity against the PyTorch model, accuracy on the generated shapes validation split, and latency on this machine.</p>
+<h1>exportkit report</h1><p>{html.escape(EXPLANATION)}</p>
 <table><tr>{head}</tr>
 {body}</table>
 <h2>Latency and accuracy per artifact</h2><img alt="latency and accuracy chart" src="data:image/png;base64,{image}">
@@ -204,6 +222,8 @@ def write_report(folder: str | Path, accuracy: bool = True) -> list[Path]:
 
     cache = _PtCache()
     rows = [build_row(f, cache, accuracy) for f in tqdm(exports, desc="report", unit="artifact")]
+    for row in rows:
+        row.path = row.folder.relative_to(folder).as_posix() if row.folder.is_relative_to(folder) else str(row.folder)
     md, page = folder / "report.md", folder / "report.html"
     md.write_text(markdown(rows))
     page.write_text(html_page(rows, chart_png(rows)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from exportkit.build import (
     validate_cell,
 )
 from exportkit.config import ROOT
+from exportkit.errors import ConfigError, ExportkitError
 from exportkit.hashing import HashCache
 
 
@@ -45,14 +47,28 @@ def matrix_name() -> str:
 
 def doit_config() -> dict:
     root = output_root()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(ConfigError(f"output {root} cannot be created: {exc.strerror} ({exc.filename}); pass output=DIR with a writable folder"))
     # sqlite3, not dbm: safe with `doit -n 2` and with two doit processes (doit issues 121, 380, 182)
-    return {"backend": "sqlite3", "dep_file": str(root / ".doit.sqlite3"), "default_tasks": ["export"], "verbosity": 2}
+    # subtasks: `doit list` shows the per-cell tasks (export:<model>-<format>-<precision>) without --all
+    return {"backend": "sqlite3", "dep_file": str(root / ".doit.sqlite3"), "default_tasks": ["export"], "verbosity": 2,
+            "subtasks": True}
+
+
+def fail(exc: ExportkitError):
+    """A configuration error while doit loads the tasks: one line and its exit code, not doit's traceback."""
+    print(f"exportkit: error: {exc.one_line()}", file=sys.stderr)
+    sys.exit(exc.exit_code)
 
 
 @lru_cache(maxsize=1)
 def active_cells() -> tuple[Cell, ...]:
-    return tuple(matrix_cells(matrix_name(), output_root()))
+    try:
+        return tuple(matrix_cells(matrix_name(), output_root()))
+    except ExportkitError as exc:
+        fail(exc)
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +127,39 @@ class ArtifactsIntact:
         return drift is None
 
 
+class ValidationAgrees:
+    """doit uptodate: validation.json passed under this cell's thresholds.
+
+    A stricter `python -m exportkit validate` that failed, or one run with other thresholds, rewrote
+    validation.json: `doit validate` then re-validates instead of calling the cell up to date while the
+    report (which reads validation.json) says it failed.
+    """
+
+    def __init__(self, out: Path, precision: str, thresholds: dict):
+        self.out, self.precision, self.thresholds = Path(out), precision, thresholds
+        self.reason = "not checked"
+
+    def __repr__(self) -> str:
+        return f"<validation.json: {self.reason}>"
+
+    def __call__(self, task, values) -> bool:
+        from exportkit.validate import thresholds_for
+
+        try:
+            report = json.loads((self.out / "validation.json").read_text())
+        except (OSError, ValueError):
+            self.reason = "missing or unreadable"
+            return False
+        if report.get("status") == "failed":
+            self.reason = "last validation failed"
+        elif report.get("thresholds") != thresholds_for(self.precision, self.thresholds):
+            self.reason = "written with other thresholds"
+        else:
+            self.reason = report.get("status", "?")
+            return True
+        return False
+
+
 def diff_keys(old, new, prefix: str = "") -> list[str]:
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return [prefix or "value"] if old != new else []
@@ -158,7 +207,8 @@ def validate_tasks():
             "actions": [(validate_cell, [as_dict(cell)])],
             "file_dep": [str(cell.out / "metadata.json")],
             "targets": [str(cell.out / "validation.json")],
-            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {})})],
+            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {})}),
+                         ValidationAgrees(cell.out, cell.precision, cell.validation.get("thresholds", {}))],
         }
 
 

@@ -49,9 +49,18 @@ def build_architecture(name: str, cache: Path = DEFAULT_CACHE, imgsz: int = 640)
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = (argv if argv is not None else sys.argv[1:]) or list(ARCHITECTURES)
-    for name in names:
-        print(build_architecture(name))
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m exportkit.zoo", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"architectures to build (default: all): {', '.join(ARCHITECTURES)}")
+    parser.add_argument("--imgsz", type=int, default=640)
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in ARCHITECTURES]
+    if unknown:
+        print(f"exportkit: error: unknown architecture {unknown[0]!r}; choose from: {', '.join(ARCHITECTURES)}", file=sys.stderr)
+        return 3
+    for name in args.names or list(ARCHITECTURES):
+        print(build_architecture(name, imgsz=args.imgsz))
     return 0
 
 

@@ -116,11 +116,11 @@ def project(tmp_path):
     ckpt = tmp_path / "det.pt"
     shutil.copy(BUNDLED["detect"], ckpt)
     (conf / "model/mine.yaml").write_text(
-        f"defaults:\n  - model_schema\n  - _self_\nname: mine\ncheckpoint: {ckpt}\ntask: detect\nimgsz: 192\ncapability: yolo11n\n")
+        f"defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: mine\ncheckpoint: {ckpt}\ntask: detect\nimgsz: 192\ncapability: yolo11n\n")
     (conf / "matrix/two.yaml").write_text(
-        "defaults:\n  - matrix_schema\n  - _self_\nname: two\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript]\n    precisions: [fp32]\n")
+        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: two\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript]\n    precisions: [fp32]\n")
     (conf / "matrix/three.yaml").write_text(
-        "defaults:\n  - matrix_schema\n  - _self_\nname: three\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript, openvino]\n    precisions: [fp32]\n")
+        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: three\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript, openvino]\n    precisions: [fp32]\n")
     env = {**ENV, "EXPORTKIT_CONF": str(conf), "EXPORTKIT_OUTPUT": str(tmp_path / "out"), "EXPORTKIT_MATRIX": "two",
            "EXPORTKIT_LOCK": str(tmp_path / "exports.lock")}
     return {"root": tmp_path, "conf": conf, "ckpt": ckpt, "out": tmp_path / "out", "env": env}
@@ -197,7 +197,7 @@ def test_up_to_date_build_of_twelve_cells_imports_no_torch(project):
     blocks += "  - models: [mine]\n    formats: [torchscript]\n    precisions: [fp32, fp16]\n"  # fp16: skipped cell
     blocks += "  - models: [shapes-det]\n    formats: [onnx]\n    precisions: [fp32]\n"
     (project["conf"] / "matrix/twelve.yaml").write_text(
-        "defaults:\n  - matrix_schema\n  - _self_\nname: twelve\nblocks:\n" + blocks)
+        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: twelve\nblocks:\n" + blocks)
     env = {"EXPORTKIT_MATRIX": "twelve"}
     first = doit(project, "-n", "2", "export", env=env)
     assert len(ran(first)) == 13 and "mine-torchscript-fp16: skipped" in first.stdout, first.stdout  # 12 cells + 1 skipped

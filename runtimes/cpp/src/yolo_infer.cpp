@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <numeric>
@@ -28,6 +29,7 @@ const char* const kUsage =
     "usage: yolo_infer MODEL IMAGE [options]\n"
     "\n"
     "Run an exportkit ONNX model (detect, segment or pose) on IMAGE and print its detections.\n"
+    "MODEL: model.onnx, or the export folder holding model.onnx + metadata.json.\n"
     "\n"
     "options:\n"
     "  --metadata PATH  metadata.json (default: metadata.json beside MODEL)\n"
@@ -67,6 +69,37 @@ int parse_count(const std::string& flag, const std::string& text) {
     return static_cast<int>(value);
 }
 
+// exportkit's other artifacts, which this runtime cannot run (it runs ONNX only).
+const std::vector<std::pair<std::string, std::string>> kOtherFormats = {
+    {".xml", "an OpenVINO model"}, {".bin", "OpenVINO weights"}, {".tflite", "a TFLite model"},
+    {".engine", "a TensorRT engine"}, {".torchscript", "a TorchScript model"}, {".mlpackage", "a CoreML package"},
+    {".pt", "a PyTorch checkpoint"}};
+
+std::string other_format(const std::filesystem::path& path) {
+    for (const auto& [suffix, what] : kOtherFormats)
+        if (path.extension() == suffix) return what;
+    return "";
+}
+
+// MODEL may be model.onnx or the export folder holding model.onnx + metadata.json, as in the Python runtime.
+std::string resolve_model(const std::string& given) {
+    namespace fs = std::filesystem;
+    const fs::path path(given);
+    const std::string expected = "the C++ runtime runs ONNX exports: model.onnx, or the folder holding model.onnx + metadata.json "
+                                 "(python export.py --export_format onnx)";
+    if (fs::is_directory(path)) {
+        if (fs::exists(path / "model.onnx")) return (path / "model.onnx").string();
+        for (const auto& [suffix, what] : kOtherFormats)
+            if (fs::exists(path / ("model" + suffix)))
+                throw ConfigError(given + ": this folder holds " + what + " (model" + suffix + "), not model.onnx; " + expected);
+        throw ConfigError(given + ": this folder has no model.onnx; " + expected);
+    }
+    const std::string what = other_format(path);
+    if (!what.empty()) throw ConfigError(given + ": " + what + ", not an ONNX model; " + expected);
+    if (!fs::exists(path)) throw ConfigError(given + ": no such file; " + expected);
+    return given;
+}
+
 Options parse_arguments(int argc, char** argv) {
     Options o;
     std::vector<std::string> positional;
@@ -90,12 +123,9 @@ Options parse_arguments(int argc, char** argv) {
         else positional.push_back(arg);
     }
     if (positional.size() != 2) throw ConfigError("expected MODEL and IMAGE, got " + std::to_string(positional.size()) + " positional arguments (see --help)");
-    o.model = positional[0];
+    o.model = resolve_model(positional[0]);
     o.image = positional[1];
-    if (o.metadata.empty()) {
-        const size_t slash = o.model.find_last_of('/');
-        o.metadata = (slash == std::string::npos ? std::string() : o.model.substr(0, slash + 1)) + "metadata.json";
-    }
+    if (o.metadata.empty()) o.metadata = (std::filesystem::path(o.model).parent_path() / "metadata.json").string();
     for (const auto& [flag, v] : {std::pair{"--conf", o.conf}, std::pair{"--iou", o.iou}})
         if (v && (*v < 0.0 || *v > 1.0)) throw ConfigError(std::string(flag) + " must be in 0..1, got " + std::to_string(*v));
     return o;
