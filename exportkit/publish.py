@@ -2,8 +2,9 @@
 
 - :func:`folder_lock`: one export at a time per folder (``fcntl.flock`` on ``.exportkit.lock``); a second job
   waits, saying for whom, and the lock file is gone when the holder is done.
-- :func:`make_staging`: the hidden folder an export is written into; its name records its owner (host, pid),
-  so a stale one is removed only when that process is gone.
+- :func:`make_staging`: the hidden folder an export is written into; its name records its owner (host, pid,
+  start time), so a stale one is removed only when that process is gone (a zombie, or another process that
+  reuses the pid, is not the owner).
 - :func:`publish`: moves a staged export in, removing the previous export's files (those its metadata.json
   lists; files exportkit never wrote stay). The switch is a single ``rename`` of a symlink: until it, every
   entry of the old export resolves to the old files; after it, every entry of the new one to the new files.
@@ -39,7 +40,7 @@ CURRENT = ".exportkit-current"
 TMP_SUFFIX = ".exportkit-tmp"
 EXPORT_FILES = ("metadata.json", "validation.json")  # exportkit's own files beside the artifacts
 FAULT_ENV = "_EXPORTKIT_TEST_KILL_AT_PUBLISH_STEP"  # tests only: SIGKILL this process at that step of a publish
-_OWNER = re.compile(r"^\.exportkit-(?:staging|previous)-(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.")
+_OWNER = re.compile(r"^\.exportkit-(?:staging|previous)-(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.(?:(?P<start>\d+)\.)?")
 
 
 def _host() -> str:
@@ -103,8 +104,22 @@ def _holder(fd: int) -> str:
 
 
 # -- staging ------------------------------------------------------------------------------------------
+def _owner_tag() -> str:
+    """host.pid.start: the start time (clock ticks since boot) tells this process from a later one with its pid."""
+    start = _start_time(os.getpid())
+    return f"{_host()}.{os.getpid()}." + (f"{start}." if start is not None else "")
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])  # a zombie is gone, whatever kill(pid, 0) says
+
+
 def make_staging(folder: Path) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_host()}.{os.getpid()}.", dir=folder))
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_owner_tag()}", dir=folder))
 
 
 def owner_alive(name: str) -> bool | None:
@@ -114,8 +129,12 @@ def owner_alive(name: str) -> bool | None:
         return False
     if match["host"] != _host():
         return None
+    pid = int(match["pid"])
+    if Path("/proc/self/stat").exists():  # Linux: a zombie or a new process under an old pid is not the owner
+        start = _start_time(pid)
+        return start is not None and (match["start"] is None or int(match["start"]) == start)
     try:
-        os.kill(int(match["pid"]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -181,7 +200,7 @@ def publish(staging: Path, folder: Path) -> list[str]:
     step = _Steps()
     new = [e.name for e in staging.iterdir()]
     old = export_entries(folder)
-    previous = Path(tempfile.mkdtemp(prefix=f"{PREVIOUS_PREFIX}{_host()}.{os.getpid()}.", dir=folder))
+    previous = Path(tempfile.mkdtemp(prefix=f"{PREVIOUS_PREFIX}{_owner_tag()}", dir=folder))
     for name in old:  # 1. the old export also lives in `previous` (hard links: no copy of the data)
         _link_tree(folder / name, previous / name)
     _switch(folder, previous.name)

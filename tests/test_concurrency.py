@@ -147,15 +147,33 @@ def test_kill_at_every_step_of_a_publish_leaves_old_or_new(tmp_path, scenario):
 
 def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path):
     folder = tmp_path / "out"
+    start = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
     names = {"dead": f".exportkit-staging-{_host()}.{_dead_pid()}.a",
-             "alive": f".exportkit-staging-{_host()}.{os.getpid()}.b",
+             "alive": f".exportkit-staging-{_host()}.{os.getpid()}.{start}.b",
+             "reused-pid": f".exportkit-staging-{_host()}.{os.getpid()}.{int(start) - 1}.d",
+             "zombie": f".exportkit-staging-{_host()}.{_zombie_pid()}.e",
              "elsewhere": ".exportkit-staging-otherhost.1.c"}
     for name in names.values():
         (folder / name).mkdir(parents=True)
     with folder_lock(folder):
         remove_stale(folder)
     assert not (folder / names["dead"]).exists()
+    assert not (folder / names["reused-pid"]).exists()  # this pid now belongs to another process
+    assert not (folder / names["zombie"]).exists()  # killed, not yet reaped: kill(pid, 0) still answers
     assert (folder / names["alive"]).exists() and (folder / names["elsewhere"]).exists()
+
+
+_ZOMBIES = []
+
+
+def _zombie_pid() -> int:
+    """A child that has exited but is not reaped yet (as after kill -9 in a container whose init never reaps)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.time() < deadline:
+        time.sleep(0.01)
+    _ZOMBIES.append(child)  # reaped when the list goes, after the test
+    return child.pid
 
 
 def test_lock_file_is_gone_after_the_holder_and_export_entries_ignore_hostile_paths(tmp_path):

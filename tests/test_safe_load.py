@@ -382,7 +382,10 @@ def test_trainer_checkpoint_exports(trainer_checkpoints, tmp_path):
 
     proc = run_export(trainer_checkpoints["before strip"], "onnx", tmp_path / "out", {"imgsz": 64})
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "out" / "metadata.json").read_text())["num_classes"] == 4
+    from exportkit.checkpoint import load_checkpoint
+
+    names = load_checkpoint(BUNDLED["detect"])[1].names  # fine-tuned from the bundled model: its classes
+    assert json.loads((tmp_path / "out" / "metadata.json").read_text())["class_names"] == names
 
 
 # -- values read from a checkpoint are data ---------------------------------------------------------------------
