@@ -240,6 +240,24 @@ def test_reproducible_precisions_export_the_same_bytes_twice(fmt, precision, tmp
 
 
 @pytest.mark.slow
+def test_torchscript_bytes_do_not_depend_on_where_python_lives(tmp_path):
+    """The same export through another path to the same interpreter (a linked venv, another checkout's layout):
+    TorchScript's debug records held those absolute paths, so the bytes differed and `verify --rebuild` drifted."""
+    venv = Path(sys.prefix)
+    linked = tmp_path / "linked-venv"
+    linked.symlink_to(venv, target_is_directory=True)
+    shas = []
+    for python in (Path(sys.executable), linked / "bin" / Path(sys.executable).name):
+        out = tmp_path / python.parent.parent.name
+        cmd = [str(python), str(ROOT / "export.py"), "--checkpoint_path", str(BUNDLED["detect"]), "--export_format",
+               "torchscript", "--output_dir", str(out), "--export_config", '{"imgsz": 64}']
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        shas.append(json.loads((out / "metadata.json").read_text())["artifacts"][0]["sha256"])
+    assert shas[0] == shas[1]
+
+
+@pytest.mark.slow
 def test_kill_during_export_then_resume(project):
     env = {**project["env"]}
     proc = subprocess.Popen([sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), "export"], env=env, cwd=ROOT,

@@ -38,6 +38,7 @@ class TorchScriptFormat(ExportFormat):
         files = {"config.txt": json.dumps(metadata), "exportkit.json": json.dumps(request.extras.get("embedded_metadata", {}), sort_keys=True)}
         target = request.staging / "model.torchscript"
         torch.jit.save(module, str(path), _extra_files=files)
+        _drop_debug_info(path)
         return [move(path, target)]
 
     def describe(self, folder: Path) -> ArtifactIO:
@@ -77,6 +78,26 @@ class TorchScriptFormat(ExportFormat):
 
         path = Path(folder) / "model.torchscript"
         return [run_checker("torch.jit.load", path, load)]
+
+
+def _drop_debug_info(path: Path) -> None:
+    """Rewrite the archive without its ``*.debug_pkl`` records: they hold source ranges with the absolute paths
+    of the Python files that traced the model (site-packages, exportkit), so the bytes would depend on where the
+    interpreter and the checkout live. torch.jit.load does not need them; error messages lose source lines."""
+    import hashlib
+    import zipfile
+
+    tmp = path.with_suffix(".nodebug")
+    with zipfile.ZipFile(path) as source:
+        records = [(i.filename, source.read(i.filename)) for i in source.infolist() if not i.filename.endswith(".debug_pkl")]
+    kept = [(n, d) for n, d in records if not n.endswith(".data/serialization_id")]
+    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in kept)).hexdigest()
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as target:
+        for name, data in records:
+            if name.endswith(".data/serialization_id"):  # torch derives it from every record written, debug ones too
+                data = str(int(digest, 16))[:40].encode()
+            target.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    tmp.replace(path)
 
 
 def _embedded(path: Path) -> dict:
