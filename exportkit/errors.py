@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_EXPORT_FAILED = 1
 EXIT_VALIDATION_FAILED = 2
@@ -31,6 +33,14 @@ class ExportError(ExportkitError):
 
 class CheckpointError(ExportError):
     """Missing, unreadable, or not an Ultralytics model."""
+
+
+class CheckpointRefused(CheckpointError):
+    """The checkpoint holds something torch.save never writes for an Ultralytics model (exit 1)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"checkpoint {Path(path).name} refused: {reason}; nothing from it was run")
+        self.reason = reason
 
 
 class MissingDependency(ExportError):
