@@ -7,7 +7,6 @@ ConfigStore); ranges and choices are checked right after, by the formats' own ``
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -17,9 +16,16 @@ from omegaconf import MISSING
 from exportkit.errors import ConfigError
 from exportkit.registry import get_format, list_formats
 
-ROOT = Path(__file__).resolve().parents[1]
-# EXPORTKIT_CONF points at another config tree (a release repository, a test fixture).
-CONF_DIR = Path(os.environ.get("EXPORTKIT_CONF") or ROOT / "conf")
+
+def __getattr__(name: str):
+    """ROOT (the project) and CONF_DIR (its conf/, or EXPORTKIT_CONF), looked up when asked: see exportkit/project.py."""
+    from exportkit import project
+
+    if name == "ROOT":
+        return project.root()
+    if name == "CONF_DIR":
+        return project.user_conf() or project.package_conf()
+    raise AttributeError(f"module 'exportkit.config' has no attribute {name!r}")
 
 
 @dataclass
@@ -40,6 +46,8 @@ class PrecisionConfig:
 class ValidationConfig:
     enabled: bool = True
     thresholds: dict[str, float] = field(default_factory=dict)
+    images: Optional[str] = None  # noqa: UP045 (a folder of images for parity instead of the bundled samples)
+    data: Optional[str] = None  # noqa: UP045 (an Ultralytics data YAML: mAP on its val split, INT8 calibration on its train split)
 
 
 @dataclass
@@ -115,24 +123,27 @@ def check_composed(cfg: Any) -> None:
         thresholds_for(cfg.precision.name, {key: cfg.validation.thresholds[key]})
 
 
-def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR):
+def compose(overrides: list[str] | None = None, conf_dir: Path | None = None):
     """Compose conf/ with Hydra's compose API (outside a Hydra app) and check it."""
     return compose_many([list(overrides or [])], conf_dir)[0]
 
 
-def compose_many(override_lists: list[list[str]], conf_dir: Path = CONF_DIR) -> list:
+def compose_many(override_lists: list[list[str]], conf_dir: Path | None = None) -> list:
     """Several compositions under one Hydra initialisation (cheaper than one each)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from exportkit.project import hydra_setup
+
     register_schemas()
+    primary, search = hydra_setup(conf_dir)
     configs = []
     try:
-        with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(primary), version_base="1.3"):
             for overrides in override_lists:
-                configs.append(hydra_compose(config_name="config", overrides=list(overrides)))
+                configs.append(hydra_compose(config_name="config", overrides=[*search, *overrides]))
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(hydra_message(exc)) from None
     for cfg in configs:

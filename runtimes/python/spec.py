@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtimes.python.errors import ModelLoadError
+from .errors import ModelLoadError
 
 TASKS = ("detect", "segment", "pose")
 LAYOUTS = ("NCHW", "NHWC")
