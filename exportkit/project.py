@@ -28,7 +28,10 @@ def find_project(start: Path | None = None) -> Path:
     if named:
         return Path(named).expanduser().resolve()
     here = Path(start or Path.cwd()).resolve()
+    package = package_path().resolve()  # holds conf/config.yaml as package data, but is no project
     for folder in (here, *here.parents):
+        if folder == package:
+            continue
         if (folder / MARKER).is_file() or (folder / "conf" / "config.yaml").is_file():
             return folder
     return here
