@@ -131,6 +131,7 @@ def test_user_project_end_to_end(installed, tmp_path):
     assert json.loads((user / "exports/mymodel/onnx-fp32/validation.json").read_text())["status"] == "passed"
     run(*doit, "lock")
     assert "1 of 1 cells match" in run(*doit, "verify").stdout
+    assert "1 of 1 cells match" in run(str(bin_dir / "exportkit"), "verify").stdout  # the same task without a dodo.py
     shutil.copy(user / "mymodel.pt", user / "other.pt")
     (user / "conf/model/other.yaml").write_text(
         f"defaults:\n  - model_schema\n  - _self_\nname: other\ncheckpoint: other.pt\ntask: detect\nimgsz: {IMGSZ}\n")
