@@ -108,9 +108,9 @@ def evaluate(run, metadata: dict, split=None, both: bool = False, progress: str 
     decode = runtime_module("postprocess").decode
     items = validation_split() if split is None else split
     if progress:
-        from tqdm import tqdm
+        from exportkit.progress import progress as bar
 
-        items = tqdm(items, desc=progress, unit="image", leave=False)
+        items = bar(items, len(items), progress)
     predictions, truths = [], []
     for path, truth in items:
         tensor, geometry = exported_input(cv2.imread(str(path)), metadata)

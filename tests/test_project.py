@@ -227,3 +227,12 @@ def test_python_api_raises_typed_errors_without_torch(tmp_path):
 def test_help_and_config_errors_import_no_torch(tmp_path, args):
     proc = exportkit(*args, cwd=tmp_path, block_torch=True)
     assert proc.returncode in (0, 3) and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_long_steps_log_progress_without_tqdm(monkeypatch, caplog):
+    from exportkit.progress import progress
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with caplog.at_level("INFO", logger="exportkit.progress"):
+        assert list(progress(range(8), 8, "INT8 calibration")) == list(range(8))
+    assert [r.getMessage() for r in caplog.records] == [f"INT8 calibration: {n}/8 images" for n in (2, 4, 6, 8)]

@@ -169,9 +169,11 @@ def letterboxed(paths: tuple[Path, ...], imgsz: int, batch: int = 1) -> Iterator
     import numpy as np
     from ultralytics.data.augment import LetterBox
 
+    from exportkit.progress import progress
+
     letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)
     chunk: list = []
-    for path in paths:
+    for path in progress(paths, len(paths), "INT8 calibration"):
         image = cv2.imread(str(path))
         if image is None:
             log.warning("calibration: cannot read %s, skipped", path)
