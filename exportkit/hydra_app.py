@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
 
     runs = project.cache_dir() / "hydra"  # Hydra's own output goes under the project, wherever the command runs
     where = [f"hydra.run.dir={runs}/${{now:%Y-%m-%d_%H-%M-%S}}", f"hydra.sweep.dir={runs}/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
-    sys.argv = ["python -m exportkit", *search, *where, *argv]
+    given = {a.split("=", 1)[0] for a in argv if "=" in a}  # after the user's flags and overrides (argparse wants them last)
+    sys.argv = ["python -m exportkit", *argv, *(o for o in [*search, *where] if o.split("=", 1)[0] not in given)]
     try:
         app()
     except ConfigError as exc:
