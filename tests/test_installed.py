@@ -156,6 +156,10 @@ def test_user_project_end_to_end(installed, tmp_path):
     accuracy = json.loads((user / "out/data/validation.json").read_text())["accuracy"]
     assert accuracy["images"] == 6 and accuracy["data"] == str(user / "data/data.yaml")
     assert 0 <= accuracy["map50_95"] <= accuracy["map50"] <= 1 and abs(accuracy["map50"] - accuracy["map50_pt"]) < 0.05
+    run(str(bin_dir / "exportkit"), "report", "out")  # the report takes the user's mAP from validation.json
+    assert f"mAP on {user / 'data/data.yaml'} val split (6 images)" in (user / "out/report.md").read_text()
+    run(*doit, "report")
+    assert (user / "exports/report.html").is_file()
 
     # every state file in the user's folder; nothing written into site-packages or the checkout
     assert (user / "exports.lock").is_file() and (user / "exports/.doit.sqlite3").is_file()

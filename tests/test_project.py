@@ -236,3 +236,21 @@ def test_long_steps_log_progress_without_tqdm(monkeypatch, caplog):
     with caplog.at_level("INFO", logger="exportkit.progress"):
         assert list(progress(range(8), 8, "INT8 calibration")) == list(range(8))
     assert [r.getMessage() for r in caplog.records] == [f"INT8 calibration: {n}/8 images" for n in (2, 4, 6, 8)]
+
+
+def test_report_chart_has_one_point_per_artifact_with_latency_and_accuracy():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from exportkit.report import Row, accuracy_against_latency
+
+    def row(fmt, latency, map50):
+        return Row(Path("."), "m", "detect", fmt, "fp32", 1.0, 1.0, "passed", 1.0, 0.0, 0.0, map50, map50, latency)
+
+    fig, axis = plt.subplots()
+    accuracy_against_latency(axis, [row("onnx", 3.0, 0.9), row("openvino", 2.0, 0.8), row("coreml", None, None)])
+    points = [tuple(p) for c in axis.collections for p in c.get_offsets()]
+    plt.close(fig)
+    assert sorted(points) == [(2.0, 0.8), (3.0, 0.9)] and axis.get_xlabel().startswith("latency")
