@@ -64,6 +64,10 @@ def cell_from_config(cfg, output_root: Path) -> Cell:
     options = {k: v for k, v in fmt_cfg.items() if k != "name"}
     options.update(fmt.precisions.get(precision, {}))
     options.update(imgsz=model.get("imgsz"), model_name=model["name"], include_validation=False)
+    if precision == "int8":  # the validation group's data set calibrates too, unless calibration_data is set
+        from exportkit.userdata import calibration_from_data
+
+        options = calibration_from_data(options, {o.name for o in fmt.options}, cell.validation)
     cell.export_config = dict(sorted(options.items()))
     return cell
 

@@ -156,6 +156,12 @@ def test_user_project_end_to_end(installed, tmp_path):
     accuracy = json.loads((user / "out/data/validation.json").read_text())["accuracy"]
     assert accuracy["images"] == 6 and accuracy["data"] == str(user / "data/data.yaml")
     assert 0 <= accuracy["map50_95"] <= accuracy["map50"] <= 1 and abs(accuracy["map50"] - accuracy["map50_pt"]) < 0.05
+    # the same data through the validation group: the project's validation/default.yaml replaces the package's
+    (user / "conf/validation").mkdir()
+    (user / "conf/validation/default.yaml").write_text(
+        "defaults:\n  - validation_schema\n  - _self_\nenabled: true\nthresholds: {}\ndata: data/data.yaml\n")
+    assert "validate:mymodel-onnx-fp32" in run(*doit, "validate").stdout  # the new data makes the cell stale
+    assert json.loads((user / "exports/mymodel/onnx-fp32/validation.json").read_text())["accuracy"]["images"] == 6
     run(str(bin_dir / "exportkit"), "report", "out")  # the report takes the user's mAP from validation.json
     assert f"mAP on {user / 'data/data.yaml'} val split (6 images)" in (user / "out/report.md").read_text()
     run(*doit, "report")

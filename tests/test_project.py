@@ -197,6 +197,19 @@ def test_data_yaml_feeds_int8_calibration_unless_calibration_data_is_given(tmp_p
     assert "calibration_data" not in calibration_from_data({}, {"half"}, own)
 
 
+def test_validation_group_data_calibrates_int8_cells(user_project):
+    from exportkit.build import cell_from_config
+    from exportkit.config import compose
+
+    (user_project / "conf/validation").mkdir()
+    (user_project / "conf/validation/mine.yaml").write_text(
+        "defaults:\n  - validation_schema\n  - _self_\nenabled: true\nthresholds: {}\ndata: data/data.yaml\n")
+    int8 = cell_from_config(compose(["format=tflite", "precision=int8", "validation=mine"]), user_project / "exports")
+    fp32 = cell_from_config(compose(["format=tflite", "precision=fp32", "validation=mine"]), user_project / "exports")
+    assert int8.export_config["calibration_data"] == str(user_project.resolve() / "data/data.yaml")
+    assert fp32.export_config["calibration_data"] is None and int8.validation["data"] == "data/data.yaml"
+
+
 def test_other_classes_are_told_they_compare_on_synthetic_samples(caplog):
     from exportkit.userdata import parity_images
 
