@@ -47,6 +47,16 @@ def _outcome(name: str, status: str, detail: str) -> str:
     return status
 
 
+def with_overrides(argv: list[str], ours: list[str]) -> list[str]:
+    """``ours`` right after the user's last override (Hydra's argparse takes the overrides as one run of
+    positionals), less any key the user gives."""
+    is_override = [("=" in a and not a.startswith("-")) for a in argv]
+    given = {a.split("=", 1)[0] for a, o in zip(argv, is_override) if o}
+    ours = [o for o in ours if o.split("=", 1)[0] not in given]
+    at = max((i + 1 for i, o in enumerate(is_override) if o), default=len(argv))
+    return [*argv[:at], *ours, *argv[at:]]
+
+
 def main(argv: list[str]) -> int:
     import hydra
 
@@ -59,8 +69,7 @@ def main(argv: list[str]) -> int:
 
     runs = project.cache_dir() / "hydra"  # Hydra's own output goes under the project, wherever the command runs
     where = [f"hydra.run.dir={runs}/${{now:%Y-%m-%d_%H-%M-%S}}", f"hydra.sweep.dir={runs}/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
-    given = {a.split("=", 1)[0] for a in argv if "=" in a}  # after the user's flags and overrides (argparse wants them last)
-    sys.argv = ["python -m exportkit", *argv, *(o for o in [*search, *where] if o.split("=", 1)[0] not in given)]
+    sys.argv = ["python -m exportkit", *with_overrides(argv, [*search, *where])]
     try:
         app()
     except ConfigError as exc:

@@ -267,3 +267,15 @@ def test_report_chart_has_one_point_per_artifact_with_latency_and_accuracy():
     points = [tuple(p) for c in axis.collections for p in c.get_offsets()]
     plt.close(fig)
     assert sorted(points) == [(2.0, 0.8), (3.0, 0.9)] and axis.get_xlabel().startswith("latency")
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["model=a", "--cfg", "job"], ["model=a", "hydra.searchpath=[x]", "--cfg", "job"]),
+    (["-m", "format=onnx,openvino"], ["-m", "format=onnx,openvino", "hydra.searchpath=[x]"]),
+    (["--cfg", "job"], ["--cfg", "job", "hydra.searchpath=[x]"]),
+    (["hydra.searchpath=[mine]"], ["hydra.searchpath=[mine]"]),
+])
+def test_hydra_overrides_of_exportkit_join_the_users_overrides(argv, expected):
+    from exportkit.hydra_app import with_overrides
+
+    assert with_overrides(argv, ["hydra.searchpath=[x]"]) == expected
