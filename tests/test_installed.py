@@ -141,6 +141,11 @@ def test_user_project_end_to_end(installed, tmp_path):
     assert "other-onnx-fp32" in built and (user / "exports/other/onnx-fp32/model.onnx").is_file()
     assert "model=other: " + str(user / "conf/model/other.yaml") in run(str(bin_dir / "exportkit"), "where", "model").stdout
 
+    # the Hydra front end (the first failure: "config directory .../site-packages/conf")
+    hydra = run(str(bin_dir / "exportkit"), "model=mymodel", "format=torchscript", "validation=off").stdout
+    assert "mymodel-torchscript-fp32: built:" in hydra and (user / "exports/mymodel/torchscript-fp32/model.torchscript").is_file()
+    assert any((user / ".cache/hydra").iterdir())
+
     # the guide's contract, validated on the packaged sample images
     run(str(bin_dir / "exportkit"), "export", "--checkpoint_path", "mymodel.pt", "--export_format", "onnx",
         "--output_dir", "out/guide", "--export_config", json.dumps({"include_validation": True, "imgsz": IMGSZ}))
