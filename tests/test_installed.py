@@ -157,8 +157,11 @@ def test_user_project_end_to_end(installed, tmp_path):
     run(str(python), "-c", "from exportkit.shapes import write_dataset; write_dataset('data', 'detect', n_train=4, n_val=6, size=96)")
     run(str(bin_dir / "exportkit"), "export", "--checkpoint_path", "mymodel.pt", "--export_format", "onnx",
         "--output_dir", "out/data", "--export_config",
-        json.dumps({"include_validation": True, "imgsz": IMGSZ, "validation": {"data": "data/data.yaml"}}))
-    accuracy = json.loads((user / "out/data/validation.json").read_text())["accuracy"]
+        json.dumps({"include_validation": True, "imgsz": IMGSZ, "validation": {"data": "data/data.yaml", "images": "data/images/train"}}))
+    validation = json.loads((user / "out/data/validation.json").read_text())
+    assert sorted(n for n in validation["inputs"] if n.startswith("image:")) == sorted(
+        f"image:{p.name}" for p in (user / "data/images/train").iterdir())  # validation.images: parity on the user's images
+    accuracy = validation["accuracy"]
     assert accuracy["images"] == 6 and accuracy["data"] == str(user / "data/data.yaml")
     assert 0 <= accuracy["map50_95"] <= accuracy["map50"] <= 1 and abs(accuracy["map50"] - accuracy["map50_pt"]) < 0.05
     # the same data through the validation group: the project's validation/default.yaml replaces the package's
