@@ -165,6 +165,14 @@ def artifact_input_size(io, metadata: dict) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def __getattr__(name: str):
+    if name == "SAMPLES_DIR":  # the old constant's name: the package's sample images
+        from exportkit.project import samples_dir
+
+        return samples_dir()
+    raise AttributeError(f"module 'exportkit.validate' has no attribute {name!r}")
+
+
 def sample_images() -> list[Path]:
     """The sample images shipped in the package (models/samples in a checkout)."""
     from exportkit.project import samples_dir

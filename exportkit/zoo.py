@@ -22,6 +22,12 @@ ARCHITECTURES = {
 }
 
 
+def __getattr__(name: str):
+    if name == "DEFAULT_CACHE":  # the old constant's name, now the project's (exportkit/project.py)
+        return zoo_cache()
+    raise AttributeError(f"module 'exportkit.zoo' has no attribute {name!r}")
+
+
 def zoo_cache() -> Path:
     """``.cache/zoo`` under the project (or EXPORTKIT_CACHE/zoo)."""
     from exportkit.project import cache_dir
