@@ -30,13 +30,14 @@ SUBCOMMANDS = {
     "verify": "exportkit.__main__:verify_main",
     "build": "exportkit.__main__:build_main",
 }
+HYDRA_VALUES = ("job", "hydra", "all", "config", "defaults", "defaults-tree", "plugins", "searchpath")  # --cfg, --info
 HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd")
 
 
 def _is_hydra(argv: list[str]) -> bool:
     if not argv:
         return "CHECKPOINT_PATH" not in os.environ
-    return all(("=" in a and not a.startswith("--")) or a in HYDRA_FLAGS or a in ("job", "hydra", "all") for a in argv)
+    return all(("=" in a and not a.startswith("--")) or a in HYDRA_FLAGS or a in HYDRA_VALUES for a in argv)
 
 
 def _doit(tasks: list[str], argv: list[str]) -> int:

@@ -279,3 +279,10 @@ def test_hydra_overrides_of_exportkit_join_the_users_overrides(argv, expected):
     from exportkit.hydra_app import with_overrides
 
     assert with_overrides(argv, ["hydra.searchpath=[x]"]) == expected
+
+
+def test_hydra_info_searchpath_lists_the_project_before_the_package(user_project):
+    proc = exportkit("--info", "searchpath", cwd=user_project)
+    assert proc.returncode == 0, proc.stderr
+    folders = [line.split("|")[2].strip() for line in proc.stdout.splitlines() if "file://" in line]
+    assert folders.index(f"file://{user_project.resolve() / 'conf'}") < folders.index(f"file://{project.package_conf()}")
