@@ -13,28 +13,37 @@ import numpy as np
 
 from exportkit.shapes import CLASS_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
-VAL_ROOT = ROOT / ".cache" / "shapes" / "val-detect"
 EVAL_CONF, EVAL_IOU = 0.001, 0.7  # Ultralytics' validation thresholds
 
 
 @lru_cache(maxsize=1)
 def validation_split() -> tuple[tuple[Path, np.ndarray], ...]:
     """(image path, ground truth rows [class, x1, y1, x2, y2] in pixels) for the generated val split."""
+    from exportkit.project import cache_dir
     from exportkit.shapes import write_dataset
 
-    images = VAL_ROOT / "images" / "val"
+    root = cache_dir() / "shapes" / "val-detect"
+    images = root / "images" / "val"
     if not images.exists() or not any(images.iterdir()):
-        write_dataset(VAL_ROOT, "detect", n_train=0)
-    items = []
-    for image in sorted(images.glob("*.png")):
-        rows = np.loadtxt(VAL_ROOT / "labels" / "val" / f"{image.stem}.txt", ndmin=2)
-        from PIL import Image
+        write_dataset(root, "detect", n_train=0)
+    return labelled(sorted(images.glob("*.png")))
 
+
+def labelled(images) -> tuple[tuple[Path, np.ndarray], ...]:
+    """(image, ground truth rows [class, x1, y1, x2, y2] in pixels) from YOLO labels (images/ -> labels/, .txt)."""
+    from PIL import Image
+
+    from exportkit.formats._calibration import _label_of
+
+    items = []
+    for image in images:
+        label = _label_of(Path(image))
+        rows = np.loadtxt(label, ndmin=2) if label.exists() and label.stat().st_size else np.zeros((0, 5))
+        rows = rows[:, :5]  # segment and pose labels carry more columns after the box
         w, h = Image.open(image).size
         cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
         boxes = np.stack([rows[:, 0], cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-        items.append((image, boxes))
+        items.append((Path(image), boxes))
     return tuple(items)
 
 
@@ -50,7 +59,8 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 
 
-def map50(predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: list[np.ndarray], num_classes: int) -> float:
+def map50(predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: list[np.ndarray], num_classes: int,
+          iou: float = 0.5) -> float:
     """predictions: per image (boxes xyxy, scores, class ids); truths: per image rows [class, x1, y1, x2, y2]."""
     from exportkit.validate import box_iou
 
@@ -67,7 +77,7 @@ def map50(predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: 
             for row, i in enumerate(mine):
                 scores.append(conf[i])
                 best = int(np.argmax(ious[row])) if len(gt) else -1
-                ok = best >= 0 and ious[row, best] >= 0.5 and not taken[best]
+                ok = best >= 0 and ious[row, best] >= iou and not taken[best]
                 if ok:
                     taken[best] = True
                 hits.append(ok)
@@ -82,17 +92,30 @@ def map50(predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: 
     return float(np.mean(aps)) if aps else 0.0
 
 
-def evaluate(run, metadata: dict) -> float:
-    """mAP50 of a runner (NCHW float input -> raw outputs) decoded with ``metadata``."""
+def map50_95(predictions, truths, num_classes: int) -> float:
+    """COCO's box mAP50-95: the mean of mAP at IoU 0.50, 0.55 ... 0.95."""
+    return float(np.mean([map50(predictions, truths, num_classes, t) for t in np.linspace(0.5, 0.95, 10)]))
+
+
+def evaluate(run, metadata: dict, split=None, both: bool = False, progress: str | None = None):
+    """mAP50 of a runner (NCHW float input -> raw outputs) decoded with ``metadata``, on ``split`` (default: the
+    shapes val split); with ``both``, (mAP50, mAP50-95). ``progress`` names a progress bar (stderr)."""
     import cv2
 
+    from exportkit.runtime_import import runtime_module
     from exportkit.validate import exported_input
-    from runtimes.python.postprocess import decode
 
+    decode = runtime_module("postprocess").decode
+    items = validation_split() if split is None else split
+    if progress:
+        from exportkit.progress import progress as bar
+
+        items = bar(items, len(items), progress)
     predictions, truths = [], []
-    for path, truth in validation_split():
+    for path, truth in items:
         tensor, geometry = exported_input(cv2.imread(str(path)), metadata)
         result = decode(run(tensor), metadata, [geometry], conf=EVAL_CONF, iou=EVAL_IOU)[0]
         predictions.append((result.boxes, result.scores, result.class_ids))
         truths.append(truth)
-    return map50(predictions, truths, len(metadata["class_names"]))
+    nc = len(metadata["class_names"])
+    return (map50(predictions, truths, nc), map50_95(predictions, truths, nc)) if both else map50(predictions, truths, nc)

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from exportkit import __version__
-from exportkit.config import ROOT, compose, compose_many
+from exportkit import __version__, project
+from exportkit.config import compose, compose_many
 from exportkit.hashing import HashCache
 from exportkit.registry import get_format
 
@@ -64,6 +64,10 @@ def cell_from_config(cfg, output_root: Path) -> Cell:
     options = {k: v for k, v in fmt_cfg.items() if k != "name"}
     options.update(fmt.precisions.get(precision, {}))
     options.update(imgsz=model.get("imgsz"), model_name=model["name"], include_validation=False)
+    if precision == "int8":  # the validation group's data set calibrates too, unless calibration_data is set
+        from exportkit.userdata import calibration_from_data
+
+        options = calibration_from_data(options, {o.name for o in fmt.options}, cell.validation)
     cell.export_config = dict(sorted(options.items()))
     return cell
 
@@ -71,7 +75,7 @@ def cell_from_config(cfg, output_root: Path) -> Cell:
 def matrix_cells(matrix: str = "default", output_root: Path | None = None, extra: list[str] | None = None) -> list[Cell]:
     """Expand a named matrix into cells; cached on the content of conf/ and of the code that composes it."""
     key = _cells_cache_key(matrix, output_root, extra)
-    cache = ROOT / ".cache" / "exportkit" / f"cells-{key[:24]}.json"
+    cache = project.cache_dir() / "exportkit" / f"cells-{key[:24]}.json"
     if cache.exists():
         try:
             return [Cell(**c) for c in json.loads(cache.read_text())]
@@ -89,11 +93,10 @@ def _cells_cache_key(matrix: str, output_root: Path | None, extra: list[str] | N
     """Hydra composes in about 0.4 s a cell; an unchanged conf/ tree must not pay that on every `doit list`."""
     import hashlib
 
-    from exportkit.config import CONF_DIR
-
-    digest = hashlib.sha256(canonical([matrix, str(output_root), extra or [], str(CONF_DIR), __version__]).encode())
-    package = Path(__file__).parent
-    sources = sorted(Path(CONF_DIR).rglob("*.yaml")) + sorted(package.glob("*.py")) + sorted((package / "formats").glob("*.py"))
+    folders = project.search_path()
+    digest = hashlib.sha256(canonical([matrix, str(output_root), extra or [], [str(f) for f in folders], __version__]).encode())
+    package = project.package_path()
+    sources = [p for f in folders for p in sorted(f.rglob("*.yaml"))] + sorted(package.glob("*.py")) + sorted((package / "formats").glob("*.py"))
     for path in sources:
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -101,8 +104,7 @@ def _cells_cache_key(matrix: str, output_root: Path | None, extra: list[str] | N
 
 def _compose_cells(matrix: str, output_root: Path | None, extra: list[str] | None) -> list[Cell]:
     base = compose([f"matrix={matrix}", *(extra or [])])
-    root = Path(output_root or base.output_root)
-    root = root if root.is_absolute() else ROOT / root
+    root = project.resolve(output_root or base.output_root)
     combos = []
     for block in base.matrix.blocks:
         for model in block.models:
@@ -129,11 +131,10 @@ def library_versions(format_name: str) -> dict:
 def checkpoint_path(model: dict) -> Path:
     spec = model["checkpoint"]
     if spec.startswith("zoo:"):
-        from exportkit.zoo import DEFAULT_CACHE
+        from exportkit.zoo import zoo_cache
 
-        return DEFAULT_CACHE / f"{spec[4:]}-{model.get('imgsz') or 640}.pt"
-    path = Path(spec)
-    return path if path.is_absolute() else ROOT / path
+        return zoo_cache() / f"{spec[4:]}-{model.get('imgsz') or 640}.pt"
+    return project.resolve(spec)
 
 
 def checkpoint_identity(model: dict, hashes: HashCache) -> str:
@@ -191,8 +192,18 @@ def artifact_drift(out: Path, hashes: HashCache) -> str | None:
 
 # -- running one cell -----------------------------------------------------------------------------
 def export_command(cell: Cell, checkpoint: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(checkpoint), "--export_format",
+    script = project.root() / "export.py"  # the checkout's entry point; an installed exportkit runs its module
+    entry = [str(script)] if script.is_file() else ["-m", "exportkit.cli"]
+    return [sys.executable, *entry, "--checkpoint_path", str(checkpoint), "--export_format",
             cell.format["name"], "--output_dir", str(cell.out), "--export_config", canonical(cell.export_config)]
+
+
+def cell_env() -> dict:
+    """The environment of a cell's subprocess: offline Ultralytics, the same project; the checkout on PYTHONPATH."""
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "EXPORTKIT_PROJECT": str(project.root())}
+    if (project.root() / "exportkit" / "__init__.py").is_file():
+        env["PYTHONPATH"] = str(project.root())
+    return env
 
 
 def export_cell(cell_dict: dict, key: dict | None = None) -> bool:
@@ -207,11 +218,10 @@ def export_cell(cell_dict: dict, key: dict | None = None) -> bool:
 
         build_architecture(cell.model["checkpoint"][4:], checkpoint.parent, cell.model.get("imgsz") or 640)
     command = export_command(cell, checkpoint)
-    (out / "reproduce.sh").write_text("#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd " + shlex.quote(str(ROOT)) + "\n" + shlex.join(command) + "\n")
+    (out / "reproduce.sh").write_text("#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd " + shlex.quote(str(project.root())) + "\n" + shlex.join(command) + "\n")
     start = time.perf_counter()
-    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
     with open(out / "export.log", "w") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=project.root(), env=cell_env())
     status = {"cell": cell.name, "exit_code": code, "ok": code == 0, "seconds": round(time.perf_counter() - start, 2),
               "command": command}
     (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
@@ -240,11 +250,13 @@ def is_current(cell: Cell, hashes: HashCache) -> bool:
 def validate_cell(cell_dict: dict) -> bool:
     cell = Cell(**cell_dict)
     command = [sys.executable, "-m", "exportkit", "validate", str(cell.out), "--thresholds", canonical(cell.validation.get("thresholds", {}))]
-    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
+    for key in ("images", "data"):  # the validation group's own data (relative paths: the project's)
+        if cell.validation.get(key):
+            command += [f"--{key}", str(project.resolve(cell.validation[key]))]
     print(f"{cell.name}: validating against its PyTorch model ...", flush=True)
     start = time.perf_counter()
     with open(cell.out / "validate.log", "w") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=project.root(), env=cell_env())
     print(f"{cell.name}: validation {validation_summary(cell.out, code)} ({time.perf_counter() - start:.1f}s)", flush=True)
     if code != 0:
         print(f"{cell.name}: validation failed (exit {code}), see {cell.out / 'validate.log'}", file=sys.stderr)

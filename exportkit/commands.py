@@ -13,6 +13,8 @@ def validate_main(argv: list[str]) -> int:
     parser.add_argument("output_dir", help="folder with the artifact and its metadata.json")
     parser.add_argument("--checkpoint_path", help="PyTorch checkpoint (default: the one metadata.json names)")
     parser.add_argument("--thresholds", help="JSON object of validation thresholds")
+    parser.add_argument("--images", help="folder of images to compare on instead of the bundled samples")
+    parser.add_argument("--data", help="Ultralytics data YAML: parity on its val images, box mAP of artifact and .pt")
     parser.add_argument("-q", "--quiet", action="store_true")
 
     def body() -> int:
@@ -24,6 +26,7 @@ def validate_main(argv: list[str]) -> int:
         if not (folder / "metadata.json").exists():
             raise ConfigError(f"{folder} has no metadata.json; expected the output_dir of an export")
         thresholds = parse_config(args.thresholds)
+        thresholds.update({k: getattr(args, k) for k in ("images", "data") if getattr(args, k)})
         from exportkit.validate import validate_folder
 
         report = validate_folder(folder, checkpoint=args.checkpoint_path, thresholds=thresholds)

@@ -7,7 +7,6 @@ ConfigStore); ranges and choices are checked right after, by the formats' own ``
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -17,9 +16,16 @@ from omegaconf import MISSING
 from exportkit.errors import ConfigError
 from exportkit.registry import get_format, list_formats
 
-ROOT = Path(__file__).resolve().parents[1]
-# EXPORTKIT_CONF points at another config tree (a release repository, a test fixture).
-CONF_DIR = Path(os.environ.get("EXPORTKIT_CONF") or ROOT / "conf")
+
+def __getattr__(name: str):
+    """ROOT (the project) and CONF_DIR (its conf/, or EXPORTKIT_CONF), looked up when asked: see exportkit/project.py."""
+    from exportkit import project
+
+    if name == "ROOT":
+        return project.root()
+    if name == "CONF_DIR":
+        return project.user_conf() or project.package_conf()
+    raise AttributeError(f"module 'exportkit.config' has no attribute {name!r}")
 
 
 @dataclass
@@ -40,6 +46,8 @@ class PrecisionConfig:
 class ValidationConfig:
     enabled: bool = True
     thresholds: dict[str, float] = field(default_factory=dict)
+    images: Optional[str] = None  # noqa: UP045 (a folder of images for parity instead of the bundled samples)
+    data: Optional[str] = None  # noqa: UP045 (an Ultralytics data YAML: mAP on its val split, INT8 calibration on its train split)
 
 
 @dataclass
@@ -117,26 +125,29 @@ def check_composed(cfg: Any) -> None:
         thresholds_for(cfg.precision.name, {key: cfg.validation.thresholds[key]})
 
 
-def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR):
+def compose(overrides: list[str] | None = None, conf_dir: Path | None = None):
     """Compose conf/ with Hydra's compose API (outside a Hydra app) and check it."""
     return compose_many([list(overrides or [])], conf_dir)[0]
 
 
-def compose_many(override_lists: list[list[str]], conf_dir: Path = CONF_DIR) -> list:
+def compose_many(override_lists: list[list[str]], conf_dir: Path | None = None) -> list:
     """Several compositions under one Hydra initialisation (cheaper than one each)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from exportkit.project import hydra_setup
+
     register_schemas()
+    primary, search = hydra_setup(conf_dir)
     configs = []
     for overrides in override_lists:
-        check_choices(overrides, conf_dir)
+        check_choices(overrides, None if conf_dir is None else [Path(conf_dir)])
     try:
-        with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(primary), version_base="1.3"):
             for overrides in override_lists:
-                configs.append(hydra_compose(config_name="config", overrides=list(overrides)))
+                configs.append(hydra_compose(config_name="config", overrides=[*search, *overrides]))
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(hydra_message(exc)) from None
     for cfg in configs:
@@ -144,17 +155,24 @@ def compose_many(override_lists: list[list[str]], conf_dir: Path = CONF_DIR) -> 
     return configs
 
 
-def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
+def group_choices(group: str, conf_dirs: list[Path] | None = None) -> list[str]:
+    """The options of a config group over the whole search path (the project's conf/ and the package's)."""
+    from exportkit import project
+
+    folders = conf_dirs if conf_dirs is not None else project.search_path()
+    return sorted({p.stem for folder in folders for p in (Path(folder) / group).glob("*.yaml")})
 
 
-def check_choices(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
+def check_choices(overrides: list[str], conf_dirs: list[Path] | None = None) -> None:
     """`matrix=relase` or `format=onnx_schema`: one line naming the valid choices, before Hydra composes."""
+    from exportkit import project
+
+    folders = conf_dirs if conf_dirs is not None else project.search_path()
     for override in overrides:
         group, sep, values = override.lstrip("+~").partition("=")
-        if not sep or not (Path(conf_dir) / group).is_dir():
+        if not sep or not any((Path(folder) / group).is_dir() for folder in folders):
             continue
-        choices = group_choices(group, conf_dir)
+        choices = group_choices(group, folders)
         for value in values.split(","):
             if value.strip() and value.strip() not in choices:
                 raise ConfigError(f"unknown {group} {value.strip()!r} ({group}={values}); choose one of: {', '.join(choices)}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from exportkit import project
 from exportkit.build import as_dict, cell_from_config, export_cell, hash_cache_path, is_current, validate_cell
-from exportkit.config import CONF_DIR, ROOT, check_choices, check_composed, register_schemas
+from exportkit.config import check_choices, check_composed, register_schemas
 from exportkit.errors import ConfigError, ExportkitError
 from exportkit.hashing import HashCache
 
@@ -22,7 +23,7 @@ def run_job(cfg) -> str:
     try:
         check_composed(cfg)
         root = Path(cfg.output_root)
-        cell = cell_from_config(cfg, root if root.is_absolute() else ROOT / root)
+        cell = cell_from_config(cfg, project.resolve(root))
         if cell.skip_reason:
             return _outcome(cell.name, "skipped", cell.skip_reason)
         hashes = HashCache(hash_cache_path(cell.out))
@@ -46,16 +47,29 @@ def _outcome(name: str, status: str, detail: str) -> str:
     return status
 
 
+def with_overrides(argv: list[str], ours: list[str]) -> list[str]:
+    """``ours`` right after the user's last override (Hydra's argparse takes the overrides as one run of
+    positionals), less any key the user gives."""
+    is_override = [("=" in a and not a.startswith("-")) for a in argv]
+    given = {a.split("=", 1)[0] for a, o in zip(argv, is_override) if o}
+    ours = [o for o in ours if o.split("=", 1)[0] not in given]
+    at = max((i + 1 for i, o in enumerate(is_override) if o), default=len(argv))
+    return [*argv[:at], *ours, *argv[at:]]
+
+
 def main(argv: list[str]) -> int:
     import hydra
 
     register_schemas()
+    primary, search = project.hydra_setup()
 
-    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    @hydra.main(config_path=str(primary), config_name="config", version_base="1.3")
     def app(cfg) -> str:
         return run_job(cfg)
 
-    sys.argv = ["python -m exportkit", *argv]
+    runs = project.cache_dir() / "hydra"  # Hydra's own output goes under the project, wherever the command runs
+    where = [f"hydra.run.dir={runs}/${{now:%Y-%m-%d_%H-%M-%S}}", f"hydra.sweep.dir={runs}/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
+    sys.argv = ["python -m exportkit", *with_overrides(argv, [*search, *where])]
     try:
         check_choices(argv)
         app()

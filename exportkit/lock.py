@@ -9,8 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from exportkit import project
 from exportkit.build import (
     Cell,
+    cell_env,
     checkpoint_path,
     export_command,
     hash_cache_path,
@@ -18,17 +20,14 @@ from exportkit.build import (
     library_versions,
 )
 from exportkit.checkpoint import sha256_file
-from exportkit.config import ROOT
 from exportkit.hashing import HashCache
 from exportkit.registry import get_format
 
-LOCK_PATH = ROOT / "exports.lock"
 LOCK_VERSION = 1
 
 
 def _relative(path: Path) -> str:
-    path = Path(path).resolve()
-    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+    return project.shown(path)
 
 
 def lock_entry(cell: Cell) -> dict:
@@ -46,7 +45,7 @@ def lock_entry(cell: Cell) -> dict:
     }
 
 
-def write_lock(cells: list[dict], matrix: str, path: str | Path = LOCK_PATH) -> bool:
+def write_lock(cells: list[dict], matrix: str, path: str | Path = "exports.lock") -> bool:
     stale = [c["name"] for c in cells if not is_current(Cell(**c), HashCache(hash_cache_path(Path(c["output_dir"]))))]
     if stale:
         print(f"lock: not locking, these cells are not built with their current config: {', '.join(stale)}; run `doit export`", file=sys.stderr)
@@ -70,14 +69,14 @@ def drifted_files(entry: dict, folder: Path) -> list[str]:
 
 
 def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -> bool:
-    path = Path(lock or default_lock or LOCK_PATH)
+    path = project.resolve(lock or default_lock or "exports.lock")
     if not path.exists():
         print(f"verify: no lock file at {path}; run `doit lock` first", file=sys.stderr)
         return False
     cells = json.loads(path.read_text())["cells"]
     failures = 0
     for index, (name, entry) in enumerate(sorted(cells.items()), 1):
-        folder = ROOT / entry["output_dir"]
+        folder = project.resolve(entry["output_dir"])
         start = time.perf_counter()
         problems = verify_checkpoint(entry) + drifted_files(entry, folder)
         if rebuild and not problems:
@@ -93,8 +92,8 @@ def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -
 
 
 def verify_checkpoint(entry: dict) -> list[str]:
-    file = ROOT / entry["checkpoint"]["path"]
-    if entry["checkpoint"]["path"].startswith(".cache/zoo"):
+    file = project.resolve(entry["checkpoint"]["path"])
+    if entry["model_config"]["checkpoint"].startswith("zoo:"):
         return []
     if not file.exists():
         return [f"checkpoint {entry['checkpoint']['path']}: missing"]
@@ -109,16 +108,17 @@ def rebuild_and_compare(entry: dict) -> list[str]:
                 precision=entry["precision"], validation={}, output_dir="", export_config=entry["config"])
     with tempfile.TemporaryDirectory(prefix="exportkit-verify-") as scratch:
         cell.output_dir = scratch
-        code = subprocess.call(export_command(cell, ROOT / entry["checkpoint"]["path"]), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, cwd=ROOT)
+        code = subprocess.call(export_command(cell, project.resolve(entry["checkpoint"]["path"])), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, cwd=project.root(), env=cell_env())
         if code != 0:
             return [f"rebuild failed (exit {code})"]
         if entry["precision"] in get_format(entry["format"]).reproducible:
             return [f"{p} (rebuild)" for p in drifted_files(entry, Path(scratch))]
-        check = subprocess.call([sys.executable, "-m", "exportkit", "validate", scratch], stdout=subprocess.DEVNULL, cwd=ROOT)
+        check = subprocess.call([sys.executable, "-m", "exportkit", "validate", scratch], stdout=subprocess.DEVNULL,
+                                cwd=project.root(), env=cell_env())
         return [] if check == 0 else ["rebuild does not pass validation"]
 
 
 def run_report(root: str) -> bool:
-    return subprocess.call([sys.executable, "-m", "exportkit", "report", root], cwd=ROOT) == 0
+    return subprocess.call([sys.executable, "-m", "exportkit", "report", root], cwd=project.root(), env=cell_env()) == 0
 

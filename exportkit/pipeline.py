@@ -45,15 +45,20 @@ def plan_export(checkpoint: str | Path, format_name: str, output_dir: str | Path
 
     if not isinstance(config, dict):
         raise ConfigError(f"export_config must be a JSON object, got {type(config).__name__}")
+    from exportkit.guide_config import section_for
+    from exportkit.userdata import calibration_from_data, split_validation
+
     fmt = get_format(str(format_name).lower())
-    config = dict(config)
+    config = section_for(dict(config), fmt.name)  # the guide's {"onnx": {...}, "coreml": {...}} file: this format's part
     validation = config.pop("validation", {})
     if not isinstance(validation, dict):
         raise ConfigError(f"export_config 'validation' must be a JSON object, got {validation!r}")
+    thresholds, own = split_validation(validation)
     from exportkit.validate import thresholds_for  # numpy, not torch
 
-    thresholds_for("fp32", validation)  # a misspelled threshold is exit 3 with or without include_validation
-    options = fmt.resolve(config)
+    thresholds_for("fp32", thresholds)  # a misspelled threshold is exit 3 with or without include_validation
+    validation = {**thresholds, **own}
+    options = fmt.resolve(calibration_from_data(config, {o.name for o in fmt.options}, own))
     output_dir = check_output_dir(Path(output_dir))
     checkpoint = check_checkpoint_path(Path(checkpoint))
     check_capability(checkpoint, fmt.name)

@@ -42,6 +42,8 @@ class Row:
     latency_ms: float | None
     note: str = ""
     path: str = ""  # the artifact folder, relative to the report's folder: two exports of one model differ here
+    map50_95: float | None = None
+    accuracy_on: str = "shapes val"
 
     @property
     def fps(self) -> float | None:
@@ -124,7 +126,13 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
 
     tensor, _ = exported_input(cv2.imread(str(sample_images()[0])), metadata)
     row.latency_ms = measure_latency(run, tensor)
-    if accuracy and applies_to(metadata):
+    measured = (validation or {}).get("accuracy")  # validation.data: mAP on the user's own val split
+    if accuracy and measured:
+        row.map50, row.map50_pt, row.map50_95 = measured["map50"], measured["map50_pt"], measured.get("map50_95")
+        row.accuracy_on = Path(measured["data"]).name
+        row.note = (f"mAP on {measured['data']} val split ({measured['images']} images): mAP50 {measured['map50']:.3f} "
+                    f"(.pt {measured['map50_pt']:.3f}), mAP50-95 {measured['map50_95']:.3f} (.pt {measured['map50_95_pt']:.3f})")
+    elif accuracy and applies_to(metadata):
         row.map50 = evaluate(run, metadata)
         row.map50_pt = cache.map50(metadata, artifact_input_size(fmt.describe(folder), metadata))
     return row
@@ -175,7 +183,8 @@ def chart_png(rows: list[Row]) -> bytes:
     import matplotlib.pyplot as plt
 
     labels = [f"{r.model}\n{r.format} {r.precision}" for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(rows) + 4), 4.5))
+    fig, (left, right, trade) = plt.subplots(1, 3, figsize=(max(12, 1.1 * len(rows) + 8), 4.5))
+    accuracy_against_latency(trade, rows)
     x = np.arange(len(rows))
     left.bar(x, [r.latency_ms or 0 for r in rows], color="#4c72b0")
     left.set_title("latency (ms per image, lower is better)")
@@ -191,6 +200,19 @@ def chart_png(rows: list[Row]) -> bytes:
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def accuracy_against_latency(axis, rows: list[Row]) -> None:
+    """One point per artifact: latency on x, the artifact's box mAP50 on y (what to ship: up and to the left)."""
+    points = [r for r in rows if r.latency_ms is not None and r.map50 is not None]
+    for row in points:
+        axis.scatter(row.latency_ms, row.map50, s=36)
+        axis.annotate(f"{row.model} {row.format} {row.precision}", (row.latency_ms, row.map50), fontsize=7,
+                      xytext=(4, 4), textcoords="offset points")
+    axis.set_xlabel("latency (ms per image)")
+    axis.set_ylabel("box mAP50 (artifact)")
+    axis.set_title("accuracy against latency" + ("" if points else " (no artifact with both)"))
+    axis.set_ylim(0, 1.05)
 
 
 def html_page(rows: list[Row], png: bytes) -> str:

@@ -8,6 +8,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from exportkit import project
 from exportkit.build import (
     STATE_FILE,
     Cell,
@@ -20,7 +21,6 @@ from exportkit.build import (
     matrix_cells,
     validate_cell,
 )
-from exportkit.config import ROOT
 from exportkit.errors import ConfigError, ExportkitError
 from exportkit.hashing import HashCache
 
@@ -32,13 +32,11 @@ def _var(name: str, env: str, default: str) -> str:
 
 
 def output_root() -> Path:
-    root = Path(_var("output", "EXPORTKIT_OUTPUT", "exports"))
-    return root if root.is_absolute() else ROOT / root
+    return project.resolve(_var("output", "EXPORTKIT_OUTPUT", "exports"))
 
 
 def lock_path() -> Path:
-    path = Path(_var("lock", "EXPORTKIT_LOCK", "exports.lock"))
-    return path if path.is_absolute() else ROOT / path
+    return project.resolve(_var("lock", "EXPORTKIT_LOCK", "exports.lock"))
 
 
 def matrix_name() -> str:
@@ -172,7 +170,7 @@ def diff_keys(old, new, prefix: str = "") -> list[str]:
 def _doc(cell: Cell) -> str:
     if cell.skip_reason:
         return f"SKIPPED: {cell.skip_reason}"
-    return f"{cell.model['name']} ({cell.model['task']}) -> {cell.format['name']} {cell.precision}, into {cell.out.relative_to(ROOT) if cell.out.is_relative_to(ROOT) else cell.out}"
+    return f"{cell.model['name']} ({cell.model['task']}) -> {cell.format['name']} {cell.precision}, into {project.shown(cell.out)}"
 
 
 def _report_skip(name: str, reason: str) -> None:
@@ -207,7 +205,8 @@ def validate_tasks():
             "actions": [(validate_cell, [as_dict(cell)])],
             "file_dep": [str(cell.out / "metadata.json")],
             "targets": [str(cell.out / "validation.json")],
-            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {})}),
+            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {}),
+                                           **{k: cell.validation[k] for k in ("images", "data") if cell.validation.get(k)}}),
                          ValidationAgrees(cell.out, cell.precision, cell.validation.get("thresholds", {}))],
         }
 

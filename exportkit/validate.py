@@ -23,8 +23,6 @@ from exportkit.parity import Check, box_iou, detection_checks, raw_checks, top_k
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES_DIR = ROOT / "models" / "samples"
 
 # Per precision; None records the value without gating on it. Box, confidence and class criteria are the
 # export guide's (IoU > 0.95, confidence difference < 0.05, same class); FP16 and INT8 are looser.
@@ -44,6 +42,7 @@ class ParityReport:
     checks: list[Check] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
     skipped: str | None = None
+    accuracy: dict | None = None  # box mAP of the artifact and the .pt on validation.data's val split
 
     @property
     def failures(self) -> list[Check]:
@@ -84,7 +83,8 @@ class ParityReport:
     def to_json(self) -> dict:
         return {"format": self.format, "precision": self.precision, "status": self.status, "passed": self.passed,
                 "skipped": self.skipped, "summary": self.summary(), "thresholds": self.thresholds,
-                "worst": self.worst(), "inputs": self.inputs, "checks": [asdict(c) for c in self.checks]}
+                "worst": self.worst(), "inputs": self.inputs, "checks": [asdict(c) for c in self.checks],
+                **({"accuracy": self.accuracy} if self.accuracy else {})}
 
 
 def thresholds_for(precision: str, overrides: dict | None) -> dict:
@@ -166,13 +166,25 @@ def artifact_input_size(io, metadata: dict) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def __getattr__(name: str):
+    if name == "SAMPLES_DIR":  # the old constant's name: the package's sample images
+        from exportkit.project import samples_dir
+
+        return samples_dir()
+    raise AttributeError(f"module 'exportkit.validate' has no attribute {name!r}")
+
+
 def sample_images() -> list[Path]:
-    return sorted(SAMPLES_DIR.glob("*.jpg")) + sorted(SAMPLES_DIR.glob("*.png"))
+    """The sample images shipped in the package (models/samples in a checkout)."""
+    from exportkit.project import samples_dir
+
+    return sorted(samples_dir().glob("*.jpg")) + sorted(samples_dir().glob("*.png"))
 
 
 def _image_case(name, image, run_ref, run_exp, metadata, ref_meta, size, limits):
-    from runtimes.python.postprocess import decode
-    from runtimes.python.preprocess import plan_letterbox
+    from exportkit.runtime_import import runtime_module
+
+    decode, plan_letterbox = runtime_module("postprocess").decode, runtime_module("preprocess").plan_letterbox
 
     conf = ref_meta["postprocessing"]["confidence_threshold"]
     ref_raw = run_ref(reference_tensor(image, size))
@@ -194,19 +206,20 @@ def exported_input(image_bgr: np.ndarray, metadata: dict):
 
     Returns the tensor in NCHW (the layout the format runners take) and the runtime's Geometry for decoding.
     """
-    from runtimes.python.preprocess import Normalizer
-    from runtimes.python.spec import as_spec
+    from exportkit.runtime_import import runtime_module
+
+    Normalizer, as_spec = runtime_module("preprocess").Normalizer, runtime_module("spec").as_spec
 
     spec = as_spec(metadata)
     tensor, (geometry,) = Normalizer(spec.preprocessing, metadata["input_dtype"]).letterbox_batch([image_bgr])
     return (tensor.transpose(0, 3, 1, 2) if spec.preprocessing.layout == "NHWC" else tensor), geometry
 
 
-def run_cases(report: ParityReport, run_ref, run_exp, metadata: dict, ref_meta: dict, size, limits: dict) -> None:
+def run_cases(report: ParityReport, run_ref, run_exp, metadata: dict, ref_meta: dict, size, limits: dict, images=None) -> None:
     import cv2
 
     tensors = []
-    for path in sample_images():
+    for path in images or sample_images():
         name = f"image:{path.name}"
         try:
             checks, summary, tensor = _image_case(name, cv2.imread(str(path)), run_ref, run_exp, metadata, ref_meta, size, limits)
@@ -278,6 +291,9 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     metadata = read_metadata(folder)
     fmt = get_format(metadata["export_format"])()
     report = ParityReport(fmt.name, metadata.get("precision", "fp32"))
+    from exportkit import userdata
+
+    thresholds, own = userdata.split_validation(thresholds)
     report.thresholds = limits = thresholds_for(report.precision, thresholds)
     checkpoint = Path(checkpoint or metadata["checkpoint"]["path"])
     if loaded is not None:  # (YOLO, CheckpointInfo) the exporter already holds, vocabulary applied
@@ -298,7 +314,9 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
         report.skipped = "numeric parity not run: the artifact fails its format's checker"
     if run_exported is not None:
         size = artifact_input_size(fmt.describe(folder), metadata)
-        run_cases(report, reference_runner(yolo), run_exported, metadata, reference_metadata(metadata, info, size), size, limits)
+        images = userdata.parity_images(own, metadata)
+        run_cases(report, reference_runner(yolo), run_exported, metadata, reference_metadata(metadata, info, size), size, limits, images)
+        report.accuracy = userdata.data_accuracy(own, run_exported, reference_runner(yolo), metadata, reference_metadata(metadata, info, size))
     (folder / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     log.info("validation %s: %s", fmt.name, report.summary())
     log.info("%s", format_table(report))

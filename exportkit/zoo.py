@@ -1,7 +1,7 @@
 """Untrained architecture checkpoints built from Ultralytics' bundled model YAMLs, on demand.
 
 Nothing is downloaded: the YAMLs ship inside the ultralytics package. Checkpoints are cached under
-``.cache/zoo`` (not committed) and used to test the export guide's capability matrix.
+the project's ``.cache/zoo`` (not committed) and used to test the export guide's capability matrix.
 
     python -m exportkit.zoo yolov8n yolo11n-seg      # build into .cache/zoo
 """
@@ -20,14 +20,26 @@ ARCHITECTURES = {
     "yolo11n-pose": "yolo11n-pose.yaml",
     "yolov8s-worldv2": "yolov8s-worldv2.yaml",
 }
-DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "zoo"
 
 
-def build_architecture(name: str, cache: Path = DEFAULT_CACHE, imgsz: int = 640) -> Path:
+def __getattr__(name: str):
+    if name == "DEFAULT_CACHE":  # the old constant's name, now the project's (exportkit/project.py)
+        return zoo_cache()
+    raise AttributeError(f"module 'exportkit.zoo' has no attribute {name!r}")
+
+
+def zoo_cache() -> Path:
+    """``.cache/zoo`` under the project (or EXPORTKIT_CACHE/zoo)."""
+    from exportkit.project import cache_dir
+
+    return cache_dir() / "zoo"
+
+
+def build_architecture(name: str, cache: Path | None = None, imgsz: int = 640) -> Path:
     """Return the path of an untrained ``name`` checkpoint, building it once (seeded, deterministic)."""
     if name not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {name!r}; expected one of {', '.join(ARCHITECTURES)}")
-    path = Path(cache) / f"{name}-{imgsz}.pt"
+    path = Path(cache if cache is not None else zoo_cache()) / f"{name}-{imgsz}.pt"
     if path.exists():
         return path
     import torch

@@ -558,7 +558,7 @@ def test_runtime_never_imports_torch(tiny):
 
 
 def test_package_installs_on_its_own(tiny, tmp_path):
-    """`pip install ./runtimes/python` builds a wheel holding runtimes.python; it imports away from the repo."""
+    """`pip install ./runtimes/python` builds a wheel holding exportkit_runtime (no top-level `runtimes`); it imports away from the repo."""
     source = tmp_path / "src"
     shutil.copytree(ROOT / "runtimes" / "python", source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
     wheels, site = tmp_path / "wheels", tmp_path / "site"
@@ -571,7 +571,8 @@ def test_package_installs_on_its_own(tiny, tmp_path):
                              text=True, timeout=300)
     assert install.returncode == 0, install.stderr
     env = {k: v for k, v in ENV.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
-    code = (f"import sys, runtimes.python.inference as m; assert m.__file__.startswith({str(site)!r}), m.__file__\n"
+    assert not (site / "runtimes").exists()
+    code = (f"import sys, exportkit_runtime.inference as m; assert m.__file__.startswith({str(site)!r}), m.__file__\n"
             f"print(len(m.YOLOInference({str(tiny)!r}).predict(__import__('numpy').zeros((64, 64, 3), 'uint8'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stderr

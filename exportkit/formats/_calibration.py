@@ -2,7 +2,7 @@
 
 ``calibration_data`` is a folder of images or an Ultralytics data YAML whose splits are local folders
 (or ``.txt`` lists of images). Without it, the generated shapes data set for the model's task is used,
-written once into ``.cache/shapes/<task>`` at the repository root. Calibration reads a YAML's ``train``
+written once into ``.cache/shapes/<task>`` under the project (exportkit/project.py). Calibration reads a YAML's ``train``
 split (falling back to ``val``) so its ``val`` split stays unseen for the accuracy measurement.
 """
 
@@ -20,8 +20,6 @@ from exportkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
-SHAPES_CACHE = ROOT / ".cache" / "shapes"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 # Fewer images than this calibrate poorly: a warning names the count. More than the maximum add time, not accuracy.
 MIN_CALIBRATION_IMAGES = 100
@@ -72,10 +70,9 @@ def resolve_calibration(value: str | None, task: str) -> CalibrationData:
 
 def _shown(path: Path) -> str:
     """A path as recorded in metadata: relative to the repository root when inside it (same on every clone)."""
-    try:
-        return Path(path).resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return str(path)
+    from exportkit.project import shown
+
+    return shown(path)
 
 
 def warn_if_few(data: CalibrationData, prefix: str) -> None:
@@ -89,12 +86,15 @@ def warn_if_few(data: CalibrationData, prefix: str) -> None:
         log.info("%s INT8 calibration uses %d images from %s", prefix, used, data.source)
 
 
-def default_dataset(task: str, cache: Path = SHAPES_CACHE) -> Path:
+def default_dataset(task: str, cache: Path | None = None) -> Path:
     """The shapes data set's YAML for ``task``, generated (deterministically) when missing."""
     from exportkit import shapes
 
     if task not in shapes.TASKS:
         raise ConfigError(f"no default calibration data for task {task!r}; pass calibration_data")
+    from exportkit.project import cache_dir
+
+    cache = Path(cache) if cache is not None else cache_dir() / "shapes"
     root = cache / task
     if (root / "data.yaml").exists():
         return root / "data.yaml"
@@ -173,9 +173,11 @@ def letterboxed(paths: tuple[Path, ...], imgsz: int, batch: int = 1) -> Iterator
     import numpy as np
     from ultralytics.data.augment import LetterBox
 
+    from exportkit.progress import progress
+
     letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)
     chunk: list = []
-    for path in paths:
+    for path in progress(paths, len(paths), "INT8 calibration"):
         image = cv2.imread(str(path))
         if image is None:
             log.warning("calibration: cannot read %s, skipped", path)

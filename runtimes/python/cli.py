@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from runtimes.python.errors import EXIT_OK, InferenceError, RuntimeInputError
+from .errors import EXIT_OK, InferenceError, RuntimeInputError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,8 +37,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtimes.python.images import load_image
-    from runtimes.python.inference import YOLOInference
+    from .images import load_image
+    from .inference import YOLOInference
 
     model = YOLOInference(args.model, args.metadata, device=args.device, backend=args.backend)
     images = [load_image(path) for path in args.images]
@@ -68,7 +68,7 @@ def _summary(path: Path, result) -> str:
 def _save(target: Path, paths: list[Path], images: list, results: list) -> None:
     import cv2
 
-    from runtimes.python.draw import draw
+    from .draw import draw
 
     if len(paths) > 1:
         target.mkdir(parents=True, exist_ok=True)

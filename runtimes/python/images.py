@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.python.errors import RuntimeInputError
+from .errors import RuntimeInputError
 
 CHANNEL_ORDERS = ("BGR", "RGB")
 

@@ -1,6 +1,6 @@
 """YOLOInference: an exported artifact plus its metadata.json -> detections, masks, keypoints.
 
-    from runtimes.python.inference import YOLOInference
+    from .inference import YOLOInference
     model = YOLOInference(model_path="model.onnx", metadata_path="metadata.json")
     result = model.predict("image.jpg", conf_threshold=0.25, iou_threshold=0.45)
     for det in result.detections:
@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.python.backends import Backend, backend_for, engine_backend
-from runtimes.python.errors import MetadataMismatch, ModelLoadError
-from runtimes.python.images import load_image
-from runtimes.python.postprocess import Thresholds, decode_batch
-from runtimes.python.preprocess import Normalizer
-from runtimes.python.results import Result
-from runtimes.python.spec import ModelSpec, load_spec
+from .backends import Backend, backend_for, engine_backend
+from .errors import MetadataMismatch, ModelLoadError
+from .images import load_image
+from .postprocess import Thresholds, decode_batch
+from .preprocess import Normalizer
+from .results import Result
+from .spec import ModelSpec, load_spec
 
 METADATA_FILE = "metadata.json"
 
@@ -128,6 +128,6 @@ def resolve_model(path: Path, suffixes: tuple[str, ...], spec: ModelSpec, engine
 
 
 if __name__ == "__main__":
-    from runtimes.python.cli import main
+    from .cli import main
 
     sys.exit(main())

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.python.errors import MetadataMismatch, RuntimeInputError
-from runtimes.python.masks import native_masks
-from runtimes.python.preprocess import Geometry
-from runtimes.python.results import Result
-from runtimes.python.spec import ModelSpec, OutputLayout, as_spec
+from .errors import MetadataMismatch, RuntimeInputError
+from .masks import native_masks
+from .preprocess import Geometry
+from .results import Result
+from .spec import ModelSpec, OutputLayout, as_spec
 
 MAX_CANDIDATES = 30_000  # boxes NMS considers per image, highest confidence first (Ultralytics' max_nms)
 SMALL_NMS = 256  # up to this many boxes, NMS computes the whole IoU matrix at once

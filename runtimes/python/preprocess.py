@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from runtimes.python.spec import ModelSpec, Preprocessing, as_spec
+from .spec import ModelSpec, Preprocessing, as_spec
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def letterbox(image: Any, metadata: ModelSpec | Mapping[str, Any] | str | Path) 
 
     ``ratio`` is (gain_x, gain_y) and ``pad`` is (left, top), both in model-input pixels.
     """
-    from runtimes.python.images import load_image
+    from .images import load_image
 
     spec = as_spec(metadata)
     tensor, (geometry,) = Normalizer(spec.preprocessing, _input_dtype(spec)).letterbox_batch([load_image(image)])

@@ -7,7 +7,7 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any
 
-from runtimes.python.errors import ModelLoadError
+from .errors import ModelLoadError
 
 # metadata.json is untrusted input: sizes past these are refused before anything is allocated from them
 MAX_INPUT_SIZE = 8192  # input height and width, pixels

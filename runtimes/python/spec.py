@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtimes.python.errors import ModelLoadError
-from runtimes.python.reader import (
+from .errors import ModelLoadError
+from .reader import (
     MAX_DIM,
     MAX_ELEMENTS,
     MAX_INPUT_SIZE,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import importlib
 
-from runtimes.python.backends.base import Backend, import_package
-from runtimes.python.errors import ModelLoadError
+from ..errors import ModelLoadError
+from .base import Backend, import_package
 
 # export_format -> "module:class"; modules are imported on first use, so their packages are too
 BUILTIN = {
-    "onnx": "runtimes.python.backends.onnx_runtime:OnnxRuntimeBackend",
-    "openvino": "runtimes.python.backends.openvino_runtime:OpenVinoBackend",
-    "tflite": "runtimes.python.backends.litert_runtime:LiteRtBackend",
+    "onnx": ".onnx_runtime:OnnxRuntimeBackend",
+    "openvino": ".openvino_runtime:OpenVinoBackend",
+    "tflite": ".litert_runtime:LiteRtBackend",
 }
 _REGISTERED: dict[str, type[Backend]] = {}
 # engine names for YOLOInference(backend=...): run an artifact on another engine than its format's own
@@ -45,7 +45,7 @@ def backend_for(export_format: str) -> type[Backend]:
             f"metadata.json says export_format {export_format!r}; this runtime runs {', '.join(supported_formats())}"
         )
     module, name = BUILTIN[export_format].split(":")
-    return register_backend(export_format, getattr(importlib.import_module(module), name))
+    return register_backend(export_format, getattr(importlib.import_module(module, __name__), name))
 
 
 def engine_backend(engine: str) -> type[Backend]:

@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from runtimes.python.errors import BackendUnavailable, MetadataMismatch
-from runtimes.python.spec import ModelSpec
+from ..errors import BackendUnavailable, MetadataMismatch
+from ..spec import ModelSpec
 
 
 def import_package(module: str, package: str, export_format: str) -> ModuleType:

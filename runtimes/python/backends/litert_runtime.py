@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.python.backends.base import Backend, import_package
-from runtimes.python.errors import ModelLoadError
-from runtimes.python.spec import ModelSpec
+from ..errors import ModelLoadError
+from ..spec import ModelSpec
+from .base import Backend, import_package
 
 
 class LiteRtBackend(Backend):
