@@ -6,7 +6,10 @@ A job that is already built with the same key is skipped, so a repeated sweep re
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from exportkit import project
@@ -16,6 +19,8 @@ from exportkit.errors import ConfigError, ExportkitError
 from exportkit.hashing import HashCache
 
 OUTCOMES: list[str] = []  # filled by jobs that run in this process (the basic launcher)
+OUTCOME_FILE = "exportkit-outcome.json"  # written by every job into its own output folder, whatever the launcher
+EXIT_CODES = {"config-error": 3, "failed": 1, "validation-failed": 2}  # the worst outcome decides; this order
 
 
 def run_job(cfg) -> str:
@@ -44,7 +49,34 @@ def run_job(cfg) -> str:
 def _outcome(name: str, status: str, detail: str) -> str:
     print(f"{name}: {status}: {detail}", flush=True)
     OUTCOMES.append(status)
+    _record(name, status, detail)
     return status
+
+
+def _record(name: str, status: str, detail: str) -> None:
+    """The job's outcome in its Hydra output folder: a launcher that runs jobs in other processes (joblib, Ray)
+    drops their return values, so the driver reads these files back to decide its exit code."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OUTCOME_FILE).write_text(json.dumps({"cell": name, "status": status, "detail": detail}) + "\n")
+
+
+def exit_code(statuses: list[str]) -> int:
+    return next((code for status, code in EXIT_CODES.items() if status in statuses), 0)
+
+
+def read_outcomes(folder: Path) -> list[str]:
+    statuses = []
+    for path in sorted(Path(folder).rglob(OUTCOME_FILE)):
+        try:
+            statuses.append(str(json.loads(path.read_text())["status"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            statuses.append("failed")  # a job that could not even record its outcome did not succeed
+    return statuses
 
 
 def with_overrides(argv: list[str], ours: list[str]) -> list[str]:
@@ -68,7 +100,9 @@ def main(argv: list[str]) -> int:
         return run_job(cfg)
 
     runs = project.cache_dir() / "hydra"  # Hydra's own output goes under the project, wherever the command runs
-    where = [f"hydra.run.dir={runs}/${{now:%Y-%m-%d_%H-%M-%S}}", f"hydra.sweep.dir={runs}/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
+    stamp = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}-{os.getpid()}"  # this run's own folders: its outcomes alone
+    run_dir, sweep_dir = runs / stamp, runs / "multirun" / stamp
+    where = [f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={sweep_dir}"]
     sys.argv = ["python -m exportkit", *with_overrides(argv, [*search, *where])]
     try:
         check_choices(argv)
@@ -76,8 +110,4 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"exportkit: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
-    if "config-error" in OUTCOMES:
-        return 3
-    if "failed" in OUTCOMES:
-        return 1
-    return 2 if "validation-failed" in OUTCOMES else 0
+    return exit_code(OUTCOMES + read_outcomes(run_dir) + read_outcomes(sweep_dir))

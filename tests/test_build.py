@@ -314,6 +314,33 @@ def test_hydra_sweep_twice_rebuilds_nothing(project):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_hydra_sweep_exit_code_survives_any_launcher(project, launcher):
+    """A failing cell fails the sweep (exit 1) whether the jobs ran in this process or in joblib's workers
+    (whose return values Hydra's launcher drops)."""
+    (project["conf"] / "model/gone.yaml").write_text(
+        "defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: gone\ncheckpoint: /nonexistent/gone.pt\n"
+        "task: detect\nimgsz: 64\ncapability: yolo11n\n")
+    args = ["-m", f"hydra/launcher={launcher}", "model=gone", "format=onnx,torchscript", "validation=off",
+            f"output_root={project['out']}"]
+    if launcher == "joblib":
+        args.append("hydra.launcher.n_jobs=2")
+    proc = subprocess.run([sys.executable, "-m", "exportkit", *args], capture_output=True, text=True,
+                          env=project["env"], cwd=ROOT, timeout=600)
+    assert proc.stdout.count(": failed:") == 2, proc.stdout
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+
+
+def test_worst_outcome_decides_the_exit_code():
+    from exportkit.hydra_app import exit_code
+
+    assert exit_code(["built", "up-to-date", "skipped"]) == 0
+    assert exit_code(["built", "validation-failed"]) == 2
+    assert exit_code(["validation-failed", "failed"]) == 1
+    assert exit_code(["failed", "config-error", "built"]) == 3
+
+
+@pytest.mark.slow
 def test_hydra_single_run_with_validation_and_cfg_job(project):
     single = hydra(project, "format=openvino", "precision=fp16")
     assert single.returncode == 0, single.stdout + single.stderr
