@@ -82,8 +82,10 @@ def _take_project(argv: list[str]) -> list[str]:
 def print_help() -> None:
     """Every front end and config group; `export.py --help` stays the export contract's own usage."""
     from exportkit.cli import build_parser
+    from exportkit.config import group_choices
+    from exportkit.project import GROUPS
 
-    groups = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in sorted(_conf_dir().iterdir()) if p.is_dir()}
+    groups = {group: group_choices(group) for group in GROUPS}  # the project's conf/ and the package's
     print(__doc__.strip().splitlines()[0])
     print("\nusage:")
     print("\n".join("  " + line.strip() for line in __doc__.strip().splitlines()[2:] if line.strip()))
@@ -101,20 +103,23 @@ SUMMARIES = {
     "validate": "validate an existing export against its PyTorch model (validation.json)",
     "report": "gather every export under a folder into report.md and report.html",
     "capabilities": "print the model x format capability matrix (--markdown for the README table)",
+    "export": "the guide's export contract (the same flags, variables and exit codes as export.py)",
+    "init": "write a starter project next to a checkpoint (exportkit.yaml, conf/, dodo.py, .gitignore)",
+    "where": "show which file each config group option comes from (project conf/ over the package's)",
+    "lock": "write exports.lock for the project's matrix (doit lock)",
+    "verify": "check the artifacts against exports.lock; --rebuild rebuilds and compares (doit verify)",
+    "build": "export and validate the project's matrix (doit export validate)",
 }
-
-
-def _conf_dir():
-    """Read lazily: EXPORTKIT_CONF may point at another config tree."""
-    from pathlib import Path
-
-    return Path(os.environ.get("EXPORTKIT_CONF") or Path(__file__).resolve().parents[1] / "conf")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = _take_project(list(sys.argv[1:] if argv is None else argv))
     if argv in (["-h"], ["--help"]):
-        print_help()
+        try:
+            print_help()
+            sys.stdout.flush()
+        except BrokenPipeError:  # `exportkit --help | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     try:
         if argv and argv[0] in SUBCOMMANDS:
