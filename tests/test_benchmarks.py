@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ENV, ROOT
+from conftest import ENV, ROOT
 
 
 @pytest.mark.slow
