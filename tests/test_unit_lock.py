@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from exportkit import build, lock
-from exportkit.build import Cell, artifact_drift, calibration_identity, canonical, cell_key, checkpoint_identity, is_current
+from exportkit.build import (
+    Cell,
+    artifact_drift,
+    calibration_identity,
+    canonical,
+    cell_key,
+    checkpoint_identity,
+    is_current,
+)
 from exportkit.hashing import HashCache
 
 

@@ -190,3 +190,15 @@ def test_nms_metadata_is_not_held_to_the_raw_channel_rule(onnx_folder):
     metadata["output_layout"] = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32")]))
     metadata["outputs"][0]["shape"] = [1, 300, 6]
     assert md.consistency_problems(metadata) == []
+
+
+def test_validation_fails_inconsistent_metadata_with_one_check_per_problem(onnx_folder):
+    from exportkit.validate import metadata_checks
+
+    metadata = build(onnx_folder)
+    assert metadata_checks(metadata) == []
+    metadata.update(num_classes=5)
+    metadata["outputs"][0]["shape"] = [1, 9, 84]
+    checks = metadata_checks(metadata)
+    assert [(c.criterion, c.passed) for c in checks] == [("metadata.consistency", False)] * 2
+    assert "num_classes is 5" in checks[0].detail and "needs 7 channels" in checks[1].detail
