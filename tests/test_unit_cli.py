@@ -9,7 +9,14 @@ import json
 import pytest
 
 from exportkit import cli, errors
-from exportkit.errors import CheckpointError, ConfigError, EnvironmentUnsupported, ExportError, MissingDependency, ValidationFailed
+from exportkit.errors import (
+    CheckpointError,
+    ConfigError,
+    EnvironmentUnsupported,
+    ExportError,
+    MissingDependency,
+    ValidationFailed,
+)
 from exportkit.options import Option, resolve_options
 
 
