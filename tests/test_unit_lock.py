@@ -37,8 +37,8 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.pt").write_bytes(b"weights")
     out = tmp_path / "exports" / "m" / "openvino-fp32"
-    (out / "model_openvino_model").mkdir(parents=True)
-    files = {"model_openvino_model/model.xml": b"<xml/>", "model_openvino_model/model.bin": b"\x00\x01\x02"}
+    out.mkdir(parents=True)
+    files = {"model.xml": b"<xml/>", "model.bin": b"\x00\x01\x02"}
     for name, data in files.items():
         (out / name).write_bytes(data)
     entry = {"model": "m", "format": "openvino", "precision": "fp32", "output_dir": "exports/m/openvino-fp32",
@@ -58,18 +58,18 @@ def test_verify_passes_on_an_untouched_folder(project, capsys):
 
 def test_verify_catches_a_deleted_artifact(project, capsys):
     root, out, path = project
-    (out / "model_openvino_model" / "model.xml").unlink()
+    (out / "model.xml").unlink()
     assert not lock.verify_lock(lock=str(path))
     captured = capsys.readouterr()
-    assert "DRIFT m-openvino-fp32: model_openvino_model/model.xml: missing" in captured.err
+    assert "DRIFT m-openvino-fp32: model.xml: missing" in captured.err
     assert "verify: 0 of 1 cells match exports.lock" in captured.out
 
 
 def test_verify_catches_a_change_to_the_second_file_of_a_two_file_artifact(project, capsys):
     root, out, path = project
-    (out / "model_openvino_model" / "model.bin").write_bytes(b"\x00\x01\x03")  # same size, one byte differs
+    (out / "model.bin").write_bytes(b"\x00\x01\x03")  # same size, one byte differs
     assert not lock.verify_lock(lock=str(path))
-    assert "model_openvino_model/model.bin: sha256 differs from the lock" in capsys.readouterr().err
+    assert "model.bin: sha256 differs from the lock" in capsys.readouterr().err
 
 
 def test_verify_catches_a_drifted_or_missing_checkpoint(project, capsys):
@@ -133,22 +133,22 @@ def _rebuild(project, monkeypatch, fake, precision="fp32", fmt="openvino"):
 
 
 def test_rebuild_compares_bytes_where_the_format_is_reproducible(project, monkeypatch, capsys):
-    same = {"model_openvino_model/model.xml": b"<xml/>", "model_openvino_model/model.bin": b"\x00\x01\x02"}
+    same = {"model.xml": b"<xml/>", "model.bin": b"\x00\x01\x02"}
     fake = FakeCalls(same)
     assert _rebuild(project, monkeypatch, fake)
     assert len(fake.commands) == 1  # bytes compared: no validation run
     assert fake.commands[0][fake.commands[0].index("--export_format") + 1] == "openvino"
     assert json.loads(fake.commands[0][fake.commands[0].index("--export_config") + 1]) == {"imgsz": 32}
-    different = FakeCalls({**same, "model_openvino_model/model.bin": b"\x09"})
+    different = FakeCalls({**same, "model.bin": b"\x09"})
     assert not _rebuild(project, monkeypatch, different)
-    assert "model_openvino_model/model.bin: sha256 differs from the lock (rebuild)" in capsys.readouterr().err
+    assert "model.bin: sha256 differs from the lock (rebuild)" in capsys.readouterr().err
 
 
 def test_rebuild_validates_cells_that_are_not_byte_reproducible(project, monkeypatch, capsys):
     from exportkit.registry import get_format
 
     assert "int8" not in get_format("tflite").reproducible  # the guide: INT8 calibration is not bit-stable
-    other_bytes = {"model_openvino_model/model.xml": b"<other/>", "model_openvino_model/model.bin": b"\x07"}
+    other_bytes = {"model.xml": b"<other/>", "model.bin": b"\x07"}
     passes = FakeCalls(other_bytes, check=0)
     assert _rebuild(project, monkeypatch, passes, precision="int8", fmt="tflite")
     assert passes.commands[1][-2:] == ["validate", passes.commands[0][passes.commands[0].index("--output_dir") + 1]]
@@ -164,7 +164,7 @@ def test_rebuild_reports_a_failed_export(project, monkeypatch, capsys):
 
 def test_no_rebuild_when_the_folder_already_drifted(project, monkeypatch):
     root, out, path = project
-    (out / "model_openvino_model" / "model.bin").unlink()
+    (out / "model.bin").unlink()
     fake = FakeCalls({})
     assert not _rebuild(project, monkeypatch, fake)
     assert fake.commands == []
