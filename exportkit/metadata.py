@@ -98,7 +98,7 @@ def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_
         layout["predictions"]["keypoint_units"] = box_units
         channels += k * dims
     found = io.outputs[0].shape[1]
-    if found != channels:
+    if found not in (channels, -1):  # -1: not fixed in the graph (an unsimplified dynamic ONNX); checked when run
         raise ExportError(f"exported output {io.outputs[0].name} has {found} channels, expected {channels} for {info.task}")
     return layout
 
@@ -128,7 +128,7 @@ def nms_output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
     if info.task == "segment":
         layout["prototypes"] = {"output": io.outputs[1].name, "shape_order": "batch, coefficients, height, width"}
     found = io.outputs[0].shape[-1]
-    if found != 6 + extra:
+    if found not in (6 + extra, -1):
         raise ExportError(f"exported NMS output {io.outputs[0].name} has {found} values per detection, expected {6 + extra}")
     return layout
 
@@ -263,6 +263,6 @@ def consistency_problems(metadata: dict) -> list[str]:
     ranges = [pred[k] for k in ("box", "class_scores", "mask_coefficients", "keypoints") if k in pred]
     if shape and ranges and pred.get("shape_order") == "batch, channels, anchors":
         width = max(r[1] for r in ranges)
-        if len(shape) != 3 or shape[1] != width:
+        if len(shape) != 3 or shape[1] not in (width, -1):
             problems.append(f"output {pred['output']} has shape {shape}; its layout needs {width} channels")
     return problems

@@ -42,6 +42,14 @@ class ExportCache:
         assert proc.returncode == 0, f"export {key} failed ({proc.returncode}): {proc.stderr[-2000:]}"
         return out
 
+    def attempt(self, task: str, fmt: str, **config):
+        """(output folder, CompletedProcess) of the export, whatever its exit code."""
+        key = (task, fmt, json.dumps(config, sort_keys=True))
+        if key not in self.results:
+            out = self.root / f"{task}-{fmt}-{len(self.results)}"
+            self.results[key] = (out, run_export(BUNDLED[task], fmt, out, {"include_validation": True, **config}))
+        return self.results[key]
+
     def process(self, task: str, fmt: str, **config):
         self.get(task, fmt, **config)
         return self.results[(task, fmt, json.dumps(config, sort_keys=True))][1]

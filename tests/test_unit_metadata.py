@@ -202,3 +202,15 @@ def test_validation_fails_inconsistent_metadata_with_one_check_per_problem(onnx_
     checks = metadata_checks(metadata)
     assert [(c.criterion, c.passed) for c in checks] == [("metadata.consistency", False)] * 2
     assert "num_classes is 5" in checks[0].detail and "needs 7 channels" in checks[1].detail
+
+
+def test_a_channel_count_the_graph_leaves_open_is_not_a_mismatch(onnx_folder):
+    # an unsimplified dynamic ONNX at opset 13 reports output0 as [-1, -1, -1]; the runtime checks the real
+    # count when it runs (split_outputs), validation runs it
+    open_io = ArtifactIO([TensorInfo("images", [-1, 3, -1, -1], "float32")], [TensorInfo("output0", [-1, -1, -1], "float32")])
+    metadata = build(onnx_folder, artifact=open_io)
+    assert metadata["output_layout"]["predictions"]["class_scores"] == [4, 7]
+    assert md.consistency_problems(metadata) == []
+    ModelSpec.from_dict(metadata)
+    nms = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("output0", [-1, 300, -1], "float32")]))
+    assert nms["predictions"]["class_index"] == 5
