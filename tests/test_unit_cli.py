@@ -31,14 +31,14 @@ def test_exit_codes_follow_the_guide():
 
 @pytest.mark.parametrize("error, code", [(ConfigError("bad\nvalue"), 3), (ValidationFailed("2 of 9 checks"), 2),
                                          (CheckpointError("not a model"), 1), (RuntimeError("boom\n here"), 1)])
-def test_run_guarded_prints_one_line_and_returns_the_code(error, code, capsys, monkeypatch):
+def test_run_guarded_prints_one_line_and_returns_the_code(error, code, std, monkeypatch):
     monkeypatch.delenv("EXPORTKIT_DEBUG", raising=False)
 
     def body():
         raise error
 
-    assert cli.run_guarded(body) == code
-    err = capsys.readouterr().err
+    assert std.run(cli.run_guarded, body) == code
+    err = std.readouterr().err
     assert err.count("\n") == 1 and err.startswith("exportkit: error: ")
     if isinstance(error, RuntimeError):
         assert err == "exportkit: error: RuntimeError: boom here\n"
@@ -46,24 +46,24 @@ def test_run_guarded_prints_one_line_and_returns_the_code(error, code, capsys, m
         assert err == f"exportkit: error: {error.one_line()}\n"
 
 
-def test_run_guarded_debug_adds_the_traceback(capsys, monkeypatch):
+def test_run_guarded_debug_adds_the_traceback(std, monkeypatch):
     monkeypatch.setenv("EXPORTKIT_DEBUG", "1")
 
     def body():
         raise ExportError("deep")
 
-    assert cli.run_guarded(body) == 1
-    err = capsys.readouterr().err
+    assert std.run(cli.run_guarded, body) == 1
+    err = std.readouterr().err
     assert "Traceback" in err and err.endswith("exportkit: error: deep\n")
 
 
-def test_run_guarded_interrupt_and_success(capsys):
+def test_run_guarded_interrupt_and_success(std):
     def interrupted():
         raise KeyboardInterrupt
 
-    assert cli.run_guarded(interrupted) == 130
-    assert capsys.readouterr().err == "exportkit: error: interrupted\n"
-    assert cli.run_guarded(lambda: 0) == 0 and capsys.readouterr().err == ""
+    assert std.run(cli.run_guarded, interrupted) == 130
+    assert std.readouterr().err == "exportkit: error: interrupted\n"
+    assert std.run(cli.run_guarded, lambda: 0) == 0 and std.readouterr().err == ""
 
 
 def test_parse_config(tmp_path):
@@ -104,24 +104,24 @@ def test_missing_arguments_are_named():
         cli.resolve_arguments(_args(checkpoint_path="a", export_format="b", output_dir=""), {})
 
 
-def test_main_maps_bad_input_to_exit_3_in_process(capsys, monkeypatch, tmp_path):
+def test_main_maps_bad_input_to_exit_3_in_process(std, monkeypatch, tmp_path):
     for key in cli.ENV_VARS.values():
         monkeypatch.delenv(key, raising=False)
-    assert cli.main([]) == 3
-    assert "missing required argument" in capsys.readouterr().err
-    assert cli.main(["--no-such-flag"]) == 3
-    assert capsys.readouterr().err == "exportkit: error: unrecognized arguments: --no-such-flag\n"
-    assert cli.main(["--checkpoint", "x"]) == 3  # no abbreviations
-    capsys.readouterr()
+    assert std.run(cli.main, []) == 3
+    assert "missing required argument" in std.readouterr().err
+    assert std.run(cli.main, ["--no-such-flag"]) == 3
+    assert std.readouterr().err == "exportkit: error: unrecognized arguments: --no-such-flag\n"
+    assert std.run(cli.main, ["--checkpoint", "x"]) == 3  # no abbreviations
+    std.readouterr()
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(b"x")
-    code = cli.main(["--checkpoint_path", str(ckpt), "--export_format", "onnx", "--output_dir", str(tmp_path / "o"),
+    code = std.run(cli.main, ["--checkpoint_path", str(ckpt), "--export_format", "onnx", "--output_dir", str(tmp_path / "o"),
                      "--export_config", json.dumps({"opset": 99})])
-    assert code == 3 and "opset" in capsys.readouterr().err
+    assert code == 3 and "opset" in std.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
-def test_parser_help_and_quiet(capsys):
+def test_parser_help_and_quiet(std):
     parser = cli.build_parser()
     assert parser.prog == "export.py"
     assert parser.parse_args(["-q"]).quiet and not parser.parse_args([]).quiet

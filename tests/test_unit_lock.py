@@ -50,36 +50,36 @@ def project(tmp_path, monkeypatch):
     return tmp_path, out, path
 
 
-def test_verify_passes_on_an_untouched_folder(project, capsys):
+def test_verify_passes_on_an_untouched_folder(project, std):
     root, out, path = project
-    assert lock.verify_lock(lock=str(path))
-    assert "ok    m-openvino-fp32" in capsys.readouterr().out
+    assert std.run(lock.verify_lock, lock=str(path))
+    assert "ok    m-openvino-fp32" in std.readouterr().out
 
 
-def test_verify_catches_a_deleted_artifact(project, capsys):
+def test_verify_catches_a_deleted_artifact(project, std):
     root, out, path = project
     (out / "model.xml").unlink()
-    assert not lock.verify_lock(lock=str(path))
-    captured = capsys.readouterr()
+    assert not std.run(lock.verify_lock, lock=str(path))
+    captured = std.readouterr()
     assert "DRIFT m-openvino-fp32: model.xml: missing" in captured.err
     assert "verify: 0 of 1 cells match exports.lock" in captured.out
 
 
-def test_verify_catches_a_change_to_the_second_file_of_a_two_file_artifact(project, capsys):
+def test_verify_catches_a_change_to_the_second_file_of_a_two_file_artifact(project, std):
     root, out, path = project
     (out / "model.bin").write_bytes(b"\x00\x01\x03")  # same size, one byte differs
-    assert not lock.verify_lock(lock=str(path))
-    assert "model.bin: sha256 differs from the lock" in capsys.readouterr().err
+    assert not std.run(lock.verify_lock, lock=str(path))
+    assert "model.bin: sha256 differs from the lock" in std.readouterr().err
 
 
-def test_verify_catches_a_drifted_or_missing_checkpoint(project, capsys):
+def test_verify_catches_a_drifted_or_missing_checkpoint(project, std):
     root, out, path = project
     (root / "models" / "m.pt").write_bytes(b"weights, retrained")
-    assert not lock.verify_lock(lock=str(path))
-    assert "checkpoint models/m.pt: sha256 differs from the lock" in capsys.readouterr().err
+    assert not std.run(lock.verify_lock, lock=str(path))
+    assert "checkpoint models/m.pt: sha256 differs from the lock" in std.readouterr().err
     (root / "models" / "m.pt").unlink()
-    assert not lock.verify_lock(lock=str(path))
-    assert "checkpoint models/m.pt: missing" in capsys.readouterr().err
+    assert not std.run(lock.verify_lock, lock=str(path))
+    assert "checkpoint models/m.pt: missing" in std.readouterr().err
 
 
 def test_zoo_checkpoints_are_not_pinned_by_bytes(project):
@@ -88,22 +88,22 @@ def test_zoo_checkpoints_are_not_pinned_by_bytes(project):
     assert lock.verify_checkpoint(entry) == []
 
 
-def test_verify_without_a_lock_says_how_to_make_one(tmp_path, monkeypatch, capsys):
+def test_verify_without_a_lock_says_how_to_make_one(tmp_path, monkeypatch, std):
     monkeypatch.setattr(lock, "ROOT", tmp_path)
-    assert not lock.verify_lock(lock=str(tmp_path / "none.lock"))
-    err = capsys.readouterr().err
+    assert not std.run(lock.verify_lock, lock=str(tmp_path / "none.lock"))
+    err = std.readouterr().err
     assert "no lock file at" in err and "run `doit lock` first" in err
-    assert not lock.verify_lock(default_lock=str(tmp_path / "none.lock"))
+    assert not std.run(lock.verify_lock, default_lock=str(tmp_path / "none.lock"))
 
 
-def test_verify_counts_every_failing_cell(project, capsys):
+def test_verify_counts_every_failing_cell(project, std):
     root, out, path = project
     document = json.loads(path.read_text())
     second = dict(document["cells"]["m-openvino-fp32"], output_dir="exports/m/elsewhere")
     document["cells"]["m-other"] = second
     path.write_text(json.dumps(document))
-    assert not lock.verify_lock(lock=str(path))
-    assert "verify: 1 of 2 cells match" in capsys.readouterr().out
+    assert not std.run(lock.verify_lock, lock=str(path))
+    assert "verify: 1 of 2 cells match" in std.readouterr().out
 
 
 class FakeCalls:
@@ -132,41 +132,41 @@ def _rebuild(project, monkeypatch, fake, precision="fp32", fmt="openvino"):
     return lock.verify_lock(rebuild=True, lock=str(path))
 
 
-def test_rebuild_compares_bytes_where_the_format_is_reproducible(project, monkeypatch, capsys):
+def test_rebuild_compares_bytes_where_the_format_is_reproducible(project, monkeypatch, std):
     same = {"model.xml": b"<xml/>", "model.bin": b"\x00\x01\x02"}
     fake = FakeCalls(same)
-    assert _rebuild(project, monkeypatch, fake)
+    assert std.run(_rebuild, project, monkeypatch, fake)
     assert len(fake.commands) == 1  # bytes compared: no validation run
     assert fake.commands[0][fake.commands[0].index("--export_format") + 1] == "openvino"
     assert json.loads(fake.commands[0][fake.commands[0].index("--export_config") + 1]) == {"imgsz": 32}
     different = FakeCalls({**same, "model.bin": b"\x09"})
-    assert not _rebuild(project, monkeypatch, different)
-    assert "model.bin: sha256 differs from the lock (rebuild)" in capsys.readouterr().err
+    assert not std.run(_rebuild, project, monkeypatch, different)
+    assert "model.bin: sha256 differs from the lock (rebuild)" in std.readouterr().err
 
 
-def test_rebuild_validates_cells_that_are_not_byte_reproducible(project, monkeypatch, capsys):
+def test_rebuild_validates_cells_that_are_not_byte_reproducible(project, monkeypatch, std):
     from exportkit.registry import get_format
 
     assert "int8" not in get_format("tflite").reproducible  # the guide: INT8 calibration is not bit-stable
     other_bytes = {"model.xml": b"<other/>", "model.bin": b"\x07"}
     passes = FakeCalls(other_bytes, check=0)
-    assert _rebuild(project, monkeypatch, passes, precision="int8", fmt="tflite")
+    assert std.run(_rebuild, project, monkeypatch, passes, precision="int8", fmt="tflite")
     assert passes.commands[1][-2:] == ["validate", passes.commands[0][passes.commands[0].index("--output_dir") + 1]]
     fails = FakeCalls(other_bytes, check=2)
-    assert not _rebuild(project, monkeypatch, fails, precision="int8", fmt="tflite")
-    assert "rebuild does not pass validation" in capsys.readouterr().err
+    assert not std.run(_rebuild, project, monkeypatch, fails, precision="int8", fmt="tflite")
+    assert "rebuild does not pass validation" in std.readouterr().err
 
 
-def test_rebuild_reports_a_failed_export(project, monkeypatch, capsys):
-    assert not _rebuild(project, monkeypatch, FakeCalls({}, export_code=1))
-    assert "rebuild failed (exit 1)" in capsys.readouterr().err
+def test_rebuild_reports_a_failed_export(project, monkeypatch, std):
+    assert not std.run(_rebuild, project, monkeypatch, FakeCalls({}, export_code=1))
+    assert "rebuild failed (exit 1)" in std.readouterr().err
 
 
-def test_no_rebuild_when_the_folder_already_drifted(project, monkeypatch):
+def test_no_rebuild_when_the_folder_already_drifted(project, monkeypatch, std):
     root, out, path = project
     (out / "model.bin").unlink()
     fake = FakeCalls({})
-    assert not _rebuild(project, monkeypatch, fake)
+    assert not std.run(_rebuild, project, monkeypatch, fake)
     assert fake.commands == []
 
 
