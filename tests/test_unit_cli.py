@@ -180,3 +180,30 @@ def test_option_descriptions():
         low_only.check(0, "x")
     with pytest.raises(ConfigError, match="must be in None-5, got 6"):
         Option("hi", int, 1, "", maximum=5).check(6, "x")
+
+
+def test_main_prints_what_it_exported_and_the_validation(std, monkeypatch, tmp_path):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from exportkit import pipeline
+
+    calls = []
+
+    def plan(checkpoint, fmt, out, config):
+        calls.append((checkpoint, fmt, out, config))
+        return SimpleNamespace(format=SimpleNamespace(name="onnx"), output_dir=Path(out))
+
+    validation = SimpleNamespace(summary=lambda: "passed 48 checks on 5 inputs (25 boxes compared)")
+    result = SimpleNamespace(files=[Path("model.onnx")], seconds=1.234, validation=validation)
+    monkeypatch.setattr(pipeline, "plan_export", plan)
+    monkeypatch.setattr(pipeline, "run_export", lambda p: result)
+    monkeypatch.setattr(cli, "setup_logging", lambda quiet: calls.append(("quiet", quiet)))
+    argv = ["--checkpoint_path", "m.pt", "--export_format", "onnx", "--output_dir", str(tmp_path), "--export_config", '{"a": 1}', "-q"]
+    assert std.run(cli.main, argv) == 0
+    assert calls == [("quiet", True), ("m.pt", "onnx", str(tmp_path), {"a": 1})]
+    assert std.readouterr().out == (f"exported onnx to {tmp_path}: model.onnx + metadata.json (1.2s)\n"
+                                    "validation: passed 48 checks on 5 inputs (25 boxes compared)\n")
+    result.validation = None
+    assert std.run(cli.main, argv[:-1]) == 0
+    assert "validation" not in std.readouterr().out and calls[-2] == ("quiet", False)

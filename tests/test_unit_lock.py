@@ -312,3 +312,36 @@ def test_hash_cache_reuses_digests_until_size_or_mtime_change(tmp_path):
     untouched.save()
     assert not (tmp_path / "never").exists()  # nothing to write: no file, no folder
     assert not list((tmp_path / "cache").glob(".hashes-*"))  # the atomic write left no temporary behind
+
+
+# -- writing the lock ---------------------------------------------------------------------------------
+def test_write_lock_pins_current_cells_and_refuses_stale_ones(cell, tmp_path, monkeypatch, std):
+    monkeypatch.setattr(lock, "ROOT", tmp_path)
+    out = _built(cell, tmp_path, {"model.onnx": b"graph"})
+    metadata = json.loads((out / "metadata.json").read_text())
+    metadata["checkpoint"] = {"sha256": sha(b"weights")}
+    (out / "metadata.json").write_text(json.dumps(metadata))
+    path = tmp_path / "exports.lock"
+    assert std.run(lock.write_lock, [build.as_dict(cell)], "default", path)
+    document = json.loads(path.read_text())
+    assert document["lock_version"] == lock.LOCK_VERSION == 1 and document["matrix"] == "default"
+    entry = document["cells"]["m-onnx-fp32"]
+    assert entry["model"] == "m" and entry["format"] == "onnx" and entry["precision"] == "fp32"
+    assert entry["output_dir"] == "exports/m/onnx-fp32"  # relative to the project: the lock travels with it
+    assert entry["checkpoint"] == {"path": "m.pt", "sha256": sha(b"weights")}
+    assert entry["artifacts"] == {"model.onnx": sha(b"graph")}
+    assert entry["config"] == cell.export_config and entry["model_config"] == cell.model
+    assert entry["versions"] == build.library_versions("onnx")
+    assert f"wrote {path} (1 cells)" in std.readouterr().out
+    assert std.run(lock.verify_lock, lock=str(path))  # what was written verifies
+    (out / "model.onnx").write_bytes(b"edited")
+    path.unlink()
+    assert not std.run(lock.write_lock, [build.as_dict(cell)], "default", path)
+    assert not path.exists()
+    assert "not locking, these cells are not built with their current config: m-onnx-fp32" in std.readouterr().err
+
+
+def test_paths_outside_the_project_stay_absolute(tmp_path, monkeypatch):
+    monkeypatch.setattr(lock, "ROOT", tmp_path / "project")
+    assert lock._relative(tmp_path / "elsewhere" / "x") == str(tmp_path / "elsewhere" / "x")
+    assert lock._relative(tmp_path / "project" / "a" / "b") == "a/b"

@@ -214,3 +214,33 @@ def test_a_channel_count_the_graph_leaves_open_is_not_a_mismatch(onnx_folder):
     ModelSpec.from_dict(metadata)
     nms = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("output0", [-1, 300, -1], "float32")]))
     assert nms["predictions"]["class_index"] == 5
+
+
+def test_format_facts_replace_the_layout_and_merge_over_the_defaults(onnx_folder):
+    class WithFacts(get_format("onnx")):
+        seen = []
+
+        @classmethod
+        def metadata_facts(cls, info, io, options, folder):
+            cls.seen.append((info.task, options, folder))
+            return {"preprocessing": {"color_space": "BGR"}, "postprocessing": {"confidence_threshold": 0.1},
+                    "output_layout": {"predictions": {"output": "output0", "box": [0, 4], "class_scores": [4, 7]}},
+                    "accuracy": {"map50": 0.5}}
+
+    metadata = md.build_metadata(info(), WithFacts, {"opset": 17}, io(7), onnx_folder, 64)
+    assert WithFacts.seen == [("detect", {"opset": 17}, onnx_folder)]
+    assert metadata["preprocessing"]["color_space"] == "BGR" and metadata["preprocessing"]["pad_value"] == 114
+    assert metadata["postprocessing"]["confidence_threshold"] == 0.1 and metadata["postprocessing"]["iou_threshold"] == 0.45
+    assert metadata["output_layout"] == {"predictions": {"output": "output0", "box": [0, 4], "class_scores": [4, 7]}}
+    assert metadata["accuracy"] == {"map50": 0.5}
+    assert "preprocessing" not in {k for k, v in metadata.items() if v == {"color_space": "BGR"}}
+    assert md.format_facts(get_format("onnx"), info(), io(7), {}, onnx_folder) == {}
+
+
+def test_artifact_entries_list_every_file_of_a_folder_artifact(tmp_path):
+    package = tmp_path / "model.mlpackage"
+    (package / "Data").mkdir(parents=True)
+    (package / "Manifest.json").write_bytes(b"{}")
+    (package / "Data" / "weights.bin").write_bytes(b"1234")
+    entries = md.artifact_entries(tmp_path, get_format("coreml"))
+    assert [(e["path"], e["bytes"]) for e in entries] == [("model.mlpackage/Data/weights.bin", 4), ("model.mlpackage/Manifest.json", 2)]
