@@ -47,7 +47,7 @@ test-fast: $(STAMP)  ## the tests that export nothing
 	$(PY) -m pytest -q -m "not slow"
 
 mutation: $(STAMP)  ## mutmut over the core against the fast tier, then the kill rate per module (long: ~30 min on 2 cores)
-	rm -rf mutants
+	rm -rf mutants && mkdir mutants  # must exist before Python starts: a missing sys.path folder is cached as absent
 	PYTHONPATH=$(CURDIR)/mutants nice -n 15 $(VENV)/bin/mutmut run --max-children 1 > mutants.log 2>&1 || (tail -40 mutants.log; exit 1)
 	$(PY) scripts/mutation_report.py
 
