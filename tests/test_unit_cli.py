@@ -195,15 +195,46 @@ def test_main_prints_what_it_exported_and_the_validation(std, monkeypatch, tmp_p
         return SimpleNamespace(format=SimpleNamespace(name="onnx"), output_dir=Path(out))
 
     validation = SimpleNamespace(summary=lambda: "passed 48 checks on 5 inputs (25 boxes compared)")
-    result = SimpleNamespace(files=[Path("model.onnx")], seconds=1.234, validation=validation)
+    result = SimpleNamespace(files=[Path("model.xml"), Path("model.bin")], seconds=1.234, validation=validation)
     monkeypatch.setattr(pipeline, "plan_export", plan)
-    monkeypatch.setattr(pipeline, "run_export", lambda p: result)
+    monkeypatch.setattr(pipeline, "run_export", lambda p: (calls.append(("run", p.format.name)), result)[1])
     monkeypatch.setattr(cli, "setup_logging", lambda quiet: calls.append(("quiet", quiet)))
     argv = ["--checkpoint_path", "m.pt", "--export_format", "onnx", "--output_dir", str(tmp_path), "--export_config", '{"a": 1}', "-q"]
     assert std.run(cli.main, argv) == 0
-    assert calls == [("quiet", True), ("m.pt", "onnx", str(tmp_path), {"a": 1})]
-    assert std.readouterr().out == (f"exported onnx to {tmp_path}: model.onnx + metadata.json (1.2s)\n"
+    assert calls == [("quiet", True), ("m.pt", "onnx", str(tmp_path), {"a": 1}), ("run", "onnx")]
+    assert std.readouterr().out == (f"exported onnx to {tmp_path}: model.xml, model.bin + metadata.json (1.2s)\n"
                                     "validation: passed 48 checks on 5 inputs (25 boxes compared)\n")
     result.validation = None
     assert std.run(cli.main, argv[:-1]) == 0
-    assert "validation" not in std.readouterr().out and calls[-2] == ("quiet", False)
+    assert "validation" not in std.readouterr().out and calls[-3] == ("quiet", False)
+
+
+def test_debug_traceback_for_an_unexpected_error_too(std, monkeypatch):
+    monkeypatch.setenv("EXPORTKIT_DEBUG", "1")
+
+    def body():
+        raise KeyError("k")
+
+    assert std.run(cli.run_guarded, body) == 1
+    err = std.readouterr().err
+    assert "Traceback" in err and "KeyError" in err and err.endswith("exportkit: error: KeyError: 'k'\n")
+
+
+def test_invalid_json_is_quoted_up_to_60_characters():
+    text = "{" + "x" * 100
+    with pytest.raises(ConfigError) as info:
+        cli.parse_config(text)
+    assert str(info.value).endswith(repr(text[:60]))
+
+
+@pytest.mark.parametrize("quiet, level", [(False, 20), (True, 30)])  # logging.INFO, logging.WARNING
+def test_setup_logging_levels(monkeypatch, quiet, level):
+    import logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.NOTSET)
+    cli.setup_logging(quiet)
+    assert root.level == level and len(root.handlers) == 1
+    handler = root.handlers[0]
+    assert handler.stream is __import__("sys").stderr and handler.formatter._fmt == "%(message)s"
