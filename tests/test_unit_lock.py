@@ -53,7 +53,7 @@ def project(tmp_path, monkeypatch):
 def test_verify_passes_on_an_untouched_folder(project, std):
     root, out, path = project
     assert std.run(lock.verify_lock, lock=str(path))
-    assert "ok    m-openvino-fp32" in std.readouterr().out
+    assert std.readouterr().out == "ok    m-openvino-fp32\nverify: 1 of 1 cells match exports.lock\n"
 
 
 def test_verify_catches_a_deleted_artifact(project, std):
@@ -61,25 +61,25 @@ def test_verify_catches_a_deleted_artifact(project, std):
     (out / "model.xml").unlink()
     assert not std.run(lock.verify_lock, lock=str(path))
     captured = std.readouterr()
-    assert "DRIFT m-openvino-fp32: model.xml: missing" in captured.err
-    assert "verify: 0 of 1 cells match exports.lock" in captured.out
+    assert captured.err == "DRIFT m-openvino-fp32: model.xml: missing\n"
+    assert captured.out == "verify: 0 of 1 cells match exports.lock\n"
 
 
 def test_verify_catches_a_change_to_the_second_file_of_a_two_file_artifact(project, std):
     root, out, path = project
     (out / "model.bin").write_bytes(b"\x00\x01\x03")  # same size, one byte differs
     assert not std.run(lock.verify_lock, lock=str(path))
-    assert "model.bin: sha256 differs from the lock" in std.readouterr().err
+    assert std.readouterr().err == "DRIFT m-openvino-fp32: model.bin: sha256 differs from the lock\n"
 
 
 def test_verify_catches_a_drifted_or_missing_checkpoint(project, std):
     root, out, path = project
     (root / "models" / "m.pt").write_bytes(b"weights, retrained")
     assert not std.run(lock.verify_lock, lock=str(path))
-    assert "checkpoint models/m.pt: sha256 differs from the lock" in std.readouterr().err
+    assert std.readouterr().err == "DRIFT m-openvino-fp32: checkpoint models/m.pt: sha256 differs from the lock\n"
     (root / "models" / "m.pt").unlink()
     assert not std.run(lock.verify_lock, lock=str(path))
-    assert "checkpoint models/m.pt: missing" in std.readouterr().err
+    assert std.readouterr().err == "DRIFT m-openvino-fp32: checkpoint models/m.pt: missing\n"
 
 
 def test_zoo_checkpoints_are_not_pinned_by_bytes(project):
@@ -141,7 +141,7 @@ def test_rebuild_compares_bytes_where_the_format_is_reproducible(project, monkey
     assert json.loads(fake.commands[0][fake.commands[0].index("--export_config") + 1]) == {"imgsz": 32}
     different = FakeCalls({**same, "model.bin": b"\x09"})
     assert not std.run(_rebuild, project, monkeypatch, different)
-    assert "model.bin: sha256 differs from the lock (rebuild)" in std.readouterr().err
+    assert std.readouterr().err == "DRIFT m-openvino-fp32: model.bin: sha256 differs from the lock (rebuild)\n"
 
 
 def test_rebuild_validates_cells_that_are_not_byte_reproducible(project, monkeypatch, std):
@@ -154,12 +154,12 @@ def test_rebuild_validates_cells_that_are_not_byte_reproducible(project, monkeyp
     assert passes.commands[1][-2:] == ["validate", passes.commands[0][passes.commands[0].index("--output_dir") + 1]]
     fails = FakeCalls(other_bytes, check=2)
     assert not std.run(_rebuild, project, monkeypatch, fails, precision="int8", fmt="tflite")
-    assert "rebuild does not pass validation" in std.readouterr().err
+    assert std.readouterr().err == "DRIFT m-openvino-fp32: rebuild does not pass validation\n"
 
 
 def test_rebuild_reports_a_failed_export(project, monkeypatch, std):
     assert not std.run(_rebuild, project, monkeypatch, FakeCalls({}, export_code=1))
-    assert "rebuild failed (exit 1)" in std.readouterr().err
+    assert std.readouterr().err == "DRIFT m-openvino-fp32: rebuild failed (exit 1)\n"
 
 
 def test_no_rebuild_when_the_folder_already_drifted(project, monkeypatch, std):
@@ -332,16 +332,41 @@ def test_write_lock_pins_current_cells_and_refuses_stale_ones(cell, tmp_path, mo
     assert entry["artifacts"] == {"model.onnx": sha(b"graph")}
     assert entry["config"] == cell.export_config and entry["model_config"] == cell.model
     assert entry["versions"] == build.library_versions("onnx")
-    assert f"wrote {path} (1 cells)" in std.readouterr().out
+    assert std.readouterr().out == f"wrote {path} (1 cells)\n"
+    assert path.read_text().endswith("}\n") and '\n  "cells": {\n' in path.read_text()  # reviewable: 2-space indent, one key a line
     assert std.run(lock.verify_lock, lock=str(path))  # what was written verifies
     (out / "model.onnx").write_bytes(b"edited")
     path.unlink()
     assert not std.run(lock.write_lock, [build.as_dict(cell)], "default", path)
     assert not path.exists()
-    assert "not locking, these cells are not built with their current config: m-onnx-fp32" in std.readouterr().err
+    assert std.readouterr().err == "lock: not locking, these cells are not built with their current config: m-onnx-fp32; run `doit export`\n"
 
 
 def test_paths_outside_the_project_stay_absolute(tmp_path, monkeypatch):
     monkeypatch.setattr(lock, "ROOT", tmp_path / "project")
     assert lock._relative(tmp_path / "elsewhere" / "x") == str(tmp_path / "elsewhere" / "x")
     assert lock._relative(tmp_path / "project" / "a" / "b") == "a/b"
+
+
+def test_report_runs_the_report_command(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(lock.subprocess, "call", lambda command, **kw: (calls.append((command, kw)), 0)[1])
+    assert lock.run_report("exports")
+    assert calls == [([lock.sys.executable, "-m", "exportkit", "report", "exports"], {"cwd": lock.ROOT})]
+    monkeypatch.setattr(lock.subprocess, "call", lambda command, **kw: 1)
+    assert not lock.run_report("exports")
+
+
+def test_hash_cache_writes_its_temporary_beside_the_file(tmp_path, monkeypatch):
+    from exportkit import hashing
+
+    made = []
+    real = hashing.tempfile.mkstemp
+    monkeypatch.setattr(hashing.tempfile, "mkstemp", lambda **kw: (made.append(kw), real(**kw))[1])
+    file = tmp_path / "f"
+    file.write_bytes(b"x")
+    cache = HashCache(tmp_path / "a" / "b" / "h.json")  # parents created
+    cache.sha256(file)
+    cache.save()
+    assert made == [{"dir": tmp_path / "a" / "b", "prefix": ".hashes-"}]
+    assert (tmp_path / "a" / "b" / "h.json").exists() and not cache.dirty
