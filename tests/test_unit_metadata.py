@@ -244,3 +244,21 @@ def test_artifact_entries_list_every_file_of_a_folder_artifact(tmp_path):
     (package / "Data" / "weights.bin").write_bytes(b"1234")
     entries = md.artifact_entries(tmp_path, get_format("coreml"))
     assert [(e["path"], e["bytes"]) for e in entries] == [("model.mlpackage/Data/weights.bin", 4), ("model.mlpackage/Manifest.json", 2)]
+
+
+def test_nms_layouts_in_full():
+    # Ultralytics' in-model NMS rows: x1 y1 x2 y2 score class, then 32 mask coefficients or k * dims keypoint values
+    detect = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("out", [1, 300, 6], "float32")]))
+    base = {"output": "out", "shape_order": "batch, detections, values", "box": [0, 4], "box_format": "xyxy",
+            "box_units": "input_pixels", "class_scores": [4, 5], "scores_kind": "best_class", "class_index": 5, "nms_applied": True}
+    assert detect == {"predictions": base}
+    seg = md.nms_output_layout(info("segment"), ArtifactIO([], [TensorInfo("out", [1, 300, 38], "float32"), PROTOS]))
+    assert seg == {"predictions": {**base, "mask_coefficients": [6, 38]},
+                   "prototypes": {"output": "output1", "shape_order": "batch, coefficients, height, width"}}
+    pose = md.nms_output_layout(info("pose", kpt_shape=[17, 3]), ArtifactIO([], [TensorInfo("out", [1, 300, 57], "float32")]))
+    assert pose == {"predictions": {**base, "keypoints": [6, 57], "keypoint_format": "x, y, visibility", "keypoint_units": "input_pixels"}}
+
+
+def test_metadata_file_is_indented_json(onnx_folder):
+    md.write_metadata({"a": [1], "b": "é"}, onnx_folder)
+    assert (onnx_folder / "metadata.json").read_text() == '{\n  "a": [\n    1\n  ],\n  "b": "\\u00e9"\n}\n'

@@ -331,3 +331,30 @@ def test_thresholds_follow_the_guide_and_reject_bad_overrides():
     with pytest.raises(ConfigError, match=r"'box_iou' must be a non-negative number or null, got -1"):
         thresholds_for("fp32", {"box_iou": -1})
     assert DEFAULT_THRESHOLDS["fp32"]["box_iou"] == 0.95  # the override did not leak into the defaults
+
+
+def test_report_json_and_summary_formats():
+    report = ParityReport("onnx", "fp16", thresholds={"box_iou": 0.95}, skipped=None,
+                          checks=[Check("a", "box_iou_min", 0.912345, 0.95, False, "")],
+                          inputs={"a": {"mode": "detections", "boxes_compared": 2}, "b": {"mode": "raw"}})
+    assert report.summary() == "1 of 1 checks failed, first: a box_iou_min=0.9123 (limit 0.95)"
+    document = report.to_json()
+    assert set(document) == {"format", "precision", "status", "passed", "skipped", "summary", "thresholds", "worst", "inputs", "checks"}
+    assert (document["format"], document["precision"], document["status"], document["passed"], document["skipped"]) == ("onnx", "fp16", "failed", False, None)
+    assert document["summary"] == report.summary() and document["thresholds"] == {"box_iou": 0.95}
+    assert document["worst"]["box_iou"] == 0.912345 and document["inputs"] == report.inputs
+    report.checks = [Check("a", "box_iou_min", 0.99, 0.95, True)]
+    assert report.summary() == "passed 1 checks on 2 inputs (2 boxes compared)"  # an input without boxes_compared counts 0
+    report.checks = [Check("c", "run", 0, None, False)]
+    assert report.summary() == "1 of 1 checks failed, first: c run=0 (limit None)"
+
+
+@pytest.mark.parametrize("visibility, compared", [(0.5, False), (0.51, True)])
+def test_keypoints_are_compared_when_visibility_is_above_one_half(visibility, compared):
+    a = np.array([[10.0, 10.0, visibility], [0.0, 0.0, 1.0]], np.float32)
+    b = np.array([[13.0, 14.0, visibility], [0.0, 0.0, 1.0]], np.float32)
+    kp = np.stack([a])
+    ref = result(REF.boxes[:1], REF.scores[:1], REF.class_ids[:1], keypoints=kp)
+    exp = result(REF.boxes[:1], REF.scores[:1], REF.class_ids[:1], keypoints=np.stack([b]))
+    value = by_criterion(detection_checks("img", ref, exp, LIMITS, CONF)[0])["keypoint_px_max"].value
+    assert value == pytest.approx(5.0 if compared else 0.0)

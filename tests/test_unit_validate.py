@@ -115,7 +115,10 @@ def test_a_dynamic_batch_is_compared_as_a_batch_of_two():
         out[0][1] *= 2  # the second image of the batch comes out wrong
         return out
 
-    _batch_case(report, model(), export_run, tensors, thresholds_for("fp32", None))
+    report.checks = [Check("earlier", "x", 1, None, None)]
+    fed = []
+    _batch_case(report, lambda x: (fed.append(x.dtype), model()(x))[1], export_run, [t.astype(np.float16) for t in tensors], thresholds_for("fp32", None))
+    assert report.checks[0].input == "earlier" and fed == [np.float32, np.float32]  # the reference always gets float32
     assert seen == [(2, 3, 64, 64)] and report.inputs["batch2"]["passed"] is False
     assert "output0.rel_max_abs_diff" in failed(report)
 
@@ -157,7 +160,7 @@ def test_normalized_outputs_are_scaled_to_input_pixels():
     assert in_input_pixels([raw], rows, (32, 64))[0] is raw
 
 
-@pytest.mark.parametrize("shape, expected", [([1, 3, 48, 96], (48, 96)), ([1, 48, 96, 3], (48, 96)),
+@pytest.mark.parametrize("shape, expected", [([1, 3, 48, 96], (48, 96)), ([1, 48, 96, 3], (48, 96)), ([1, 3, -1, 96], (64, 64)), ([1, 3, 48, -1], (64, 64)),
                                              ([1, 1, 48, 96], (48, 96)), ([-1, 3, -1, -1], (64, 64)), ([1, 48, 96], (48, 96))])
 def test_artifact_input_size_comes_from_the_artifact(shape, expected):
     io = ArtifactIO([TensorInfo("images", shape, "float32")], [])
