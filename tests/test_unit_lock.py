@@ -114,6 +114,7 @@ class FakeCalls:
 
     def __call__(self, command, **kwargs):
         self.commands.append(command)
+        self.kwargs = getattr(self, "kwargs", []) + [kwargs]
         if "--output_dir" in command:
             out = Path(command[command.index("--output_dir") + 1])
             for name, data in self.files.items():
@@ -137,6 +138,12 @@ def test_rebuild_compares_bytes_where_the_format_is_reproducible(project, monkey
     fake = FakeCalls(same)
     assert std.run(_rebuild, project, monkeypatch, fake)
     assert len(fake.commands) == 1  # bytes compared: no validation run
+    export = fake.commands[0]
+    scratch = export[export.index("--output_dir") + 1]
+    assert export[0] == lock.sys.executable and export[1].endswith("export.py")
+    assert export[export.index("--checkpoint_path") + 1] == str(project[0] / "models" / "m.pt")
+    assert Path(scratch).name.startswith("exportkit-verify-") and not Path(scratch).exists()  # a scratch folder, removed
+    assert fake.kwargs == [{"stdout": lock.subprocess.DEVNULL, "stderr": lock.subprocess.DEVNULL, "cwd": project[0]}]
     assert fake.commands[0][fake.commands[0].index("--export_format") + 1] == "openvino"
     assert json.loads(fake.commands[0][fake.commands[0].index("--export_config") + 1]) == {"imgsz": 32}
     different = FakeCalls({**same, "model.bin": b"\x09"})
@@ -151,7 +158,9 @@ def test_rebuild_validates_cells_that_are_not_byte_reproducible(project, monkeyp
     other_bytes = {"model.xml": b"<other/>", "model.bin": b"\x07"}
     passes = FakeCalls(other_bytes, check=0)
     assert std.run(_rebuild, project, monkeypatch, passes, precision="int8", fmt="tflite")
-    assert passes.commands[1][-2:] == ["validate", passes.commands[0][passes.commands[0].index("--output_dir") + 1]]
+    scratch = passes.commands[0][passes.commands[0].index("--output_dir") + 1]
+    assert passes.commands[1] == [lock.sys.executable, "-m", "exportkit", "validate", scratch]
+    assert passes.kwargs[1] == {"stdout": lock.subprocess.DEVNULL, "cwd": project[0]}
     fails = FakeCalls(other_bytes, check=2)
     assert not std.run(_rebuild, project, monkeypatch, fails, precision="int8", fmt="tflite")
     assert std.readouterr().err == "DRIFT m-openvino-fp32: rebuild does not pass validation\n"
