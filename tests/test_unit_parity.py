@@ -358,3 +358,31 @@ def test_keypoints_are_compared_when_visibility_is_above_one_half(visibility, co
     exp = result(REF.boxes[:1], REF.scores[:1], REF.class_ids[:1], keypoints=np.stack([b]))
     value = by_criterion(detection_checks("img", ref, exp, LIMITS, CONF)[0])["keypoint_px_max"].value
     assert value == pytest.approx(5.0 if compared else 0.0)
+
+
+def rows(checks):
+    return [(c.input, c.criterion, pytest.approx(c.value), c.threshold, c.passed, c.detail) for c in checks]
+
+
+def test_every_check_names_its_input_and_says_what_it_compared():
+    ref = _candidates()
+    checks, summary = top_k_checks("noise", ref, ref.copy(), 3, LIMITS)
+    assert rows(checks) == [("noise", "boxes_compared", 10, 1, True, "top-k candidates (no reference detection)"),
+                            ("noise", "box_iou_min", 1.0, 0.95, True, ""), ("noise", "confidence_diff_max", 0.0, 0.05, True, ""),
+                            ("noise", "class_mismatches", 0, 0, True, "")]
+    bad, summary = top_k_checks("noise", ref, ref[:, :, :5], 3, LIMITS)
+    assert rows(bad) == [("noise", "top_k.shape", 0, None, False, "[1, 7, 5] != [1, 7, 12]")]
+    assert summary == {"mode": "top_k", "boxes_compared": 0}
+    raw = [np.ones((1, 2, 3), np.float32)]
+    assert rows(raw_checks("x", raw, raw + raw, LIMITS)) == [("x", "output_count", 2, 1, False, "exported model has a different number of outputs")]
+    assert rows(raw_checks("x", raw, [np.ones((1, 3, 2), np.float32)], LIMITS)) == [("x", "output0.shape", 0, None, False, "exported [1, 3, 2] != reference [1, 2, 3]")]
+    assert [c.input for c in raw_checks("x", raw, raw, LIMITS)] == ["x"] * 4
+    checks = detection_checks("img", REF, REF, LIMITS, CONF)[0]
+    assert {c.input for c in checks} == {"img"}
+    assert rows(checks[:4]) == [("img", "boxes_compared", 3, 1, True, ""), ("img", "class_mismatches", 0, 0, True, ""),
+                                ("img", "unmatched_reference", 0, 0, True, "0 more within 0.05 of the threshold"),
+                                ("img", "unmatched_exported", 0, 0, True, "0 more within 0.05 of the threshold")]
+    kp = np.ones((3, 1, 3), np.float32)
+    with_kp = result(REF.boxes, REF.scores, REF.class_ids, keypoints=kp)
+    last = detection_checks("img", with_kp, with_kp, LIMITS, CONF)[0][-1]
+    assert (last.criterion, last.threshold, last.detail) == ("keypoint_px_max", 2.0, "in model-input pixels")
