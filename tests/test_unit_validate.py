@@ -170,3 +170,34 @@ def test_artifact_input_size_comes_from_the_artifact(shape, expected):
 def test_a_failed_check_keeps_the_input_summary_failed():
     report = ParityReport("onnx", "fp32", checks=[Check("x", "run", 0, None, False)])
     assert report.status == "failed"
+
+
+def test_images_without_reference_detections_compare_the_top_candidates():
+    quiet = lambda **damage: (lambda x: [np.where(np.arange(7)[None, :, None] >= 4, model(**damage)(x)[0] * 0.1, model(**damage)(x)[0])])  # noqa: E731
+    report = ParityReport("onnx", "fp32")
+    run_cases(report, quiet(), quiet(), metadata(), metadata(), SIZE, thresholds_for("fp32", None))
+    images = [v for k, v in report.inputs.items() if k.startswith("image:")]
+    assert report.passed and images and all(v["mode"] == "top_k" and v["boxes_compared"] == 10 for v in images)
+    report = ParityReport("onnx", "fp32")
+    run_cases(report, quiet(), quiet(shift=3.0), metadata(), metadata(), SIZE, thresholds_for("fp32", None))
+    assert "box_iou_min" in {c.criterion for c in report.failures if c.input.startswith("image:")}
+
+
+def test_the_exported_side_decodes_at_the_reference_threshold():
+    # the export's metadata says 0.5; both sides must still decode at the reference's 0.25 (scores 0.3 here)
+    exported = metadata()
+    exported["postprocessing"] = {**exported["postprocessing"], "confidence_threshold": 0.5}
+    report = ParityReport("onnx", "fp32")
+    run_cases(report, model(score_scale=0.35), model(score_scale=0.35), exported, metadata(), SIZE, thresholds_for("fp32", None))
+    assert report.passed, report.summary()
+
+
+def test_normalized_exports_are_compared_in_input_pixels_on_images():
+    def normalized(x):
+        out = model()(x)[0].copy()
+        out[:, :4] /= 64.0
+        return [out]
+
+    report = ParityReport("tflite", "fp32")
+    run_cases(report, model(), normalized, metadata(box_units="normalized"), metadata(), SIZE, thresholds_for("fp32", None))
+    assert report.passed, report.summary()
