@@ -185,3 +185,39 @@ def test_thresholds_resolve_arguments_over_metadata():
                          ({"max_det": 0}, "max_detections is 0, expected at least 1")):
         with pytest.raises(RuntimeInputError, match=message):
             pp.Thresholds.resolve(_Spec(), **bad)
+
+
+def pose_metadata(dims: int, units: str) -> dict:
+    channels = 4 + 1 + 2 * dims
+    pred = {"output": "output0", "shape_order": "batch, channels, anchors", "box": [0, 4], "box_format": "cxcywh",
+            "box_units": "input_pixels", "class_scores": [4, 5], "scores_activated": True, "keypoints": [5, channels],
+            "keypoint_format": "x, y, visibility" if dims == 3 else "x, y", "keypoint_units": units}
+    return {"task": "pose", "export_format": "onnx", "precision": "fp32", "class_names": ["p"], "num_classes": 1,
+            "input_shape": [64, 64, 3], "input_dtype": "float32",
+            "preprocessing": {"mean": [0, 0, 0], "std": [255, 255, 255], "color_space": "RGB", "resize_mode": "letterbox",
+                              "normalize": True, "layout": "NCHW", "pad_value": 114, "letterbox_center": True, "scale_up": True},
+            "postprocessing": {"apply_nms": True, "confidence_threshold": 0.25, "iou_threshold": 0.45,
+                               "coordinate_format": "xyxy", "max_detections": 300, "agnostic_nms": False},
+            "dynamic": {"batch": False, "spatial": False}, "keypoint_names": ["a", "b"], "skeleton": [[1, 2]],
+            "inputs": [{"name": "images", "shape": [1, 3, 64, 64], "dtype": "float32"}],
+            "outputs": [{"name": "output0", "shape": [1, channels, 4], "dtype": "float32"}],
+            "output_layout": {"predictions": pred}}
+
+
+@pytest.mark.parametrize("dims, units", [(3, "input_pixels"), (2, "input_pixels"), (3, "normalized")])
+def test_pose_keypoints_decode_to_image_pixels(dims, units):
+    pred = np.zeros((1, 5 + 2 * dims, 4), np.float32)
+    pred[0, :5, 0] = [32, 32, 20, 20, 0.9]
+    points = [[16.0, 48.0, 0.8], [40.0, 8.0, 0.3]]
+    scale = (64.0, 64.0) if units == "normalized" else (1.0, 1.0)
+    for k, (x, y, v) in enumerate(points):
+        base = 5 + k * dims
+        pred[0, base:base + 2, 0] = [x / scale[0], y / scale[1]]
+        if dims == 3:
+            pred[0, base + 2, 0] = v
+    geometry = Geometry((32, 64), (1.0, 1.0), (0, 16))  # a 32x64 image padded 16 rows at the top
+    (found,) = pp.decode(pred, pose_metadata(dims, units), [geometry])
+    assert len(found) == 1 and found.keypoints.shape == (1, 2, 3)
+    np.testing.assert_allclose(found.keypoints[0, :, :2], [[16, 32], [40, 0]], atol=1e-4)  # y - 16, clipped at 0
+    np.testing.assert_allclose(found.keypoints[0, :, 2], [0.8, 0.3] if dims == 3 else [1.0, 1.0], atol=1e-6)
+    assert [k.name for k in found.detections[0].keypoints] == ["a", "b"] and found.skeleton == ((1, 2),)
