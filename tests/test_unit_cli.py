@@ -238,3 +238,14 @@ def test_setup_logging_levels(monkeypatch, quiet, level):
     assert root.level == level and len(root.handlers) == 1
     handler = root.handlers[0]
     assert handler.stream is __import__("sys").stderr and handler.formatter._fmt == "%(message)s"
+
+
+def test_each_flag_documents_its_environment_variable_and_the_guides_formats():
+    import re
+
+    formats = "onnx|tensorrt|coreml|tflite|torchscript|openvino"  # the export guide's --export_format line
+    helps = {a.dest: a.help for a in cli.build_parser()._actions}
+    for flag, env in cli.ENV_VARS.items():
+        assert helps[flag] and re.search(rf"\[env {env}\]$", helps[flag]), (flag, helps[flag])
+    assert helps["export_format"].startswith(formats + " ")
+    assert helps["quiet"] == "only print errors"
