@@ -98,7 +98,7 @@ def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_
         layout["predictions"]["keypoint_units"] = box_units
         channels += k * dims
     found = io.outputs[0].shape[1]
-    if found != channels:
+    if found not in (channels, -1):  # -1: not fixed in the graph (an unsimplified dynamic ONNX); checked when run
         raise ExportError(f"exported output {io.outputs[0].name} has {found} channels, expected {channels} for {info.task}")
     return layout
 
@@ -128,7 +128,7 @@ def nms_output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
     if info.task == "segment":
         layout["prototypes"] = {"output": io.outputs[1].name, "shape_order": "batch, coefficients, height, width"}
     found = io.outputs[0].shape[-1]
-    if found != 6 + extra:
+    if found not in (6 + extra, -1):
         raise ExportError(f"exported NMS output {io.outputs[0].name} has {found} values per detection, expected {6 + extra}")
     return layout
 
@@ -240,7 +240,30 @@ def read_metadata(folder_or_file: Path) -> dict:
 
 
 def validate_schema(metadata: dict) -> None:
-    """Raise jsonschema.ValidationError if ``metadata`` breaks the committed JSON Schema."""
+    """Raise jsonschema.ValidationError if ``metadata`` breaks the committed JSON Schema or its companion checks."""
     import jsonschema
 
     jsonschema.validate(metadata, json.loads(SCHEMA_PATH.read_text()))
+    problems = consistency_problems(metadata)
+    if problems:
+        raise jsonschema.ValidationError("; ".join(problems))
+
+
+def consistency_problems(metadata: dict) -> list[str]:
+    """What JSON Schema cannot say: num_classes, class_names and the prediction output's width agree."""
+    problems = []
+    names, count = metadata.get("class_names", []), metadata.get("num_classes")
+    if count != len(names):
+        problems.append(f"num_classes is {count} but class_names lists {len(names)}")
+    pred = metadata.get("output_layout", {}).get("predictions", {})
+    start, end = pred.get("class_scores", [0, 0])
+    if not pred.get("nms_applied") and end - start != len(names):
+        problems.append(f"output_layout class_scores span {end - start} channels for {len(names)} class_names")
+    shapes = {o["name"]: o["shape"] for o in metadata.get("outputs", [])}
+    shape = shapes.get(pred.get("output"))
+    ranges = [pred[k] for k in ("box", "class_scores", "mask_coefficients", "keypoints") if k in pred]
+    if shape and ranges and pred.get("shape_order") == "batch, channels, anchors":
+        width = max(r[1] for r in ranges)
+        if len(shape) != 3 or shape[1] not in (width, -1):
+            problems.append(f"output {pred['output']} has shape {shape}; its layout needs {width} channels")
+    return problems

@@ -295,6 +295,7 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
 
     thresholds, own = userdata.split_validation(thresholds)
     report.thresholds = limits = thresholds_for(report.precision, thresholds)
+    report.checks += metadata_checks(metadata)
     checkpoint = Path(checkpoint or metadata["checkpoint"]["path"])
     if loaded is not None:  # (YOLO, CheckpointInfo) the exporter already holds, vocabulary applied
         yolo, info = loaded
@@ -321,6 +322,13 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     log.info("validation %s: %s", fmt.name, report.summary())
     log.info("%s", format_table(report))
     return report
+
+
+def metadata_checks(metadata: dict) -> list[Check]:
+    """metadata.json agrees with itself (num_classes, class_names, output channels): one failed check per problem."""
+    from exportkit.metadata import consistency_problems
+
+    return [Check("metadata.json", "metadata.consistency", 0, None, False, problem) for problem in consistency_problems(metadata)]
 
 
 def format_table(report: ParityReport) -> str:

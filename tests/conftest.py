@@ -42,6 +42,14 @@ class ExportCache:
         assert proc.returncode == 0, f"export {key} failed ({proc.returncode}): {proc.stderr[-2000:]}"
         return out
 
+    def attempt(self, task: str, fmt: str, **config):
+        """(output folder, CompletedProcess) of the export, whatever its exit code."""
+        key = (task, fmt, json.dumps(config, sort_keys=True))
+        if key not in self.results:
+            out = self.root / f"{task}-{fmt}-{len(self.results)}"
+            self.results[key] = (out, run_export(BUNDLED[task], fmt, out, {"include_validation": True, **config}))
+        return self.results[key]
+
     def process(self, task: str, fmt: str, **config):
         self.get(task, fmt, **config)
         return self.results[(task, fmt, json.dumps(config, sort_keys=True))][1]
@@ -56,3 +64,33 @@ def exports(tmp_path_factory) -> ExportCache:
 def samples() -> list[Path]:
     assert SAMPLES, "models/samples/*.jpg missing"
     return SAMPLES
+
+
+class _Streams:
+    """Like capsys, for code run through ``run``: its stdout and stderr are redirected while it runs (pytest's
+    own capture re-installs sys.stderr between test phases, and capsys sees nothing under mutmut's runner)."""
+
+    def __init__(self):
+        import io
+
+        self.out, self.err = io.StringIO(), io.StringIO()
+
+    def run(self, function, *args, **kwargs):
+        from contextlib import redirect_stderr, redirect_stdout
+
+        with redirect_stdout(self.out), redirect_stderr(self.err):
+            return function(*args, **kwargs)
+
+    def readouterr(self):
+        from types import SimpleNamespace
+
+        out, err = self.out.getvalue(), self.err.getvalue()
+        for stream in (self.out, self.err):
+            stream.seek(0)
+            stream.truncate()
+        return SimpleNamespace(out=out, err=err)
+
+
+@pytest.fixture
+def std() -> _Streams:
+    return _Streams()

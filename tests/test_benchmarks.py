@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.conftest import ENV, ROOT
+from conftest import ENV, ROOT
 
 
 @pytest.mark.slow

@@ -55,18 +55,56 @@ def test_onnx_opset_range_is_enforced():
 
 
 def test_format_name_is_case_insensitive_in_plan(tmp_path):
+    from conftest import BUNDLED
+
     from exportkit.pipeline import plan_export
 
-    with pytest.raises(Exception) as info:
-        plan_export(tmp_path / "missing.pt", "ONNX", tmp_path / "o", {})
-    assert "checkpoint not found" in str(info.value)
+    plan = plan_export(BUNDLED["detect"], "ONNX", tmp_path / "o", {"opset_version": 13, "validation": {"box_iou": 0.9}})
+    assert plan.format is get_format("onnx") and plan.format.name == "onnx"
+    assert plan.options == {**get_format("onnx").resolve({}), "opset_version": 13}
+    assert plan.validation == {"box_iou": 0.9} and not plan.include_validation
+    assert plan.output_dir == (tmp_path / "o").resolve() and not plan.output_dir.exists()  # planning writes nothing
+    assert plan.checkpoint.resolve() == BUNDLED["detect"].resolve()
+    with pytest.raises(ConfigError, match="unknown"):
+        plan_export(BUNDLED["detect"], "ONNXX", tmp_path / "o", {})
 
 
-@pytest.mark.parametrize("name", sorted(GUIDE_DEFAULTS))
-def test_every_format_has_tests(name):
+@pytest.fixture(scope="module")
+def collected_tests() -> list[str]:
+    """Every test node id in the suite, slow ones included (pytest --collect-only in a subprocess)."""
+    import subprocess
+    import sys
+
     tests = Path(__file__).parent
-    mentioned = any(f'"{name}"' in p.read_text() for p in tests.glob("test_*.py") if p.name != Path(__file__).name)
-    assert mentioned, f"no test module exercises format {name!r}"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(tests)],
+                          capture_output=True, text=True, cwd=tests.parent)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def exercised_formats(node_ids: list[str]) -> set[str]:
+    """Formats a test outside this module is parametrized with (a `-`-separated token of its id), or has a module for."""
+    found = set()
+    for node in node_ids:
+        module = node.split("::")[0].rsplit("/", 1)[-1]
+        if module == Path(__file__).name:
+            continue
+        if module.startswith("test_format_"):
+            found.add(module[len("test_format_"):-3])
+        if "[" in node:
+            found.update(node[node.index("[") + 1:-1].split("-"))
+    return found & set(list_formats())
+
+
+def test_exercised_formats_reads_parameters_not_text():
+    nodes = ["tests/test_x.py::test_a[detect-onnx]", "tests/test_format_tflite.py::test_b", "tests/test_y.py::test_onnx_word",
+             f"tests/{Path(__file__).name}::test_c[openvino]", "tests/test_z.py::test_d[coreml-x]"]
+    assert exercised_formats(nodes) == {"onnx", "tflite", "coreml"}
+
+
+@pytest.mark.parametrize("name", list_formats())
+def test_every_format_has_tests(name, collected_tests):
+    assert name in exercised_formats(collected_tests), f"no test is parametrized over format {name!r} and no tests/test_format_{name}.py"
 
 
 def test_readme_tables_are_generated_from_the_registry():

@@ -415,7 +415,8 @@ def test_model_and_metadata_errors(tiny, tmp_path):
     [
         (lambda m: m.update(input_shape=[320, 320, 3]), "input height is 64 but metadata.json's input_shape says 320"),
         (lambda m: (m.update(class_names=[str(i) for i in range(80)], num_classes=80),
-                    m["output_layout"]["predictions"].update(class_scores=[4, 84])), "7 channels but metadata.json implies 84"),
+                    m["output_layout"]["predictions"].update(class_scores=[4, 84]),
+                    m["outputs"][0].update(shape=[1, 84, -1])), "7 channels but metadata.json implies 84"),
         (lambda m: m.update(export_format="openvino"), "does not fit metadata.json's export_format 'openvino'"),
     ],
 )

@@ -108,6 +108,29 @@ def _swap_class_channels(folder):
     onnx.save(model, str(folder / "model.onnx"))
 
 
+def _scale_output_channels(folder, add=(), multiply=()):
+    """Append ``output0 * scale + offset`` per channel to the graph: ``add``/``multiply`` are (channel, value) pairs."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(folder / "model.onnx"))
+    graph = model.graph
+    out = graph.output[0]
+    channels = out.type.tensor_type.shape.dim[1].dim_value
+    offset, scale = [0.0] * channels, [1.0] * channels
+    for channel, value in add:
+        offset[channel] = value
+    for channel, value in multiply:
+        scale[channel] = value
+    for node in graph.node:
+        node.output[:] = [f"{o}_raw" if o == out.name else o for o in node.output]
+    graph.initializer.append(helper.make_tensor("damage_scale", onnx.TensorProto.FLOAT, [1, channels, 1], scale))
+    graph.initializer.append(helper.make_tensor("damage_offset", onnx.TensorProto.FLOAT, [1, channels, 1], offset))
+    graph.node.append(helper.make_node("Mul", [f"{out.name}_raw", "damage_scale"], [f"{out.name}_scaled"]))
+    graph.node.append(helper.make_node("Add", [f"{out.name}_scaled", "damage_offset"], [out.name]))
+    onnx.save(model, str(folder / "model.onnx"))
+
+
 def _edit_metadata(folder, edit):
     path = folder / "metadata.json"
     metadata = json.loads(path.read_text())
@@ -118,6 +141,9 @@ def _edit_metadata(folder, edit):
 DAMAGE = {
     "perturbed-weight": (_perturb_weight, "output0"),
     "swapped-class-channels": (_swap_class_channels, "class_mismatches"),
+    # detection-level gates: boxes 4 px off (a 40 px box keeps IoU ~0.9 < 0.95), confidences 15% low (~0.1 > 0.05)
+    "shifted-boxes": (lambda f: _scale_output_channels(f, add=[(0, 4.0), (1, 4.0)]), "box_iou_min"),
+    "scaled-confidences": (lambda f: _scale_output_channels(f, multiply=[(4, 0.85), (5, 0.85), (6, 0.85)]), "confidence_diff_max"),
     "metadata-says-bgr": (lambda f: _edit_metadata(f, lambda m: m["preprocessing"].update(color_space="BGR")), "output0"),
     "metadata-wrong-input-size": (lambda f: _edit_metadata(f, lambda m: m.update(input_shape=[160, 160, 3])), "run"),
 }

@@ -25,6 +25,7 @@ from exportkit.registry import ArtifactIO, ExportFormat, ExportRequest, TensorIn
 TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17")
 SPEC_VERSIONS = {"iOS13": 4, "iOS14": 5, "iOS15": 6, "iOS16": 7, "iOS17": 8}  # coremltools' AvailableTarget values
 LEGACY_TARGETS = ("iOS13", "iOS14")  # before ML Program: neuralNetwork models
+NMS_MINIMUM_TARGET = "iOS14"  # an NMS model is Core ML spec version 5; iOS13 reads up to 4 (coremltools refuses it)
 PIPELINE_OUTPUTS = ("confidence", "coordinates")  # Apple's NMS stage (detect with nms)
 # Keys coremltools or Ultralytics stamp with the date; dropped so identical exports give identical specs.
 DATED_KEYS = (*VOLATILE_KEYS, "com.github.apple.coremltools.conversion_date")
@@ -54,6 +55,11 @@ class CoremlFormat(ExportFormat):
         options = super().resolve(given)
         if options["batch"] != 1:
             raise ConfigError(f"export_config for format 'coreml': option 'batch' must be 1 (CoreML exports a fixed single-image input), got {options['batch']}")
+        target = options["minimum_deployment_target"]
+        if options["nms"] and SPEC_VERSIONS[target] < SPEC_VERSIONS[NMS_MINIMUM_TARGET]:
+            raise ConfigError(f"export_config for format 'coreml': nms needs minimum_deployment_target {NMS_MINIMUM_TARGET} or later "
+                              f"(an NMS model is Core ML spec version {SPEC_VERSIONS[NMS_MINIMUM_TARGET]}), got {target}; "
+                              "use a later target or \"nms\": false")
         return options
 
     # -- work --------------------------------------------------------------------------------

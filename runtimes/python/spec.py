@@ -282,10 +282,17 @@ def _check_consistent(reader: Reader, spec: ModelSpec) -> None:
         raise reader.fail(
             "class_names", f"lists {len(spec.class_names)} classes but output_layout.predictions.class_scores spans {end - start}"
         )
+    count = reader.get("num_classes", int, len(spec.class_names))
+    if count != len(spec.class_names):
+        raise reader.fail("num_classes", f"is {count} but class_names lists {len(spec.class_names)}")
     known = set(spec.output_names)
     for name in (layout.predictions, layout.prototypes):
         if name is not None and name not in known:
             raise reader.fail("output_layout", f"names output {name!r}, not one of outputs {sorted(known)}")
+    shape = next(o.shape for o in spec.outputs if o.name == layout.predictions)
+    width = shape[1 if layout.anchors_last else 2] if len(shape) == 3 else -1
+    if width > 0 and width != layout.channels:
+        raise reader.fail("outputs", f"give {layout.predictions!r} {width} channels but output_layout needs {layout.channels}")
     if spec.task == "pose" and spec.keypoint_names and layout.keypoints is not None:
         count = (layout.keypoints[1] - layout.keypoints[0]) // layout.keypoint_dims
         if count != len(spec.keypoint_names):

@@ -73,6 +73,7 @@ class ParityTest {
         val problems = ArrayList<String>()
         var masks = 0
         var keypoints = 0
+        val detected = HashMap<String, Int>()  // detections compared per task: 0 would make this test vacuous
         for (export in exports) for (image in images) {
             val where = "${export.model.metadata.task} ${image.name}"
             val found = export.model.predict(image.path, confThreshold = 0.25f, iouThreshold = 0.45f).detections
@@ -81,6 +82,7 @@ class ParityTest {
                 problems.add("$where: ${found.size} detections, Python runtime ${wanted.size}: $found vs $wanted")
                 continue
             }
+            detected[export.model.metadata.task] = (detected[export.model.metadata.task] ?: 0) + found.size
             for ((i, det) in found.withIndex()) {
                 val want = wanted[i] as Map<*, *>
                 compareBox(det, want, "$where[$i]", problems)
@@ -103,6 +105,7 @@ class ParityTest {
             }
         }
         assertEquals("parity problems:\n" + problems.joinToString("\n"), 0, problems.size)
+        assertTrue("no detection was compared for detect: $detected", (detected["detect"] ?: 0) > 0)
         assertTrue("no mask was compared", masks > 0)
         assertTrue("no keypoint was compared", keypoints > 0)
     }
