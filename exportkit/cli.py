@@ -142,7 +142,7 @@ def run_guarded(body: Callable[[], int]) -> int:
 
 @contextmanager
 def _stderr_for_errors_only():
-    if os.environ.get("EXPORTKIT_DEBUG"):
+    if os.environ.get("EXPORTKIT_DEBUG") or sys.stderr is not sys.__stderr__:  # debugging, or a caller's own streams
         yield sys.stderr
         return
     sys.stdout.flush()

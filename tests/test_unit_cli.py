@@ -62,7 +62,7 @@ def test_run_guarded_interrupt_and_success(std):
         raise KeyboardInterrupt
 
     assert std.run(cli.run_guarded, interrupted) == 130
-    assert std.readouterr().err == "exportkit: error: interrupted\n"
+    assert std.readouterr().err == "exportkit: error: interrupted; nothing was published\n"
     assert std.run(cli.run_guarded, lambda: 0) == 0 and std.readouterr().err == ""
 
 
@@ -237,7 +237,8 @@ def test_setup_logging_levels(monkeypatch, quiet, level):
     cli.setup_logging(quiet)
     assert root.level == level and len(root.handlers) == 1
     handler = root.handlers[0]
-    assert handler.stream is __import__("sys").stderr and handler.formatter._fmt == "%(message)s"
+    # the log goes to stdout beside Ultralytics'; stderr is kept for the one error line (issue 11)
+    assert handler.stream is __import__("sys").stdout and handler.formatter._fmt == "%(message)s"
 
 
 def test_each_flag_documents_its_environment_variable_and_the_guides_formats():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from exportkit import build, lock
+from exportkit import project as ek_project
 from exportkit.build import (
     Cell,
     artifact_drift,
@@ -33,7 +34,7 @@ def sha(data: bytes) -> str:
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A project root with a checkpoint, an OpenVINO-like two-file artifact and a lock pinning both."""
-    monkeypatch.setattr(lock, "ROOT", tmp_path)
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.pt").write_bytes(b"weights")
     out = tmp_path / "exports" / "m" / "openvino-fp32"
@@ -84,12 +85,12 @@ def test_verify_catches_a_drifted_or_missing_checkpoint(project, std):
 
 def test_zoo_checkpoints_are_not_pinned_by_bytes(project):
     root, out, path = project
-    entry = {"checkpoint": {"path": ".cache/zoo/yolo11n-640.pt", "sha256": "x"}}
+    entry = {"model_config": {"checkpoint": "zoo:yolo11n"}, "checkpoint": {"path": ".cache/zoo/yolo11n-640.pt", "sha256": "x"}}
     assert lock.verify_checkpoint(entry) == []
 
 
 def test_verify_without_a_lock_says_how_to_make_one(tmp_path, monkeypatch, std):
-    monkeypatch.setattr(lock, "ROOT", tmp_path)
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
     assert not std.run(lock.verify_lock, lock=str(tmp_path / "none.lock"))
     err = std.readouterr().err
     assert "no lock file at" in err and "run `doit lock` first" in err
@@ -124,6 +125,13 @@ class FakeCalls:
         return self.check
 
 
+def _without_env(kwargs: list[dict]) -> list[dict]:
+    """The keyword arguments of subprocess calls, less the environment (checked once: offline, same project)."""
+    for kw in kwargs:
+        assert kw["env"]["YOLO_OFFLINE"] == "1" and kw["env"]["EXPORTKIT_PROJECT"] == str(ek_project.root())
+    return [{k: v for k, v in kw.items() if k != "env"} for kw in kwargs]
+
+
 def _rebuild(project, monkeypatch, fake, precision="fp32", fmt="openvino"):
     root, out, path = project
     document = json.loads(path.read_text())
@@ -140,10 +148,10 @@ def test_rebuild_compares_bytes_where_the_format_is_reproducible(project, monkey
     assert len(fake.commands) == 1  # bytes compared: no validation run
     export = fake.commands[0]
     scratch = export[export.index("--output_dir") + 1]
-    assert export[0] == lock.sys.executable and export[1].endswith("export.py")
+    assert export[:3] == [lock.sys.executable, "-m", "exportkit.cli"]  # this project has no export.py: the module
     assert export[export.index("--checkpoint_path") + 1] == str(project[0] / "models" / "m.pt")
     assert Path(scratch).name.startswith("exportkit-verify-") and not Path(scratch).exists()  # a scratch folder, removed
-    assert fake.kwargs == [{"stdout": lock.subprocess.DEVNULL, "stderr": lock.subprocess.DEVNULL, "cwd": project[0]}]
+    assert _without_env(fake.kwargs) == [{"stdout": lock.subprocess.DEVNULL, "stderr": lock.subprocess.DEVNULL, "cwd": project[0]}]
     assert fake.commands[0][fake.commands[0].index("--export_format") + 1] == "openvino"
     assert json.loads(fake.commands[0][fake.commands[0].index("--export_config") + 1]) == {"imgsz": 32}
     different = FakeCalls({**same, "model.bin": b"\x09"})
@@ -160,7 +168,7 @@ def test_rebuild_validates_cells_that_are_not_byte_reproducible(project, monkeyp
     assert std.run(_rebuild, project, monkeypatch, passes, precision="int8", fmt="tflite")
     scratch = passes.commands[0][passes.commands[0].index("--output_dir") + 1]
     assert passes.commands[1] == [lock.sys.executable, "-m", "exportkit", "validate", scratch]
-    assert passes.kwargs[1] == {"stdout": lock.subprocess.DEVNULL, "cwd": project[0]}
+    assert _without_env(passes.kwargs)[1] == {"stdout": lock.subprocess.DEVNULL, "cwd": project[0]}
     fails = FakeCalls(other_bytes, check=2)
     assert not std.run(_rebuild, project, monkeypatch, fails, precision="int8", fmt="tflite")
     assert std.readouterr().err == "DRIFT m-openvino-fp32: rebuild does not pass validation\n"
@@ -182,7 +190,7 @@ def test_no_rebuild_when_the_folder_already_drifted(project, monkeypatch, std):
 # -- the cell key: each part that decides the bytes makes the cell stale ------------------------------
 @pytest.fixture
 def cell(tmp_path, monkeypatch):
-    monkeypatch.setattr(build, "ROOT", tmp_path)
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
     (tmp_path / "m.pt").write_bytes(b"weights")
     return Cell(name="m-onnx-fp32", model={"name": "m", "checkpoint": "m.pt", "imgsz": 32}, format={"name": "onnx"},
                 precision="fp32", validation={}, output_dir=str(tmp_path / "exports" / "m" / "onnx-fp32"),
@@ -325,7 +333,7 @@ def test_hash_cache_reuses_digests_until_size_or_mtime_change(tmp_path):
 
 # -- writing the lock ---------------------------------------------------------------------------------
 def test_write_lock_pins_current_cells_and_refuses_stale_ones(cell, tmp_path, monkeypatch, std):
-    monkeypatch.setattr(lock, "ROOT", tmp_path)
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
     out = _built(cell, tmp_path, {"model.onnx": b"graph"})
     metadata = json.loads((out / "metadata.json").read_text())
     metadata["checkpoint"] = {"sha256": sha(b"weights")}
@@ -352,7 +360,7 @@ def test_write_lock_pins_current_cells_and_refuses_stale_ones(cell, tmp_path, mo
 
 
 def test_paths_outside_the_project_stay_absolute(tmp_path, monkeypatch):
-    monkeypatch.setattr(lock, "ROOT", tmp_path / "project")
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path / "project"))
     assert lock._relative(tmp_path / "elsewhere" / "x") == str(tmp_path / "elsewhere" / "x")
     assert lock._relative(tmp_path / "project" / "a" / "b") == "a/b"
 
@@ -361,7 +369,8 @@ def test_report_runs_the_report_command(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(lock.subprocess, "call", lambda command, **kw: (calls.append((command, kw)), 0)[1])
     assert lock.run_report("exports")
-    assert calls == [([lock.sys.executable, "-m", "exportkit", "report", "exports"], {"cwd": lock.ROOT})]
+    assert [(c, _without_env([kw])[0]) for c, kw in calls] == [([lock.sys.executable, "-m", "exportkit", "report", "exports"],
+                                                               {"cwd": ek_project.root()})]
     monkeypatch.setattr(lock.subprocess, "call", lambda command, **kw: 1)
     assert not lock.run_report("exports")
 

@@ -60,7 +60,7 @@ def test_detect_metadata_is_schema_valid_and_consistent(onnx_folder):
     assert metadata["artifacts"] == [{"path": "model.onnx", "sha256": __import__("hashlib").sha256(b"graph").hexdigest(), "bytes": 5}]
     assert metadata["checkpoint"] == {"path": "/ckpt/m.pt", "name": "m.pt", "sha256": "ab" * 32}
     assert metadata["layout"] == "NCHW" and metadata["preprocessing"]["layout"] == "NCHW"
-    assert metadata["export_config"] == {"model_name": "shapes", "opset": 17}
+    assert metadata["export_config"] == {"model_name": "shapes", "opset": 17, "imgsz": 64}  # the effective size
     assert metadata["anchor_based"] is False and "num_keypoints" not in metadata
     assert metadata["task"] == "detect" and metadata["task_type"] == "detection"  # the guide's metadata example
     # the guide's preprocessing: RGB, /255, letterbox with grey 114

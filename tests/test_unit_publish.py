@@ -1,13 +1,15 @@
-"""The pipeline's publish and staging on hand-made folders: CoreML's folder artifact, OpenVINO's two files."""
+"""Publish and staging on hand-made folders: CoreML's folder artifact, OpenVINO's two files."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from exportkit import pipeline
 from exportkit.errors import ConfigError, ExportError
+from exportkit.publish import STAGING_PREFIX, publish, remove_stale
 from exportkit.registry import get_format
 
 OPENVINO = get_format("openvino")
@@ -15,8 +17,14 @@ COREML = get_format("coreml")
 ONNX = get_format("onnx")
 
 
+def _metadata(folder, fmt, **extra) -> str:
+    files = [p for p in fmt.artifact_paths(folder)]
+    paths = [f"{p.name}/weights.bin" if fmt.files[0].endswith("/") else p.name for p in files]
+    return json.dumps({"artifacts": [{"path": path} for path in paths], **extra})
+
+
 def staged(tmp_path, fmt=OPENVINO, validation=True):
-    staging = tmp_path / "out" / f"{pipeline.STAGING_PREFIX}x"
+    staging = tmp_path / "out" / f"{STAGING_PREFIX}x"
     for path in fmt.artifact_paths(staging):
         if fmt.files[0].endswith("/"):
             path.mkdir(parents=True)
@@ -25,7 +33,7 @@ def staged(tmp_path, fmt=OPENVINO, validation=True):
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"new")
-    (staging / "metadata.json").write_text('{"new": true}')
+    (staging / "metadata.json").write_text(_metadata(staging, fmt, new=True))
     if validation:
         (staging / "validation.json").write_text('{"status": "passed"}')
     return staging
@@ -38,40 +46,55 @@ def test_publish_moves_artifacts_and_metadata_replacing_the_old_export(tmp_path)
     old.mkdir(parents=True)
     (old / "weights.bin").write_bytes(b"old bin")
     (old / "stale.txt").write_text("from the old export")
-    (out / "metadata.json").write_text('{"old": true}')
-    pipeline.publish(staging, out, COREML)
+    (out / "metadata.json").write_text(_metadata(out, COREML, old=True))
+    publish(staging, out)
     assert (old / "weights.bin").read_bytes() == b"new bin" and (old / "Manifest.json").read_text() == "new manifest"
     assert not (old / "stale.txt").exists()  # the old folder is replaced, not merged
-    assert (out / "metadata.json").read_text() == '{"new": true}'
+    assert json.loads((out / "metadata.json").read_text())["new"] is True
     assert (out / "validation.json").read_text() == '{"status": "passed"}'
-    assert not (staging / "metadata.json").exists()
+    assert not staging.exists() and not old.is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.mlpackage", "validation.json"]
 
 
 def test_publish_replaces_both_files_of_a_two_file_artifact(tmp_path):
     out = tmp_path / "out"
     staging = staged(tmp_path, OPENVINO, validation=False)
     (out / "model.bin").write_bytes(b"old")
-    pipeline.publish(staging, out, OPENVINO)
+    (out / "model.xml").write_bytes(b"old")
+    (out / "metadata.json").write_text(_metadata(out, OPENVINO))
+    publish(staging, out)
     assert (out / "model.bin").read_bytes() == b"new" and (out / "model.xml").read_bytes() == b"new"
+    assert not any(p.is_symlink() for p in out.iterdir())
 
 
 def test_publish_without_validation_drops_the_old_report(tmp_path):
     out = tmp_path / "out"
     staging = staged(tmp_path, ONNX, validation=False)
     (out / "validation.json").write_text('{"status": "passed", "for": "the old model"}')
-    pipeline.publish(staging, out, ONNX)
+    publish(staging, out)
     assert not (out / "validation.json").exists()
     assert (out / ONNX.artifact_paths(out)[0].name).read_bytes() == b"new"
 
 
-def test_metadata_is_moved_last(tmp_path, monkeypatch):
+def test_the_export_changes_in_one_rename(tmp_path, monkeypatch):
+    """Of every rename a publish makes, only one changes which export the folder's entries resolve to: the
+    switch of .exportkit-current (the kill test in test_concurrency.py proves the states around it)."""
     out = tmp_path / "out"
-    staging = staged(tmp_path)
-    moves = []
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"old")
+    (out / "metadata.json").write_text(_metadata(out, ONNX, old=True))
+    staging = staged(tmp_path, ONNX, validation=False)
+    states = []
     real = os.replace
-    monkeypatch.setattr(pipeline.os, "replace", lambda a, b: (moves.append(os.path.basename(b)), real(a, b)))
-    pipeline.publish(staging, out, OPENVINO)
-    assert moves == ["model.xml", "model.bin", "validation.json", "metadata.json"]
+
+    def replace(a, b):
+        real(a, b)
+        states.append(json.loads((out / "metadata.json").read_text()).get("new", False))
+
+    monkeypatch.setattr("exportkit.publish.os.replace", replace)
+    publish(staging, out)
+    assert states and states == sorted(states)  # old (False) ... until one step, new (True) after it
+    assert states.count(False) >= 1 and states.count(True) >= 1
 
 
 def test_clean_staging_keeps_only_declared_artifacts(tmp_path):
@@ -89,9 +112,9 @@ def test_clean_staging_keeps_only_declared_artifacts(tmp_path):
 
 
 def test_stale_staging_folders_are_removed(tmp_path):
-    (tmp_path / f"{pipeline.STAGING_PREFIX}old" / "sub").mkdir(parents=True)
+    (tmp_path / f"{STAGING_PREFIX}old" / "sub").mkdir(parents=True)  # no owner in its name: an older exportkit's
     (tmp_path / "keep").mkdir()
-    pipeline.remove_stale_staging(tmp_path)
+    remove_stale(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]
 
 
