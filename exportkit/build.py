@@ -206,9 +206,13 @@ def cell_env() -> dict:
     return env
 
 
-def export_cell(cell_dict: dict, key: dict | None = None) -> bool:
-    """Run one cell in a subprocess; keep its log, status and a reproduce script beside the artifacts."""
+def export_cell(cell_dict: dict, key: dict | None = None, position: str = "") -> bool:
+    """Run one cell in a subprocess; keep its log, status and a reproduce script beside the artifacts.
+
+    ``position`` ("3/15": the cell's place in the matrix) prefixes the progress lines of a matrix build."""
     cell = Cell(**cell_dict)
+    prefix = f"[{position}] " if position else ""
+    print(f"{prefix}{cell.name}: exporting ...", flush=True)
     out = cell.out
     out.mkdir(parents=True, exist_ok=True)
     (out / STATE_FILE).unlink(missing_ok=True)
@@ -227,11 +231,12 @@ def export_cell(cell_dict: dict, key: dict | None = None) -> bool:
     (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
     if code != 0:
         tail = (out / "export.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
-        print(f"{cell.name}: export failed (exit {code}): {tail[0]}  [log: {out / 'export.log'}]", file=sys.stderr)
+        print(f"{prefix}{cell.name}: export failed (exit {code}): {tail[0]}  [log: {out / 'export.log'}]", file=sys.stderr)
         return False
     hashes = HashCache(hash_cache_path(out))
     (out / STATE_FILE).write_text(canonical(key or cell_key(cell, hashes)) + "\n")
     hashes.save()
+    print(f"{prefix}{cell.name}: exported in {status['seconds']:.1f}s into {project.shown(out)}", flush=True)
     return True
 
 

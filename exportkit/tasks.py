@@ -178,7 +178,8 @@ def _report_skip(name: str, reason: str) -> None:
 
 
 def export_tasks():
-    for cell in active_cells():
+    cells = active_cells()
+    for position, cell in enumerate(cells, 1):
         if cell.skip_reason:
             yield {"name": cell.name, "doc": _doc(cell), "actions": [(_report_skip, [cell.name, cell.skip_reason])],
                    "uptodate": [False], "verbosity": 2}
@@ -187,7 +188,7 @@ def export_tasks():
         yield {
             "name": cell.name,
             "doc": _doc(cell),
-            "actions": [(export_cell, [as_dict(cell), key])],
+            "actions": [(export_cell, [as_dict(cell), key, f"{position}/{len(cells)}"])],
             "targets": [str(p) for p in cell.targets()],
             "uptodate": [CellKeyUnchanged(key, cell.out), ArtifactsIntact(cell.out)],
             "clean": [(clean_cell, [str(cell.out)])],

@@ -152,6 +152,9 @@ def dry_run(project) -> dict[str, str]:
 def test_incremental_rebuilds(project):
     first = doit(project, "export")
     assert ran(first) == {"export:mine-onnx-fp32", "export:mine-torchscript-fp32"}
+    for position, name in enumerate(["mine-onnx-fp32", "mine-torchscript-fp32"], 1):  # progress, cell by cell
+        assert f"[{position}/2] {name}: exporting ..." in first.stdout
+        assert f"[{position}/2] {name}: exported in " in first.stdout
     assert skipped(doit(project, "export")) == {"export:mine-onnx-fp32", "export:mine-torchscript-fp32"}
 
     # config change: only the ONNX cell
