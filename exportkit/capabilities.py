@@ -36,7 +36,8 @@ _WORLD_NO = (
 _SAM2_SPLIT = "SAM2-t exports as an image encoder + prompt decoder pair (video memory attention is not exported)"
 _SAM2_TRT = ("SAM2-t x TensorRT: both parts built from the ONNX pair on an NVIDIA GPU, the decoder with dynamic-shape "
              "profiles for objects N (1-16) and points P (1-16); refused without a GPU")
-_SAM2_OV = "SAM2-t x OpenVINO: converted from the ONNX pair, FP32 only (no FP16/INT8); compiling the encoder takes minutes on a small CPU"
+_SAM2_OV = ("SAM2-t x OpenVINO: converted from the ONNX pair, FP32 only (no FP16 or INT8 compression); image encoder and "
+            "prompt decoder only, no video memory attention")
 _SAM2_NO = "SAM2-t x {fmt}: the {fmt} converter cannot take SAM2's encoder and prompt decoder (windowed attention, dynamic prompts); export ONNX instead"
 
 FAMILIES = (
