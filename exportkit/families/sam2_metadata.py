@@ -40,7 +40,8 @@ def postprocessing_facts() -> dict:
                                             "rule": "single mask: token 0 unless its stability (area(logit>delta) / "
                                                     "area(logit>-delta)) is below threshold; then the multimask token "
                                                     "with the highest IoU prediction"},
-        "upscale": "bilinear 256 -> 1024, crop the letterboxed content (top-left), bilinear to the original size",
+        "upscale": "bilinear from the 256x256 logits' letterboxed content span (top-left, content size / 4 pixels) to the "
+                   "original size, pixel centres aligned (Ultralytics' scale_masks)",
     }
 
 

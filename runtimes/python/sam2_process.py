@@ -115,15 +115,19 @@ def select_masks(masks: np.ndarray, iou: np.ndarray, multimask: bool, post: dict
 
 
 def upscale_masks(logits: np.ndarray, box: Letterbox, size: int = IMAGE_SIZE) -> np.ndarray:
-    """(N,M,256,256) logits -> (N,M,h,w) logits at the original resolution (bilinear, content cropped top-left)."""
+    """(N,M,256,256) logits -> (N,M,h,w) logits at the original resolution: the letterboxed content's span of the
+    low-resolution map (top-left, possibly a fractional number of pixels) sampled bilinearly, as Ultralytics'
+    ``scale_masks`` does (pixel centres, border values repeated)."""
     import cv2
 
     n, m, lh, lw = logits.shape
     h, w = box.original_hw
-    ch, cw = box.content_hw
+    span_h, span_w = box.content_hw[0] * lh / size, box.content_hw[1] * lw / size
+    ax, ay = span_w / w, span_h / h
+    warp = np.array([[ax, 0, 0.5 * ax - 0.5], [0, ay, 0.5 * ay - 0.5]], np.float64)  # output pixel -> source pixel
     out = np.empty((n, m, h, w), np.float32)
     for i in range(n):
         for j in range(m):
-            full = cv2.resize(logits[i, j], (size, size), interpolation=cv2.INTER_LINEAR)
-            out[i, j] = cv2.resize(np.ascontiguousarray(full[:ch, :cw]), (w, h), interpolation=cv2.INTER_LINEAR)
+            out[i, j] = cv2.warpAffine(np.ascontiguousarray(logits[i, j], np.float32), warp, (w, h),
+                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     return out
