@@ -175,3 +175,15 @@ def test_runtime_typed_errors(sam2_exports, tmp_path):
     (copy / "metadata.json").write_text('{"model_family": "yolo"}')
     with pytest.raises(ModelLoadError):
         SAM2Inference(copy)
+
+
+def test_latency_benchmark_prints_its_table(sam2_exports):
+    folder = sam2_exports["onnx"][0]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sam2_latency.py"), "--model-dir", str(folder), "--rounds", "1",
+           "--encoder-rounds", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert rows[0] == "| export | encoder | decoder | predict | predict x3 | predict box |"
+    cells = [c.strip() for c in rows[2].strip("|").split("|")]
+    assert cells[0] == folder.name and all(float(c) > 0 for c in cells[1:])
