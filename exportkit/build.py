@@ -42,7 +42,10 @@ class Cell:
         return Path(self.output_dir)
 
     def targets(self) -> list[Path]:
-        return get_format(self.format["name"]).artifact_paths(self.out) + [self.out / "metadata.json"]
+        from exportkit.families import get_family
+
+        family = get_family(self.model.get("family") or "yolo")
+        return family.artifact_paths(get_format(self.format["name"]), self.out) + [self.out / "metadata.json"]
 
 
 def cell_from_config(cfg, output_root: Path) -> Cell:
@@ -129,9 +132,9 @@ def library_versions(format_name: str) -> dict:
 def checkpoint_path(model: dict) -> Path:
     spec = model["checkpoint"]
     if spec.startswith("zoo:"):
-        from exportkit.zoo import DEFAULT_CACHE
+        from exportkit.zoo import DEFAULT_CACHE, zoo_path
 
-        return DEFAULT_CACHE / f"{spec[4:]}-{model.get('imgsz') or 640}.pt"
+        return zoo_path(spec[4:], DEFAULT_CACHE, model.get("imgsz") or 640)
     path = Path(spec)
     return path if path.is_absolute() else ROOT / path
 
@@ -203,9 +206,9 @@ def export_cell(cell_dict: dict, key: dict | None = None) -> bool:
     (out / STATE_FILE).unlink(missing_ok=True)
     checkpoint = checkpoint_path(cell.model)
     if cell.model["checkpoint"].startswith("zoo:") and not checkpoint.exists():
-        from exportkit.zoo import build_architecture
+        from exportkit.zoo import DEFAULT_CACHE, build_architecture
 
-        build_architecture(cell.model["checkpoint"][4:], checkpoint.parent, cell.model.get("imgsz") or 640)
+        build_architecture(cell.model["checkpoint"][4:], DEFAULT_CACHE, cell.model.get("imgsz") or 640)
     command = export_command(cell, checkpoint)
     (out / "reproduce.sh").write_text("#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd " + shlex.quote(str(ROOT)) + "\n" + shlex.join(command) + "\n")
     start = time.perf_counter()

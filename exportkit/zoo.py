@@ -25,15 +25,22 @@ STATE_DICTS = {"sam2-t": "sam2_t.pt"}  # plain state-dict checkpoints ({"model":
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "zoo"
 
 
+def zoo_path(name: str, cache: Path = DEFAULT_CACHE, imgsz: int = 640) -> Path:
+    """Where ``build_architecture(name, cache, imgsz)`` writes its checkpoint."""
+    if name in STATE_DICTS:
+        return Path(cache) / name / STATE_DICTS[name]
+    return Path(cache) / f"{name}-{imgsz}.pt"
+
+
 def build_architecture(name: str, cache: Path = DEFAULT_CACHE, imgsz: int = 640) -> Path:
     """Return the path of an untrained ``name`` checkpoint, building it once (seeded, deterministic)."""
     if name in STATE_DICTS:
         from exportkit.families.sam2_load import build_seeded_checkpoint
 
-        return build_seeded_checkpoint(Path(cache) / name / STATE_DICTS[name])
+        return build_seeded_checkpoint(zoo_path(name, cache))
     if name not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {name!r}; expected one of {', '.join(ARCHITECTURES)}")
-    path = Path(cache) / f"{name}-{imgsz}.pt"
+    path = zoo_path(name, cache, imgsz)
     if path.exists():
         return path
     import torch

@@ -174,3 +174,12 @@ def test_sam2_metadata_matches_the_schema(tmp_path):
                    {"parts": {"encoder": metadata["parts"]["encoder"]}}, {"artifacts": metadata["artifacts"][:1]}):
         with pytest.raises(jsonschema.ValidationError):
             validate_schema(json.loads(json.dumps({**metadata, **broken})))
+
+
+def test_the_sam2_matrix_cells_name_both_parts_and_the_zoo_checkpoint():
+    from exportkit.build import checkpoint_path, matrix_cells
+
+    cells = {c.format["name"]: c for c in matrix_cells("sam2")}
+    assert set(cells) == {"onnx", "torchscript", "openvino"} and not any(c.skip_reason for c in cells.values())
+    assert [p.name for p in cells["openvino"].targets()] == ["encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin", "metadata.json"]
+    assert checkpoint_path(cells["onnx"].model).relative_to(ROOT / ".cache" / "zoo").as_posix() == "sam2-t/sam2_t.pt"

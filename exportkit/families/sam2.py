@@ -60,7 +60,7 @@ class Sam2Family(ModelFamily):
         digest = sha256_file(plan.checkpoint)
         embedded = {"model_family": self.name, "architecture": variant, "imgsz": [1024, 1024]}
         start = time.perf_counter()
-        files, seconds = export_parts(model, plan.format.name, staging, embedded)
+        files, seconds = export_parts(model, plan.format.name, staging, embedded, plan.options)
         export_seconds = round(time.perf_counter() - start, 2)
         paths = self.artifact_paths(plan.format, staging)
         check_files(paths, plan.format.name)

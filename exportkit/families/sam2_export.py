@@ -33,8 +33,10 @@ def artifact_files(format_name: str) -> list[str]:
     return [f"{part}{suffix}" for part in PARTS for suffix in SUFFIXES[format_name]]
 
 
-def export_parts(model, format_name: str, staging: Path, embedded: dict) -> tuple[list[Path], dict]:
-    """Write both parts into ``staging``; return their paths and the seconds each export took."""
+def export_parts(model, format_name: str, staging: Path, embedded: dict, options: dict | None = None) -> tuple[list[Path], dict]:
+    """Write both parts into ``staging``; return their paths and the seconds each export took. ``options``: the
+    ONNX format's ``opset_version`` and ``simplify`` are honoured; N and P are dynamic whatever ``dynamic_axes`` says."""
+    options = options or {}
     from exportkit.families.sam2_graph import build_parts
 
     encoder, decoder = build_parts(model)
@@ -47,7 +49,8 @@ def export_parts(model, format_name: str, staging: Path, embedded: dict) -> tupl
     else:
         for part, module in zip(PARTS, (encoder, decoder)):
             start = time.perf_counter()
-            _onnx(module, part, staging / f"{part}.onnx", embedded)
+            _onnx(module, part, staging / f"{part}.onnx", embedded, options.get("opset_version") or OPSET,
+                  options.get("simplify", True))
             seconds[part] = round(time.perf_counter() - start, 2)
         if format_name == "openvino":
             for part in PARTS:
@@ -73,7 +76,7 @@ def _names(part: str) -> tuple[list[str], list[str]]:
     return (["image"], list(ENCODER_OUTPUTS)) if part == "encoder" else (list(DECODER_INPUTS), list(DECODER_OUTPUTS))
 
 
-def _onnx(module, part: str, path: Path, embedded: dict) -> None:
+def _onnx(module, part: str, path: Path, embedded: dict, opset: int = OPSET, simplify: bool = True) -> None:
     import onnx
     import onnxslim
     import torch
@@ -82,9 +85,9 @@ def _onnx(module, part: str, path: Path, embedded: dict) -> None:
     axes = {k: v for k, v in DYNAMIC_AXES.items() if k in inputs + outputs}
     try:
         with torch.no_grad():
-            torch.onnx.export(module, _example(part), str(path), dynamo=False, opset_version=OPSET, input_names=inputs,
+            torch.onnx.export(module, _example(part), str(path), dynamo=False, opset_version=opset, input_names=inputs,
                               output_names=outputs, dynamic_axes=axes or None, do_constant_folding=True)
-        graph = onnxslim.slim(onnx.load(str(path)))
+        graph = onnxslim.slim(onnx.load(str(path))) if simplify else onnx.load(str(path))
     except Exception as exc:
         raise ExportError(f"ONNX export of the SAM2 {part} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
     prop = graph.metadata_props.add()
