@@ -51,14 +51,12 @@ def plan_export(checkpoint: str | Path, format_name: str, output_dir: str | Path
     validation = config.pop("validation", {})
     if not isinstance(validation, dict):
         raise ConfigError(f"export_config 'validation' must be a JSON object, got {validation!r}")
-    from exportkit.validate import thresholds_for  # numpy, not torch
-
-    thresholds_for("fp32", validation)  # a misspelled threshold is exit 3 with or without include_validation
     options = fmt.resolve(config)
     output_dir = check_output_dir(Path(output_dir))
     checkpoint = check_checkpoint_path(Path(checkpoint))
     family = check_capability(checkpoint, fmt.name)
     family.check_options(fmt, options)
+    family.check_thresholds(validation)  # a misspelled threshold is exit 3 with or without include_validation
     fmt.check_environment(options)
     return ExportPlan(checkpoint, fmt, output_dir, options, validation, family.name)
 

@@ -183,3 +183,14 @@ def test_the_sam2_matrix_cells_name_both_parts_and_the_zoo_checkpoint():
     assert set(cells) == {"onnx", "torchscript", "openvino"} and not any(c.skip_reason for c in cells.values())
     assert [p.name for p in cells["openvino"].targets()] == ["encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin", "metadata.json"]
     assert checkpoint_path(cells["onnx"].model).relative_to(ROOT / ".cache" / "zoo").as_posix() == "sam2-t/sam2_t.pt"
+
+
+def test_sam2_thresholds_are_checked_before_torch(fake_sam2, tmp_path):
+    from exportkit.errors import ConfigError
+    from exportkit.families.sam2_validate import thresholds_for
+
+    assert thresholds_for({"sign_agreement": 0.5, "box_iou": 0.9})["sign_agreement"] == 0.5  # YOLO keys: nothing to gate
+    with pytest.raises(ConfigError, match="mask_iou"):
+        thresholds_for({"mask_iuo": 0.9})
+    proc = run_export(fake_sam2, "onnx", tmp_path / "out", {"validation": {"sign_agreemnt": 0.9}})
+    assert proc.returncode == 3 and "unknown validation threshold 'sign_agreemnt'" in proc.stderr, proc.stderr

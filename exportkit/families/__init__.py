@@ -45,6 +45,10 @@ class ModelFamily:
         """Refuse options this family cannot honour with a ConfigError (no torch). Accept all by default."""
 
     @classmethod
+    def check_thresholds(cls, thresholds: dict) -> None:
+        """Refuse an unknown or ill-typed validation threshold with a ConfigError (no torch)."""
+
+    @classmethod
     def artifact_paths(cls, fmt: type[ExportFormat], folder: Path) -> list[Path]:
         return fmt.artifact_paths(folder)
 

@@ -43,6 +43,12 @@ class Sam2Family(ModelFamily):
             raise ConfigError("option 'vocabulary' applies to YOLO-World models only, not SAM2")
 
     @classmethod
+    def check_thresholds(cls, thresholds: dict) -> None:
+        from exportkit.families.sam2_validate import thresholds_for
+
+        thresholds_for(thresholds)
+
+    @classmethod
     def artifact_paths(cls, fmt, folder: Path) -> list[Path]:
         from exportkit.families.sam2_export import artifact_files
 

@@ -28,10 +28,16 @@ SAMPLE = "shapes_3_480x320.jpg"
 
 
 def thresholds_for(overrides: dict | None) -> dict:
+    """SAM2's criteria with ``overrides`` applied; a YOLO criterion (box_iou ...; a build's shared validation
+    group sets them) has nothing to gate here and is ignored; any other key is a ConfigError."""
+    from exportkit.validate import DEFAULT_THRESHOLDS as YOLO_THRESHOLDS
+
     merged = dict(DEFAULT_THRESHOLDS)
     for key, value in (overrides or {}).items():
+        if key not in merged and key not in YOLO_THRESHOLDS["fp32"]:
+            raise ConfigError(f"unknown validation threshold {key!r}; SAM2 accepts: {', '.join(sorted(merged))}")
         if key not in merged:
-            continue  # a YOLO criterion (box_iou ...) has nothing to gate here
+            continue
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
             raise ConfigError(f"validation threshold {key!r} must be a non-negative number or null, got {value!r}")
         merged[key] = value

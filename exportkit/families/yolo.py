@@ -15,6 +15,12 @@ class YoloFamily(ModelFamily):
     def recognises(cls, peeked: dict) -> bool:
         return True  # the default: a pickled Ultralytics model, or a file the full load will report on
 
+    @classmethod
+    def check_thresholds(cls, thresholds: dict) -> None:
+        from exportkit.validate import thresholds_for  # numpy, not torch
+
+        thresholds_for("fp32", thresholds)
+
     def export_into(self, plan, staging: Path):
         from exportkit.pipeline import export_yolo_into
 
