@@ -87,6 +87,9 @@ def build_sam2_metadata(*, variant: str, checkpoint: Path, checkpoint_sha256: st
         "input_shape": [1024, 1024, 3],
         "input_dtype": "float32",
         "output_shape": [t["shape"] for part in PARTS for t in parts[part]["outputs"]],
+        "class_names": ["object"],  # the guide's keys; SAM2 is class-agnostic: every mask is one prompted object
+        "num_classes": 1,
+        "class_agnostic": True,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "export_config": dict(sorted({**options, "imgsz": 1024, "model_name": model_name, "multimask": multimask}.items())),
         "preprocessing": dict(PREPROCESSING),
