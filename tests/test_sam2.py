@@ -79,9 +79,16 @@ def test_export_writes_both_parts_validated(sam2_exports, fmt):
 
 
 def test_each_torchscript_part_holds_only_its_own_weights(sam2_exports):
+    import torch
+
     folder, _ = sam2_exports["torchscript"]
-    encoder, decoder = (folder / "encoder.torchscript").stat().st_size, (folder / "decoder.torchscript").stat().st_size
-    assert decoder < 30e6 < encoder < 120e6  # SAM2-t's weights are 156 MB in all (memory attention not exported)
+    encoder = set(torch.jit.load(str(folder / "encoder.torchscript")).state_dict())
+    decoder = set(torch.jit.load(str(folder / "decoder.torchscript")).state_dict())
+    assert not encoder & decoder
+    assert any(k.startswith("image_encoder.trunk.") for k in encoder) and {"conv_s0.weight", "conv_s1.weight"} <= encoder
+    assert not any("trunk" in k or "conv_s" in k for k in decoder) and any(k.startswith("mask_decoder.transformer.") for k in decoder)
+    sizes = [(folder / f"{part}.torchscript").stat().st_size for part in ("encoder", "decoder")]
+    assert sizes[1] < 30e6 < sizes[0] < 120e6  # SAM2-t's weights are 156 MB in all (memory attention not exported)
 
 
 def test_openvino_keeps_fp32_and_takes_dynamic_prompts(sam2_exports):

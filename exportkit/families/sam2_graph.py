@@ -35,6 +35,15 @@ def _traceable(module: nn.Module) -> nn.Module:
     return module
 
 
+def _without(module: nn.Module, names: tuple[str, ...]) -> nn.Module:
+    """A shallow copy of ``module`` without the child modules ``names`` (shared weights, nothing copied)."""
+    import copy
+
+    trimmed = copy.copy(module)
+    trimmed._modules = {k: v for k, v in module._modules.items() if k not in names}
+    return trimmed
+
+
 class SAM2ImageEncoder(nn.Module):
     """image (1,3,1024,1024), normalised -> high_res_feats_0, high_res_feats_1, image_embed, exactly as
     ``SAM2Predictor.get_im_features`` (conv_s0/conv_s1 applied, no_mem_embed added)."""
@@ -66,7 +75,7 @@ class SAM2PromptDecoder(nn.Module):
         encoder = model.sam_prompt_encoder
         self.pe_layer = encoder.pe_layer
         self.mask_downscaling = _traceable(encoder.mask_downscaling)
-        self.mask_decoder = _traceable(model.sam_mask_decoder)
+        self.mask_decoder = _traceable(_without(model.sam_mask_decoder, ("conv_s0", "conv_s1")))  # the encoder's
         self.register_buffer("dense_pe", encoder.get_dense_pe().detach())
         label_embeds = [encoder.not_a_point_embed.weight] + [e.weight for e in encoder.point_embeddings]
         self.register_buffer("label_embeds", torch.cat(label_embeds).detach())  # rows: -1, 0, 1, 2, 3
