@@ -194,3 +194,13 @@ def test_latency_benchmark_prints_its_table(sam2_exports):
     assert rows[0] == "| export | encoder | decoder | predict | predict x3 | predict box |"
     cells = [c.strip() for c in rows[2].strip("|").split("|")]
     assert cells[0] == folder.name and all(float(c) > 0 for c in cells[1:])
+
+
+def test_report_lists_each_sam2_export(sam2_exports):
+    from exportkit.report import write_report
+
+    root = sam2_exports["onnx"][0].parent
+    write_report(root, accuracy=False)
+    rows = [line for line in (root / "report.md").read_text().splitlines() if line.startswith("| sam2-t")]
+    assert sorted(r.split("|")[3].strip() for r in rows) == sorted(FORMATS)
+    assert all(r.split("|")[8].strip() == "passed" for r in rows)
