@@ -42,7 +42,10 @@ class Cell:
         return Path(self.output_dir)
 
     def targets(self) -> list[Path]:
-        return get_format(self.format["name"]).artifact_paths(self.out) + [self.out / "metadata.json"]
+        from exportkit.families import get_family
+
+        family = get_family(self.model.get("family") or "yolo")
+        return family.artifact_paths(get_format(self.format["name"]), self.out) + [self.out / "metadata.json"]
 
 
 def cell_from_config(cfg, output_root: Path) -> Cell:
@@ -131,9 +134,9 @@ def library_versions(format_name: str) -> dict:
 def checkpoint_path(model: dict) -> Path:
     spec = model["checkpoint"]
     if spec.startswith("zoo:"):
-        from exportkit.zoo import zoo_cache
+        from exportkit.zoo import zoo_cache, zoo_path
 
-        return zoo_cache() / f"{spec[4:]}-{model.get('imgsz') or 640}.pt"
+        return zoo_path(spec[4:], zoo_cache(), model.get("imgsz") or 640)
     return project.resolve(spec)
 
 
@@ -218,9 +221,9 @@ def export_cell(cell_dict: dict, key: dict | None = None, position: str = "") ->
     (out / STATE_FILE).unlink(missing_ok=True)
     checkpoint = checkpoint_path(cell.model)
     if cell.model["checkpoint"].startswith("zoo:") and not checkpoint.exists():
-        from exportkit.zoo import build_architecture
+        from exportkit.zoo import build_architecture, zoo_cache
 
-        build_architecture(cell.model["checkpoint"][4:], checkpoint.parent, cell.model.get("imgsz") or 640)
+        build_architecture(cell.model["checkpoint"][4:], zoo_cache(), cell.model.get("imgsz") or 640)
     command = export_command(cell, checkpoint)
     (out / "reproduce.sh").write_text("#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd " + shlex.quote(str(project.root())) + "\n" + shlex.join(command) + "\n")
     start = time.perf_counter()

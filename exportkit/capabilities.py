@@ -33,7 +33,12 @@ _WORLD_NO = (
     "YOLO-World-v2's open-vocabulary head (text embeddings contracted with image features) is not supported by "
     "the {fmt} converter; export ONNX, TorchScript or OpenVINO instead"
 )
-_SAM = "SAM2-t is not yet supported by exportkit (prompt encoder and memory attention need a dedicated exporter)"
+_SAM2_SPLIT = "SAM2-t exports as an image encoder + prompt decoder pair (video memory attention is not exported)"
+_SAM2_TRT = ("SAM2-t x TensorRT: both parts built from the ONNX pair on an NVIDIA GPU, the decoder with dynamic-shape "
+             "profiles for objects N (1-16) and points P (1-16); refused without a GPU")
+_SAM2_OV = ("SAM2-t x OpenVINO: converted from the ONNX pair, FP32 only (no FP16 or INT8 compression); image encoder and "
+            "prompt decoder only, no video memory attention")
+_SAM2_NO = "SAM2-t x {fmt}: the {fmt} converter cannot take SAM2's encoder and prompt decoder (windowed attention, dynamic prompts); export ONNX instead"
 
 FAMILIES = (
     ModelFamily("yolov8n", "YOLOv8n", ("yolov8n",), _ALL_FULL),
@@ -49,11 +54,11 @@ FAMILIES = (
     ),
     ModelFamily(
         "sam2-t", "SAM2-t", ("sam2-t", "sam2_t"),
-        {"onnx": Capability(FULL, _SAM), "tensorrt": Capability(PARTIAL, _SAM), "coreml": Capability(UNSUPPORTED, _SAM),
-         "tflite": Capability(UNSUPPORTED, _SAM), "torchscript": Capability(FULL, _SAM), "openvino": Capability(PARTIAL, _SAM)},
+        {"onnx": Capability(FULL, _SAM2_SPLIT), "tensorrt": Capability(PARTIAL, _SAM2_TRT),
+         "coreml": Capability(UNSUPPORTED, _SAM2_NO.format(fmt="CoreML")), "tflite": Capability(UNSUPPORTED, _SAM2_NO.format(fmt="TFLite")),
+         "torchscript": Capability(FULL, _SAM2_SPLIT), "openvino": Capability(PARTIAL, _SAM2_OV)},
     ),
 )
-NOT_YET = {"sam2-t"}  # families in the guide's table that exportkit refuses for now, whatever the cell says
 
 
 def family_for(architecture: str | None) -> ModelFamily | None:
@@ -71,8 +76,6 @@ def capability_reason(architecture: str | None, fmt: str) -> str | None:
     if family is None:
         return None  # not in the guide's table: no known restriction
     cell = family.cells[fmt]
-    if family.key in NOT_YET:
-        return f"{family.title} x {TITLES[fmt]}: {_SAM}"
     if cell.status == UNSUPPORTED:
         return f"{family.title} x {TITLES[fmt]} is not supported: {cell.reason}"
     return None

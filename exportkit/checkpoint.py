@@ -267,6 +267,8 @@ def peek_checkpoint(path: Path) -> dict:
     found = {"task": args.get("task"), "imgsz": args.get("imgsz")}
     if isinstance(yaml, dict) and yaml.get("yaml_file"):
         found["architecture"] = Path(str(yaml["yaml_file"])).stem
+    elif isinstance(model, dict) and yaml is None and model and all(isinstance(k, str) for k in model):
+        found["state_dict_keys"] = sorted(model)  # a plain state dict (SAM2): exportkit.families recognises it
     return {k: v for k, v in found.items() if v is not None}
 
 

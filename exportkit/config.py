@@ -35,6 +35,7 @@ class ModelConfig:
     task: str = "detect"
     imgsz: int | None = None
     capability: str | None = None  # row of the capability matrix (exportkit/capabilities.py)
+    family: str = "yolo"  # exportkit.families: names the artifact files a cell writes
 
 
 @dataclass

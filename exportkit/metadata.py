@@ -153,7 +153,9 @@ def task_fields(info: CheckpointInfo, io: ArtifactIO) -> dict:
         names, skeleton = keypoint_facts(info)
         fields.update(num_keypoints=info.kpt_shape[0], keypoint_dims=info.kpt_shape[1], keypoint_names=names, skeleton=skeleton)
     if info.is_world:
-        fields.update(model_variant="open_vocabulary", text_input_enabled=True, max_text_length=77)
+        # the vocabulary's text embeddings are baked into the graph: no text input (class_names lists the vocabulary)
+        fields.update(model_variant="open_vocabulary", text_input_enabled=False, baked_vocabulary=list(info.names),
+                      max_text_length=77)
     return fields
 
 

@@ -24,6 +24,7 @@ class ExportPlan:
     output_dir: Path
     options: dict
     validation: dict = field(default_factory=dict)
+    family: str = "yolo"  # exportkit.families: recognised from the checkpoint's peek, before torch
 
     @property
     def include_validation(self) -> bool:
@@ -54,27 +55,31 @@ def plan_export(checkpoint: str | Path, format_name: str, output_dir: str | Path
     if not isinstance(validation, dict):
         raise ConfigError(f"export_config 'validation' must be a JSON object, got {validation!r}")
     thresholds, own = split_validation(validation)
-    from exportkit.validate import thresholds_for  # numpy, not torch
-
-    thresholds_for("fp32", thresholds)  # a misspelled threshold is exit 3 with or without include_validation
     validation = {**thresholds, **own}
     options = fmt.resolve(calibration_from_data(config, {o.name for o in fmt.options}, own))
     output_dir = check_output_dir(Path(output_dir))
     checkpoint = check_checkpoint_path(Path(checkpoint))
-    check_capability(checkpoint, fmt.name)
+    family = check_capability(checkpoint, fmt.name)
+    family.check_options(fmt, options)
+    family.check_thresholds(thresholds)  # a misspelled threshold is exit 3 with or without include_validation
     fmt.check_environment(options)
-    return ExportPlan(checkpoint, fmt, output_dir, options, validation)
+    return ExportPlan(checkpoint, fmt, output_dir, options, validation, family.name)
 
 
-def check_capability(checkpoint: Path, format_name: str) -> None:
-    """Refuse a model x format cell the capability matrix marks unsupported (exit 3), before loading torch."""
+def check_capability(checkpoint: Path, format_name: str):
+    """Refuse a model x format cell the capability matrix marks unsupported (exit 3), before loading torch;
+    return the checkpoint's model family (exportkit.families), recognised from the same peek."""
     from exportkit.capabilities import capability_reason
     from exportkit.checkpoint import peek_checkpoint
+    from exportkit.families import family_for_peek
 
-    architecture = peek_checkpoint(checkpoint).get("architecture") or checkpoint.stem
+    peeked = peek_checkpoint(checkpoint)
+    family = family_for_peek(peeked)
+    architecture = family.architecture(peeked) or checkpoint.stem
     reason = capability_reason(architecture, format_name)
     if reason:
         raise ConfigError(f"{checkpoint.name}: {reason}")
+    return family
 
 
 def check_output_dir(path: Path) -> Path:
@@ -105,19 +110,21 @@ def probe_mkdir(path: Path) -> None:
 
 def run_export(plan: ExportPlan) -> ExportResult:
     """Under the folder's lock: export into a staging folder, describe, validate, then publish atomically."""
+    from exportkit.families import get_family
     from exportkit.publish import folder_lock, make_staging, remove_stale
 
+    family = get_family(plan.family)
     start = time.perf_counter()
     make_output_dir(plan.output_dir)
     with folder_lock(plan.output_dir, timeout=lock_timeout()):
         remove_stale(plan.output_dir)
         staging = make_staging(plan.output_dir)
         try:
-            result = _export_into(plan, staging)
+            result = family().export_into(plan, staging)
             _publish(staging, plan.output_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    result.files = plan.format.artifact_paths(plan.output_dir)
+    result.files = family.artifact_paths(plan.format, plan.output_dir)
     result.seconds = time.perf_counter() - start
     _log_line(result)
     if result.validation is not None and result.validation.status == "failed":
@@ -125,7 +132,8 @@ def run_export(plan: ExportPlan) -> ExportResult:
     return result
 
 
-def _export_into(plan: ExportPlan, staging: Path) -> ExportResult:
+def export_yolo_into(plan: ExportPlan, staging: Path) -> ExportResult:
+    """The YOLO family's export (exportkit.families.yolo): one Ultralytics model, one artifact set."""
     from exportkit.checkpoint import load_checkpoint
     from exportkit.metadata import build_metadata, embedded_metadata, write_metadata
 
@@ -143,8 +151,8 @@ def _export_into(plan: ExportPlan, staging: Path) -> ExportResult:
     export_start = time.perf_counter()
     files = fmt.export(request)
     export_seconds = round(time.perf_counter() - export_start, 2)
-    _check_files(plan.format, staging)
-    _clean_staging(plan.format, staging)
+    check_files(plan.format.artifact_paths(staging), plan.format.name)
+    clean_staging(plan.format.artifact_paths(staging), staging)
     metadata = build_metadata(info, plan.format, plan.options, fmt.describe(staging), staging, imgsz)
     metadata["export_seconds"] = export_seconds
     write_metadata(metadata, staging)
@@ -185,15 +193,15 @@ def lock_timeout() -> float | None:
         raise ConfigError(f"EXPORTKIT_LOCK_TIMEOUT must be a number of seconds, got {value!r}") from None
 
 
-def _check_files(fmt: type[ExportFormat], staging: Path) -> None:
-    missing = [p.name for p in fmt.artifact_paths(staging) if not p.exists()]
+def check_files(paths: list[Path], format_name: str) -> None:
+    missing = [p.name for p in paths if not p.exists()]
     if missing:
-        raise ExportError(f"{fmt.name} export wrote no {', '.join(missing)}")
+        raise ExportError(f"{format_name} export wrote no {', '.join(missing)}")
 
 
-def _clean_staging(fmt: type[ExportFormat], staging: Path) -> None:
-    """Leave only the declared artifact files in the staging folder."""
-    keep = {p.name for p in fmt.artifact_paths(staging)}
+def clean_staging(paths: list[Path], staging: Path) -> None:
+    """Leave only the declared artifact files (``paths``) in the staging folder."""
+    keep = {p.name for p in paths}
     for entry in staging.iterdir():
         if entry.name not in keep:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()

@@ -114,6 +114,9 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
               sum(a["bytes"] for a in metadata["artifacts"]) / 1e6, export_seconds(folder, metadata),
               (validation or {}).get("status", "not validated"), worst.get("box_iou"), worst.get("confidence_diff"),
               worst_relative_raw(validation), None, None, None)
+    if metadata.get("model_family", "yolo") != "yolo":  # parts run together through the family's runtime, not one runner
+        row.note = f"{metadata['model_family']} export: latency per part in benchmarks/{metadata['model_family']}_latency.py"
+        return row
     fmt = get_format(row.format)()
     try:
         run = fmt.runner(folder)

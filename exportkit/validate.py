@@ -282,13 +282,21 @@ def _batch_case(report, run_ref, run_exp, tensors, limits) -> None:
 
 
 def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: dict | None = None, loaded=None) -> ParityReport:
-    """Compare the artifact in ``folder`` with its PyTorch model; write validation.json; return the report."""
-    from exportkit.checkpoint import load_checkpoint
+    """Compare the artifact in ``folder`` with its PyTorch model; write validation.json; return the report.
+    The model family that wrote the folder (metadata.json's ``model_family``) does the comparing."""
+    from exportkit.families import family_for_metadata
     from exportkit.metadata import read_metadata
-    from exportkit.registry import get_format
 
     folder = Path(folder)
     metadata = read_metadata(folder)
+    return family_for_metadata(metadata)().validate_folder(folder, metadata, checkpoint, thresholds, loaded)
+
+
+def validate_yolo_folder(folder: Path, metadata: dict, checkpoint: Path | None, thresholds: dict | None, loaded=None) -> ParityReport:
+    """The YOLO family's validation (exportkit.families.yolo)."""
+    from exportkit.checkpoint import load_checkpoint
+    from exportkit.registry import get_format
+
     fmt = get_format(metadata["export_format"])()
     report = ParityReport(fmt.name, metadata.get("precision", "fp32"))
     from exportkit import userdata

@@ -209,7 +209,8 @@ def _sam(tmp: Path) -> Path:
 CAPABILITY_CASES = [
     ("world-coreml", _world, "coreml", "YOLO-World-v2-s x CoreML is not supported"),
     ("world-tflite", _world, "tflite", "YOLO-World-v2-s x TFLite is not supported"),
-    ("sam2-onnx", _sam, "onnx", "SAM2-t is not yet supported"),
+    ("sam2-coreml", _sam, "coreml", "SAM2-t x CoreML: the CoreML converter cannot"),
+    ("sam2-tflite", _sam, "tflite", "SAM2-t x TFLite: the TFLite converter cannot"),
 ]
 
 
