@@ -257,7 +257,9 @@ def consistency_problems(metadata: dict) -> list[str]:
     names, count = metadata.get("class_names", []), metadata.get("num_classes")
     if count != len(names):
         problems.append(f"num_classes is {count} but class_names lists {len(names)}")
-    pred = metadata.get("output_layout", {}).get("predictions", {})
+    pred = metadata.get("output_layout", {}).get("predictions")
+    if pred is None:  # a family without a YOLO prediction output (SAM2's masks): nothing more to compare
+        return problems
     start, end = pred.get("class_scores", [0, 0])
     if not pred.get("nms_applied") and end - start != len(names):
         problems.append(f"output_layout class_scores span {end - start} channels for {len(names)} class_names")
