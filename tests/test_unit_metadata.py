@@ -262,3 +262,35 @@ def test_nms_layouts_in_full():
 def test_metadata_file_is_indented_json(onnx_folder):
     md.write_metadata({"a": [1], "b": "é"}, onnx_folder)
     assert (onnx_folder / "metadata.json").read_text() == '{\n  "a": [\n    1\n  ],\n  "b": "\\u00e9"\n}\n'
+
+
+# the libraries an export's result depends on: Ultralytics and torch, then each format's converter and runtime
+CONVERTERS = ("ultralytics", "torch", "onnx", "onnxruntime", "onnxslim", "openvino", "coremltools", "litert-torch",
+              "ai-edge-litert", "tensorrt")
+
+
+def test_versions_record_each_installed_converter_and_skip_only_the_missing(monkeypatch):
+    import importlib.metadata as im
+    import platform
+
+    import exportkit
+
+    real = im.version
+    installed = {}
+    for name in CONVERTERS:
+        try:
+            installed[name] = real(name)
+        except im.PackageNotFoundError:
+            pass
+    found = md.versions()
+    assert found == {"exportkit": exportkit.__version__, "python": platform.python_version(), **installed}
+
+    def without_onnx(name):  # one converter missing in the middle of the list: the rest are still recorded
+        if name == "onnx":
+            raise im.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(im, "version", without_onnx)
+    found = md.versions()
+    assert "onnx" not in found and {k: v for k, v in installed.items() if k != "onnx"}.items() <= found.items()
+    assert "openvino" in found and "coremltools" in found

@@ -386,3 +386,34 @@ def test_every_check_names_its_input_and_says_what_it_compared():
     with_kp = result(REF.boxes, REF.scores, REF.class_ids, keypoints=kp)
     last = detection_checks("img", with_kp, with_kp, LIMITS, CONF)[0][-1]
     assert (last.criterion, last.threshold, last.detail) == ("keypoint_px_max", 2.0, "in model-input pixels")
+
+
+def test_top_k_iou_is_the_geometry_of_the_two_xywh_boxes():
+    # one candidate, 20x10 box at (50, 50) against the same box moved by (4, 2): in xyxy [40,45,60,55] and
+    # [44,47,64,57], overlapping 16 x 8 = 128 of 200 + 200 - 128 = 272 px
+    ref = np.zeros((1, 5, 1), np.float32)
+    ref[0, :, 0] = [50, 50, 20, 10, 0.9]
+    moved = ref.copy()
+    moved[0, :2, 0] += [4, 2]
+    c = by_criterion(top_k_checks("noise", ref, moved, 1, {**LIMITS, "top_k": 1})[0])
+    assert c["box_iou_min"].value == pytest.approx(128 / 272)
+    assert c["boxes_compared"].value == 1 and c["boxes_compared"].passed is True  # one candidate is enough
+
+
+def test_top_k_picks_candidates_by_every_class_channel():
+    # k = 1: the best candidate scores only on class 0 (0.9); another only on class 1 (0.5). Damage to the best
+    # one's box must be seen, so class 0 counts in the ranking.
+    ref = np.zeros((1, 6, 2), np.float32)
+    ref[0, :4, 0] = ref[0, :4, 1] = [50, 50, 20, 20]
+    ref[0, 4, 0], ref[0, 5, 1] = 0.9, 0.5
+    damaged = ref.copy()
+    damaged[0, 0, 0] += 10
+    assert failed(top_k_checks("noise", ref, damaged, 2, {**LIMITS, "top_k": 1})[0]) == {"box_iou_min"}
+
+
+def test_top_k_classes_ignore_the_channels_after_the_classes():
+    # a seg-like prediction: 4 box + 2 class + 3 mask-coefficient channels; a large coefficient is not a class
+    ref = _candidates(nc=2)
+    ref = np.concatenate([ref, np.full((1, 3, ref.shape[2]), 5.0, np.float32)], axis=1)
+    c = by_criterion(top_k_checks("noise", ref, ref.copy(), 2, LIMITS)[0])
+    assert c["class_mismatches"].value == 0 and c["class_mismatches"].passed is True
