@@ -294,3 +294,36 @@ def test_versions_record_each_installed_converter_and_skip_only_the_missing(monk
     found = md.versions()
     assert "onnx" not in found and {k: v for k, v in installed.items() if k != "onnx"}.items() <= found.items()
     assert "openvino" in found and "coremltools" in found
+
+
+@pytest.mark.parametrize("task, artifact", [("segment", io(4 + 3 + 32, extra_outputs=(PROTOS,))), ("pose", io(4 + 3 + 51))])
+def test_every_yolo_head_is_anchor_free(task, artifact):
+    # the guide's per-task examples: detection, segmentation and pose heads of YOLOv8/YOLO11 are "anchor_based": false
+    ckpt = info(task, kpt_shape=[17, 3] if task == "pose" else None)
+    assert md.task_fields(ckpt, artifact)["anchor_based"] is False
+
+
+def test_open_vocabulary_fields_are_the_guides():
+    from dataclasses import replace
+
+    world = replace(info(), is_world=True)
+    fields = md.task_fields(world, io(4 + 3))
+    # the guide's YOLO-World-v2 example: open vocabulary, text input, CLIP's 77-token context
+    assert {k: fields[k] for k in ("model_variant", "text_input_enabled", "max_text_length")} == {
+        "model_variant": "open_vocabulary", "text_input_enabled": True, "max_text_length": 77}
+    assert fields["text_input_enabled"] is True
+
+
+def test_consistency_reads_a_metadata_without_layout_or_outputs():
+    # nothing to compare but the class count: no problem, no crash on the missing parts
+    assert md.consistency_problems({"num_classes": 0}) == []
+    assert md.consistency_problems({"num_classes": 2}) == ["num_classes is 2 but class_names lists 0"]
+
+
+def test_consistency_counts_the_box_channels_wherever_they_sit():
+    # a layout with the class scores first and the box after them needs 3 + 4 = 7 channels
+    pred = {"output": "output0", "shape_order": "batch, channels, anchors", "class_scores": [0, 3], "box": [3, 7]}
+    base = {"class_names": NAMES, "num_classes": 3, "output_layout": {"predictions": pred}}
+    assert md.consistency_problems({**base, "outputs": [{"name": "output0", "shape": [1, 7, 84]}]}) == []
+    assert md.consistency_problems({**base, "outputs": [{"name": "output0", "shape": [1, 3, 84]}]}) == [
+        "output output0 has shape [1, 3, 84]; its layout needs 7 channels"]

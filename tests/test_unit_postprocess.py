@@ -221,3 +221,35 @@ def test_pose_keypoints_decode_to_image_pixels(dims, units):
     np.testing.assert_allclose(found.keypoints[0, :, :2], [[16, 32], [40, 0]], atol=1e-4)  # y - 16, clipped at 0
     np.testing.assert_allclose(found.keypoints[0, :, 2], [0.8, 0.3] if dims == 3 else [1.0, 1.0], atol=1e-6)
     assert [k.name for k in found.detections[0].keypoints] == ["a", "b"] and found.skeleton == ((1, 2),)
+
+
+def _seg_layout(anchors_last=True, channels_first=False):
+    from runtimes.python.spec import OutputLayout
+
+    # 4 box + 2 class + 32 mask-coefficient channels; prototypes in "output1"
+    return OutputLayout("output0", anchors_last, (0, 4), "xywh", False, (4, 6), False, mask_coefficients=(6, 38),
+                        prototypes="output1", prototypes_channels_first=channels_first)
+
+
+def test_split_outputs_moves_channels_last_prototypes_to_batch_coefficients_height_width():
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(layout=_seg_layout(), task="segment", class_names=("a", "b"))
+    pred = np.arange(38 * 5, dtype=np.float32).reshape(1, 38, 5)
+    protos = np.arange(4 * 6 * 32, dtype=np.float32).reshape(4, 6, 32)  # (mh, mw, coefficients), no batch axis
+    got_pred, got_protos = pp.split_outputs({"output0": pred, "output1": protos}, spec)
+    assert got_pred is pred or np.array_equal(got_pred, pred)
+    assert got_protos.shape == (1, 32, 4, 6)
+    for c, y, x in [(0, 0, 0), (31, 3, 5), (7, 2, 1)]:
+        assert got_protos[0, c, y, x] == protos[y, x, c]
+
+
+def test_split_outputs_names_the_output_and_both_channel_counts_on_a_mismatch():
+    from types import SimpleNamespace
+
+    from runtimes.python.errors import MetadataMismatch
+
+    spec = SimpleNamespace(layout=_seg_layout(anchors_last=False), task="segment", class_names=("a", "b"))
+    pred = np.zeros((1, 5, 7), np.float32)  # 5 anchors of 7 values (anchors first): 7 channels, not 38
+    with pytest.raises(MetadataMismatch, match=r"'output0' has 7 channels but metadata.json implies 38 \(segment, 2 classes\)"):
+        pp.split_outputs({"output0": pred}, spec)

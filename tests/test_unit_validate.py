@@ -201,3 +201,16 @@ def test_normalized_exports_are_compared_in_input_pixels_on_images():
     report = ParityReport("tflite", "fp32")
     run_cases(report, model(), normalized, metadata(box_units="normalized"), metadata(), SIZE, thresholds_for("fp32", None))
     assert report.passed, report.summary()
+
+
+def test_normalized_scaling_multiplies_and_reads_the_defaults_of_the_layout():
+    # no shape_order: the guide's default layout ("batch, channels, anchors"); keypoints without a keypoint_format
+    # are (x, y) pairs; fp16 outputs come back as float32
+    md = metadata(box_units="normalized")
+    pred = md["output_layout"]["predictions"]
+    del pred["shape_order"]
+    pred.update(keypoints=[7, 11])
+    raw = np.full((1, 11, 2), 0.5, np.float16)
+    out = in_input_pixels([raw], md, (32, 64))[0]
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[0, :, 1], [32, 16, 32, 16, 0.5, 0.5, 0.5, 32, 16, 32, 16])
