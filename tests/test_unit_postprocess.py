@@ -253,3 +253,50 @@ def test_split_outputs_names_the_output_and_both_channel_counts_on_a_mismatch():
     pred = np.zeros((1, 5, 7), np.float32)  # 5 anchors of 7 values (anchors first): 7 channels, not 38
     with pytest.raises(MetadataMismatch, match=r"'output0' has 7 channels but metadata.json implies 38 \(segment, 2 classes\)"):
         pp.split_outputs({"output0": pred}, spec)
+
+
+def _grid_boxes(n):
+    # n disjoint 10x10 boxes: nothing suppresses anything
+    xy = np.array([[20.0 * (i % 20), 20.0 * (i // 20)] for i in range(n)], np.float32)
+    return np.concatenate([xy, xy + 10], axis=1)
+
+
+@pytest.mark.parametrize("n", [40, 300])  # both greedy paths
+def test_nms_keeps_tied_scores_in_input_order(n):
+    scores = np.random.default_rng(0).integers(0, 3, n).astype(np.float32) / 4  # many ties
+    expected = sorted(range(n), key=lambda i: -scores[i])  # Python's sort is stable
+    assert pp.nms(_grid_boxes(n), scores, 0.5).tolist() == expected
+
+
+def test_nms_compares_scores_and_boxes_in_float32():
+    # scores that differ only past float32's precision are a tie (input order); a box whose float64 IoU with
+    # the first is 0.5 + 1e-9 has float32 IoU 0.5, which does not exceed the threshold 0.5: both kept
+    boxes = np.array([[0, 0, 1, 1], [0, 0, 1, 0.5 + 1e-9]], np.float64)
+    assert pp.nms(boxes, np.array([0.9, 0.8]), 0.5).tolist() == [0, 1]
+    apart = np.array([[0, 0, 1, 1], [5, 5, 6, 6]], np.float64)
+    assert pp.nms(apart, np.array([0.1, 0.1 + 1e-12]), 0.5).tolist() == [0, 1]
+
+
+def test_nms_of_empty_boxes_warns_nothing():
+    import warnings
+
+    boxes = np.array([[5, 5, 5, 5], [5, 5, 5, 5], [1, 1, 3, 3]], np.float32)  # two zero-area boxes: IoU 0/0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sorted(pp.nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), 0.5).tolist()) == [0, 1, 2]
+
+
+def test_agnostic_nms_honours_max_det():
+    boxes = _grid_boxes(3)
+    kept = pp.batched_nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), np.array([0, 1, 2]), 0.5, max_det=1, agnostic=True)
+    assert kept.tolist() == [0]
+
+
+def test_class_offset_separates_classes_of_boxes_larger_than_the_default_offset():
+    # two identical 20000 px wide boxes of different classes: shifted apart by more than their extent, they do
+    # not touch, so even at IoU threshold 0 (any overlap suppresses) both stay
+    boxes = np.array([[-10000, 0, 10000, 10], [-10000, 0, 10000, 10]], np.float32)
+    kept = pp.batched_nms(boxes, np.array([0.9, 0.8], np.float32), np.array([0, 1]), 0.0)
+    assert sorted(kept.tolist()) == [0, 1]
+    same = pp.batched_nms(boxes, np.array([0.9, 0.8], np.float32), np.array([1, 1]), 0.0)
+    assert same.tolist() == [0]
