@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exportkit.parity import MATCH_IOU, Check, box_iou, detection_checks, raw_checks, top_k_checks
+from exportkit.parity import MATCH_IOU, Check, box_iou, detection_checks, match_detections, raw_checks, top_k_checks
 from exportkit.validate import DEFAULT_THRESHOLDS, ParityReport, thresholds_for
 from runtimes.python.results import Result
 
@@ -417,3 +417,68 @@ def test_top_k_classes_ignore_the_channels_after_the_classes():
     ref = np.concatenate([ref, np.full((1, 3, ref.shape[2]), 5.0, np.float32)], axis=1)
     c = by_criterion(top_k_checks("noise", ref, ref.copy(), 2, LIMITS)[0])
     assert c["class_mismatches"].value == 0 and c["class_mismatches"].passed is True
+
+
+def test_raw_checks_go_on_past_a_mismatched_output_and_keep_cosine_at_most_one():
+    small = np.array([[1e-3, 2e-3]], np.float32)  # tiny values: a cosine's guard term must not push it past 1
+    checks = by_criterion(raw_checks("x", [np.zeros((1, 3)), small], [np.zeros((1, 4)), small.copy()], LIMITS))
+    assert checks["output0.shape"].passed is False
+    assert checks["output1.cosine"].passed is True and checks["output1.cosine"].value <= 1.0
+    assert checks["output1.cosine"].value == pytest.approx(1.0, abs=1e-6)
+
+
+def box_result(boxes, scores, classes):
+    return Result("detect", (2_000_000, 2_000_000), np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float32),
+                  np.array(classes, np.int64), NAMES)
+
+
+def test_match_gives_a_contested_export_box_to_the_most_confident_reference():
+    ref = result([[10, 10, 50, 50], [12, 10, 52, 50]], [0.5, 0.9], [0, 0])  # two overlapping references, one class
+    exp = result([[11, 10, 51, 50]], [0.9], [0])
+    matched, lost, extra, wrong = match_detections(ref, exp)
+    assert matched == [(1, 0)] and lost == [0] and extra == [] and wrong == []
+
+
+@pytest.mark.parametrize("exp_class", [0, 1])  # the same class, or a class mismatch
+def test_match_takes_the_best_overlapping_candidate(exp_class):
+    ref = result([[10, 10, 50, 50]], [0.9], [0])
+    exp = result([[10, 10, 50, 50], [14, 10, 54, 50]], [0.8, 0.8], [exp_class, exp_class])  # IoU 1 and 36/44
+    matched, lost, extra, wrong = match_detections(ref, exp)
+    assert (matched if exp_class == 0 else wrong) == [(0, 0)] and extra == [1]
+
+
+def test_match_at_exactly_the_match_iou():
+    # 2^20 px boxes: one half the other, IoU exactly 1/2 in float64 (the epsilon is below the union's precision)
+    side = 2.0**20
+    ref = box_result([[0, 0, side, side]], [0.9], [0])
+    for cls in (0, 1):
+        exp = box_result([[0, 0, side, side / 2]], [0.9], [cls])
+        matched, lost, extra, wrong = match_detections(ref, exp)
+        assert MATCH_IOU == 0.5 and (matched if cls == 0 else wrong) == [(0, 0)] and not lost and not extra
+
+
+def test_a_detection_exactly_at_the_border_counts_and_the_rest_are_counted_in_the_detail():
+    limits = {**LIMITS, "confidence_diff": 0.25}  # conf 0.25 + 0.25: the border is exactly 0.5
+    ref = result([[10, 10, 50, 50], [60, 60, 90, 90], [5, 60, 40, 95]], [0.9, 0.5, 0.3], [0, 1, 2])
+    exp = result([[10, 10, 50, 50]], [0.9], [0])
+    c = by_criterion(detection_checks("img", ref, exp, limits, CONF)[0])
+    assert c["unmatched_reference"].value == 1 and c["unmatched_reference"].detail.startswith("1 more within 0.25")
+    c = by_criterion(detection_checks("img", exp, ref, limits, CONF)[0])
+    assert c["unmatched_exported"].value == 1 and c["unmatched_exported"].detail.startswith("1 more within 0.25")
+
+
+def test_class_mismatch_detail_lists_each_swap():
+    ref = result([[10, 10, 50, 50], [60, 60, 90, 90]], [0.9, 0.8], [0, 1])
+    exp = result([[10, 10, 50, 50], [60, 60, 90, 90]], [0.9, 0.8], [1, 2])
+    c = by_criterion(detection_checks("img", ref, exp, LIMITS, CONF)[0])
+    assert c["class_mismatches"].detail == "circle became square; square became triangle"
+
+
+def test_mask_and_keypoint_gates_need_both_sides_and_carry_the_input_name():
+    masks = np.ones((3, 100, 100), bool)
+    kpts = np.ones((3, 17, 3), np.float32)
+    both = result(REF.boxes, REF.scores, REF.class_ids, masks=masks, keypoints=kpts)
+    c = by_criterion(detection_checks("img", both, both, LIMITS, CONF)[0])
+    assert c["mask_iou_min"].input == "img" and c["keypoint_px_max"].input == "img"
+    one_sided = detection_checks("img", both, REF, LIMITS, CONF)[0]  # the export has no masks or keypoints
+    assert not {"mask_iou_min", "keypoint_px_max"} & {ch.criterion for ch in one_sided}

@@ -214,3 +214,34 @@ def test_normalized_scaling_multiplies_and_reads_the_defaults_of_the_layout():
     out = in_input_pixels([raw], md, (32, 64))[0]
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out[0, :, 1], [32, 16, 32, 16, 0.5, 0.5, 0.5, 32, 16, 32, 16])
+
+
+def test_random_case_is_one_reproducible_noise_image_with_raw_and_top_k_checks():
+    limits = thresholds_for("fp32", None)
+    inputs = []
+
+    def ref(x):
+        inputs.append(x.copy())
+        return model()(x)
+
+    for _ in range(2):
+        report = ParityReport("onnx", "fp32")
+        _random_case(report, ref, model(), metadata(), SIZE, limits)
+    assert inputs[0].shape == (1, 3, *SIZE)  # one RGB image, NCHW (batches are the batch case's)
+    np.testing.assert_array_equal(inputs[0], inputs[1])  # the same noise each run: reproducible validation
+    criteria = {c.criterion for c in report.checks}
+    assert {"output0.cosine", "output0.rel_max_abs_diff", "box_iou_min", "boxes_compared"} <= criteria
+
+
+def test_random_case_crash_is_one_run_check_with_the_error_on_one_line():
+    limits = thresholds_for("fp32", None)
+
+    def crash(x):
+        raise ValueError("first line\n   second   line " + "x" * 400)
+
+    report = ParityReport("onnx", "fp32")
+    _random_case(report, model(), crash, metadata(), SIZE, limits)
+    (check,) = report.checks
+    assert (check.input, check.criterion, check.value, check.passed) == ("random", "run", 0, False)  # nothing compared
+    assert check.detail.startswith("ValueError: first line second line xxx")  # whitespace collapsed, one line
+    assert len(check.detail) == len("ValueError: ") + 300  # the message cut at 300 characters
