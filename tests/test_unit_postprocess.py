@@ -300,3 +300,28 @@ def test_class_offset_separates_classes_of_boxes_larger_than_the_default_offset(
     assert sorted(kept.tolist()) == [0, 1]
     same = pp.batched_nms(boxes, np.array([0.9, 0.8], np.float32), np.array([1, 1]), 0.0)
     assert same.tolist() == [0]
+
+
+def test_candidates_at_the_cap_keep_tied_scores_in_anchor_order(monkeypatch):
+    monkeypatch.setattr(pp, "MAX_CANDIDATES", 299)
+    levels = np.array([0.3, 0.5, 0.7], np.float32)
+    pred = np.zeros((5, 300), np.float32)
+    pred[4] = levels[np.random.default_rng(0).integers(0, 3, 300)]  # 300 candidates in three tied groups
+    expected = sorted(range(300), key=lambda i: -pred[4, i])[:299]  # highest first, ties by anchor (stable)
+    assert pp._candidates(pred, _Layout(nc=1), _limits()).index.tolist() == expected
+    none = pp._candidates(np.zeros((5, 3), np.float32), _Layout(nc=1), _limits())
+    assert len(none.index) == len(none.class_ids) == len(none.scores) == 0
+
+
+def test_named_outputs_take_a_sequence_in_metadata_order_and_name_what_is_missing():
+    from types import SimpleNamespace
+
+    from runtimes.python.errors import MetadataMismatch
+
+    spec = SimpleNamespace(output_names=("output0", "output1"), layout=_seg_layout())
+    pred, protos = np.zeros((1, 38, 5)), np.zeros((1, 32, 4, 4))
+    found = pp.named_outputs([pred, protos], spec)
+    assert found["output0"] is pred and found["output1"] is protos
+    with pytest.raises(MetadataMismatch) as err:  # a model with only the predictions: a clear mismatch, no crash
+        pp.named_outputs([pred], spec)
+    assert str(err.value) == "outputs ['output1'] named in metadata.json are not among the model's outputs ['output0']"
