@@ -327,3 +327,36 @@ def test_consistency_counts_the_box_channels_wherever_they_sit():
     assert md.consistency_problems({**base, "outputs": [{"name": "output0", "shape": [1, 7, 84]}]}) == []
     assert md.consistency_problems({**base, "outputs": [{"name": "output0", "shape": [1, 3, 84]}]}) == [
         "output output0 has shape [1, 3, 84]; its layout needs 7 channels"]
+
+
+def test_detect_scores_are_recorded_as_activated(onnx_folder):
+    # Ultralytics' exported heads apply the sigmoid to the class scores: the runtime must not apply it again
+    assert build(onnx_folder)["output_layout"]["predictions"]["scores_activated"] is True
+
+
+def test_format_facts_hook_sees_the_artifact_io(tmp_path):
+    seen = []
+
+    class Fake:
+        @classmethod
+        def metadata_facts(cls, info, io, options, folder):
+            seen.append((io, folder))
+            return {"accuracy": {"top1": 1.0}}
+
+    artifact = io(7)
+    assert md.format_facts(Fake, info(), artifact, {}, str(tmp_path)) == {"accuracy": {"top1": 1.0}}
+    assert seen == [(artifact, tmp_path)]
+    assert md.format_facts(object, info(), artifact, {}, tmp_path) == {}
+
+
+def test_schema_error_lists_every_consistency_problem(onnx_folder):
+    import jsonschema
+
+    metadata = build(onnx_folder)
+    metadata.update(num_classes=4)
+    metadata["output_layout"]["predictions"]["class_scores"] = [4, 6]
+    with pytest.raises(jsonschema.ValidationError) as err:
+        md.validate_schema(metadata)
+    assert err.value.message == ("num_classes is 4 but class_names lists 3; "
+                                 "output_layout class_scores span 2 channels for 3 class_names; "
+                                 "output output0 has shape [1, 7, 84]; its layout needs 6 channels")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exportkit.parity import MATCH_IOU, Check, box_iou, detection_checks, match_detections, raw_checks, top_k_checks
+from exportkit.parity import MATCH_IOU, Check, _gate, _keypoint_px, box_iou, detection_checks, match_detections, raw_checks, top_k_checks
 from exportkit.validate import DEFAULT_THRESHOLDS, ParityReport, thresholds_for
 from runtimes.python.results import Result
 
@@ -482,3 +482,23 @@ def test_mask_and_keypoint_gates_need_both_sides_and_carry_the_input_name():
     assert c["mask_iou_min"].input == "img" and c["keypoint_px_max"].input == "img"
     one_sided = detection_checks("img", both, REF, LIMITS, CONF)[0]  # the export has no masks or keypoints
     assert not {"mask_iou_min", "keypoint_px_max"} & {ch.criterion for ch in one_sided}
+
+
+def test_gate_without_a_limit_keeps_its_name_and_detail():
+    check = _gate("img", "mask_iou_min", 0.5, None, True, "why")
+    assert (check.input, check.threshold, check.passed, check.detail) == ("img", None, None, "why")
+
+
+def test_iou_of_a_box_with_itself_is_one_and_never_more():
+    box = np.array([[10.0, 10.0, 20.0, 20.0]])
+    iou = box_iou(box, box)[0, 0]
+    assert iou <= 1.0 and iou == pytest.approx(1.0)
+
+
+def test_keypoint_distance_is_the_worst_single_point():
+    # two visible points each 5 px off (3-4-5): the worst point is 5 px, not the 7.07 px of all errors together
+    a = np.array([[10, 10, 1.0], [20, 20, 1.0], [0, 0, 0.0]], np.float32)
+    b = a.copy()
+    b[:2, :2] += [3, 4]
+    b[2, :2] += 100  # invisible: ignored
+    assert _keypoint_px(a, b) == pytest.approx(5.0)

@@ -245,3 +245,10 @@ def test_random_case_crash_is_one_run_check_with_the_error_on_one_line():
     assert (check.input, check.criterion, check.value, check.passed) == ("random", "run", 0, False)  # nothing compared
     assert check.detail.startswith("ValueError: first line second line xxx")  # whitespace collapsed, one line
     assert len(check.detail) == len("ValueError: ") + 300  # the message cut at 300 characters
+
+
+@pytest.mark.parametrize("shape, expected", [([1, 3, 0, 96], (64, 64)), ([1, 3, 48, 0], (64, 64)),  # no size: metadata's
+                                             ([1, 3, 1, 96], (1, 96)), ([1, 3, 48, 1], (48, 1))])  # 1 px is a size
+def test_artifact_input_size_takes_any_positive_size(shape, expected):
+    io = ArtifactIO([TensorInfo("images", shape, "float32")], [])
+    assert artifact_input_size(io, {"input_shape": [64, 64, 3]}) == expected
