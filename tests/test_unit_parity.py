@@ -9,7 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exportkit.parity import MATCH_IOU, Check, _gate, _keypoint_px, box_iou, detection_checks, match_detections, raw_checks, top_k_checks
+from exportkit.parity import (
+    MATCH_IOU,
+    Check,
+    _gate,
+    _keypoint_px,
+    box_iou,
+    detection_checks,
+    match_detections,
+    raw_checks,
+    top_k_checks,
+)
 from exportkit.validate import DEFAULT_THRESHOLDS, ParityReport, thresholds_for
 from runtimes.python.results import Result
 
