@@ -360,3 +360,10 @@ def test_schema_error_lists_every_consistency_problem(onnx_folder):
     assert err.value.message == ("num_classes is 4 but class_names lists 3; "
                                  "output_layout class_scores span 2 channels for 3 class_names; "
                                  "output output0 has shape [1, 7, 84]; its layout needs 6 channels")
+
+
+def test_nms_output_of_the_wrong_width_names_the_expected_count():
+    # segment: x1 y1 x2 y2 score class + 32 mask coefficients = 38 values per detection
+    bad = ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32"), PROTOS])
+    with pytest.raises(ExportError, match=r"output0 has 6 values per detection, expected 38$"):
+        md.nms_output_layout(info("segment"), bad)

@@ -325,3 +325,23 @@ def test_named_outputs_take_a_sequence_in_metadata_order_and_name_what_is_missin
     with pytest.raises(MetadataMismatch) as err:  # a model with only the predictions: a clear mismatch, no crash
         pp.named_outputs([pred], spec)
     assert str(err.value) == "outputs ['output1'] named in metadata.json are not among the model's outputs ['output0']"
+
+
+def test_preselected_drops_a_score_exactly_at_the_threshold():
+    layout = _Layout()
+    layout.class_scores, layout.class_index = (4, 5), 5
+    pred = np.array([[0] * 3, [0] * 3, [1] * 3, [1] * 3, [0.25, 0.26, 0.5], [0, 1, 2]], np.float32)
+    assert pp._preselected(pred, layout, _limits(conf=0.25)).index.tolist() == [1, 2]  # Ultralytics keeps > conf
+
+
+def test_detections_with_an_empty_mask_are_dropped(monkeypatch):
+    from types import SimpleNamespace
+
+    masks = np.zeros((3, 4, 4), bool)
+    masks[0, 1, 1] = masks[2, 0, 0] = True  # the second detection's mask is empty
+    monkeypatch.setattr(pp, "native_masks", lambda *args: masks)
+    result = SimpleNamespace(boxes=np.arange(12, dtype=np.float32).reshape(3, 4), scores=np.array([0.9, 0.8, 0.7]),
+                             class_ids=np.array([0, 1, 2]), masks=None, orig_shape=(4, 4))
+    spec = SimpleNamespace(layout=SimpleNamespace(mask_coefficients=(6, 38)), input_size=(4, 4))
+    pp._add_masks(result, np.zeros((38, 3)), np.arange(3), spec, None)
+    assert result.class_ids.tolist() == [0, 2] and result.scores.tolist() == [0.9, 0.7] and len(result.masks) == 2

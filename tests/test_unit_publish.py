@@ -248,3 +248,10 @@ def test_staging_name_records_host_pid_and_start_time(tmp_path):
     assert staging.parent == tmp_path and staging.is_dir()
     assert staging.name.startswith(f"{STAGING_PREFIX}{_host()}.{os.getpid()}.{_start_time(os.getpid())}.")
     assert owner_alive(staging.name) is True
+
+
+def test_check_files_names_every_missing_file(tmp_path):
+    with pytest.raises(ExportError) as err:  # OpenVINO writes two files: both missing, both named
+        pipeline._check_files(OPENVINO, tmp_path)
+    names = [p.name for p in OPENVINO.artifact_paths(tmp_path)]
+    assert len(names) == 2 and str(err.value) == f"openvino export wrote no {names[0]}, {names[1]}"

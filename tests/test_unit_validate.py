@@ -120,6 +120,7 @@ def test_a_dynamic_batch_is_compared_as_a_batch_of_two():
     _batch_case(report, lambda x: (fed.append(x.dtype), model()(x))[1], export_run, [t.astype(np.float16) for t in tensors], thresholds_for("fp32", None))
     assert report.checks[0].input == "earlier" and fed == [np.float32, np.float32]  # the reference always gets float32
     assert seen == [(2, 3, 64, 64)] and report.inputs["batch2"]["passed"] is False
+    assert {c.input for c in report.checks[1:]} == {"batch2"}  # every check of the case names it
     assert "output0.rel_max_abs_diff" in failed(report)
 
 
