@@ -145,6 +145,7 @@ def _fd_with(tmp_path, data: bytes) -> int:
     (b'{"pid": "42", "host": "' + b"h" * 100 + b'"}', "pid 42 on " + "h" * 64),  # a long host name is cut
     (b"", "holder unknown"), (b"not json", "holder unknown"), (b'{"host": "x"}', "holder unknown"),
     (b'{"pid": 1}', "holder unknown"), (b'{"pid": "x1", "host": "h"}', "holder unknown"), (b"[1]", "holder unknown"),
+    (b'{"pid": 42, "host": "h", "pad": "' + b"x" * (4097 - 35) + b'"}', "holder unknown"),  # 4097 bytes: only 4 KiB is read
 ])
 def test_lock_holder_is_described_from_the_lock_file(tmp_path, data, expected):
     from exportkit.publish import _holder
@@ -175,6 +176,10 @@ def test_export_entries_are_exportkits_files_then_each_artifacts_top_entry(tmp_p
     (tmp_path / "metadata.json").write_text(json.dumps({"artifacts": artifacts}))
     # metadata.json and validation.json first; a folder artifact once; missing, path-less and unsafe entries left out
     assert export_entries(tmp_path) == ["metadata.json", "validation.json", "model_openvino_model"]
+    (tmp_path / "metadata.json").write_text(json.dumps({"artifacts": [{"path": "model_openvino_model/sub/deep.bin"}]}))
+    assert export_entries(tmp_path) == ["metadata.json", "validation.json", "model_openvino_model"]  # the top entry
+    (tmp_path / "metadata.json").write_text("{}")  # no artifacts listed
+    assert export_entries(tmp_path) == ["metadata.json", "validation.json"]
     (tmp_path / "metadata.json").write_text("[]")  # not an object: only exportkit's own files
     assert export_entries(tmp_path) == ["metadata.json", "validation.json"]
     (tmp_path / "metadata.json").write_text("{broken")
@@ -255,3 +260,33 @@ def test_check_files_names_every_missing_file(tmp_path):
         pipeline._check_files(OPENVINO, tmp_path)
     names = [p.name for p in OPENVINO.artifact_paths(tmp_path)]
     assert len(names) == 2 and str(err.value) == f"openvino export wrote no {names[0]}, {names[1]}"
+
+
+def test_staging_name_without_a_start_time_is_host_and_pid(tmp_path, monkeypatch):
+    from exportkit import publish as pub
+
+    monkeypatch.setattr(pub, "_start_time", lambda pid: None)  # no /proc: the name holds host and pid only
+    assert pub._owner_tag() == f"{pub._host()}.{os.getpid()}."
+
+
+def test_a_temporary_link_left_by_a_kill_is_replaced(tmp_path):
+    from exportkit.publish import TMP_SUFFIX, _symlink_beside
+
+    (tmp_path / f"entry{TMP_SUFFIX}").write_text("left over")
+    tmp = _symlink_beside(tmp_path / "entry", "target")
+    assert tmp == tmp_path / f"entry{TMP_SUFFIX}" and os.readlink(tmp) == "target"
+
+
+def test_exchange_of_relative_paths_is_one_atomic_step(tmp_path, monkeypatch):
+    from exportkit import publish as pub
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").write_text("A")
+    (tmp_path / "b").write_text("B")
+
+    def no_rename(*args):
+        raise AssertionError("a swap by three renames is not atomic")
+
+    monkeypatch.setattr(pub.os, "rename", no_rename)
+    pub._exchange(pub.Path("a"), pub.Path("b"))  # renameat2(AT_FDCWD, ..., RENAME_EXCHANGE): relative to the cwd
+    assert (tmp_path / "a").read_text() == "B" and (tmp_path / "b").read_text() == "A"
