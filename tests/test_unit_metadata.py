@@ -367,3 +367,8 @@ def test_nms_output_of_the_wrong_width_names_the_expected_count():
     bad = ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32"), PROTOS])
     with pytest.raises(ExportError, match=r"output0 has 6 values per detection, expected 38$"):
         md.nms_output_layout(info("segment"), bad)
+
+
+def test_a_two_pixel_tall_nhwc_input_is_nhwc():
+    # 2 is no channel count (1 grey or 3 colour), so [1, 2, 64, 3] is a batch of 2x64 colour images
+    assert md.input_layout(ArtifactIO([TensorInfo("x", [1, 2, 64, 3], "float32")], [])) == "NHWC"

@@ -345,3 +345,12 @@ def test_detections_with_an_empty_mask_are_dropped(monkeypatch):
     spec = SimpleNamespace(layout=SimpleNamespace(mask_coefficients=(6, 38)), input_size=(4, 4))
     pp._add_masks(result, np.zeros((38, 3)), np.arange(3), spec, None)
     assert result.class_ids.tolist() == [0, 2] and result.scores.tolist() == [0.9, 0.7] and len(result.masks) == 2
+
+
+def test_thresholds_take_agnostic_nms_from_metadata_when_not_given():
+    class Agnostic:
+        postprocessing = type("P", (), {"confidence_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 300,
+                                        "agnostic_nms": True})()
+
+    assert pp.Thresholds.resolve(Agnostic()).agnostic is True
+    assert pp.Thresholds.resolve(Agnostic(), agnostic=False).agnostic is False
