@@ -145,13 +145,13 @@ def test_kill_at_every_step_of_a_publish_leaves_old_or_new(tmp_path, scenario):
     assert outcomes == sorted(outcomes, key=("old", "new").index)  # old until the switch, new after it
 
 
-def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path):
+def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path, zombies):
     folder = tmp_path / "out"
     start = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
     names = {"dead": f".exportkit-staging-{_host()}.{_dead_pid()}.a",
              "alive": f".exportkit-staging-{_host()}.{os.getpid()}.{start}.b",
              "reused-pid": f".exportkit-staging-{_host()}.{os.getpid()}.{int(start) - 1}.d",
-             "zombie": f".exportkit-staging-{_host()}.{_zombie_pid()}.e",
+             "zombie": f".exportkit-staging-{_host()}.{_zombie_pid(zombies)}.e",
              "elsewhere": ".exportkit-staging-otherhost.1.c"}
     for name in names.values():
         (folder / name).mkdir(parents=True)
@@ -163,16 +163,23 @@ def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path):
     assert (folder / names["alive"]).exists() and (folder / names["elsewhere"]).exists()
 
 
-_ZOMBIES = []
+@pytest.fixture
+def zombies():
+    """Children left unreaped during a test, reaped after it (an unreaped child outlives the test otherwise, and
+    a caller that waits for any child, as mutmut's runner does, would collect it as its own)."""
+    children: list[subprocess.Popen] = []
+    yield children
+    for child in children:
+        child.wait()
 
 
-def _zombie_pid() -> int:
+def _zombie_pid(zombies: list) -> int:
     """A child that has exited but is not reaped yet (as after kill -9 in a container whose init never reaps)."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.time() + 30
     while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.time() < deadline:
         time.sleep(0.01)
-    _ZOMBIES.append(child)  # reaped when the list goes, after the test
+    zombies.append(child)
     return child.pid
 
 

@@ -250,3 +250,17 @@ def test_each_flag_documents_its_environment_variable_and_the_guides_formats():
         assert helps[flag] and re.search(rf"\[env {env}\]$", helps[flag]), (flag, helps[flag])
     assert helps["export_format"].startswith(formats + " ")
     assert helps["quiet"] == "only print errors"
+
+
+def test_help_epilog_names_every_environment_variable_and_exit_code():
+    parser = cli.build_parser()
+    # the flags' own help names their variables too, so the epilog and description are read on their own
+    assert parser.description.startswith("Export an Ultralytics checkpoint to a production format")
+    assert "metadata.json" in parser.description and "validation" in parser.description
+    epilog = parser.epilog
+    assert epilog.startswith("Each flag falls back to its environment variable (CHECKPOINT_PATH, EXPORT_FORMAT, OUTPUT_DIR, EXPORT_CONFIG).")
+    for var in cli.ENV_VARS.values():
+        assert var in epilog
+    assert set(cli.ENV_VARS.values()) == {"CHECKPOINT_PATH", "EXPORT_FORMAT", "OUTPUT_DIR", "EXPORT_CONFIG"}  # the guide's
+    assert epilog.endswith(" Exit codes: 0 ok, 1 export failed, 2 validation failed, 3 configuration error.")
+    assert parser.allow_abbrev is False

@@ -388,3 +388,20 @@ def test_hash_cache_writes_its_temporary_beside_the_file(tmp_path, monkeypatch):
     cache.save()
     assert made == [{"dir": tmp_path / "a" / "b", "prefix": ".hashes-"}]
     assert (tmp_path / "a" / "b" / "h.json").exists() and not cache.dirty
+
+
+def test_hash_cache_saves_into_an_existing_folder(tmp_path):
+    from exportkit.build import canonical
+
+    (tmp_path / "f").write_bytes(b"abc")
+    cache = HashCache(tmp_path / "h.json")  # its folder exists already
+    digest = cache.sha256(tmp_path / "f")
+    cache.save()
+    assert HashCache(tmp_path / "h.json").entries[str((tmp_path / "f").resolve())][2] == digest
+    # the key's text form: sorted keys, no spaces, so equal keys compare equal as text whatever their order
+    assert canonical({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == '{"a":[1,{"c":3,"d":2}],"b":1}'
+
+
+def test_metadata_without_an_artifact_list_has_no_drift(tmp_path):
+    (tmp_path / "metadata.json").write_text("{}")
+    assert artifact_drift(tmp_path, HashCache(tmp_path / "h.json")) is None

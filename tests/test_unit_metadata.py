@@ -262,3 +262,113 @@ def test_nms_layouts_in_full():
 def test_metadata_file_is_indented_json(onnx_folder):
     md.write_metadata({"a": [1], "b": "é"}, onnx_folder)
     assert (onnx_folder / "metadata.json").read_text() == '{\n  "a": [\n    1\n  ],\n  "b": "\\u00e9"\n}\n'
+
+
+# the libraries an export's result depends on: Ultralytics and torch, then each format's converter and runtime
+CONVERTERS = ("ultralytics", "torch", "onnx", "onnxruntime", "onnxslim", "openvino", "coremltools", "litert-torch",
+              "ai-edge-litert", "tensorrt")
+
+
+def test_versions_record_each_installed_converter_and_skip_only_the_missing(monkeypatch):
+    import importlib.metadata as im
+    import platform
+
+    import exportkit
+
+    real = im.version
+    installed = {}
+    for name in CONVERTERS:
+        try:
+            installed[name] = real(name)
+        except im.PackageNotFoundError:
+            pass
+    found = md.versions()
+    assert found == {"exportkit": exportkit.__version__, "python": platform.python_version(), **installed}
+
+    def without_onnx(name):  # one converter missing in the middle of the list: the rest are still recorded
+        if name == "onnx":
+            raise im.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(im, "version", without_onnx)
+    found = md.versions()
+    assert "onnx" not in found and {k: v for k, v in installed.items() if k != "onnx"}.items() <= found.items()
+    assert "openvino" in found and "coremltools" in found
+
+
+@pytest.mark.parametrize("task, artifact", [("segment", io(4 + 3 + 32, extra_outputs=(PROTOS,))), ("pose", io(4 + 3 + 51))])
+def test_every_yolo_head_is_anchor_free(task, artifact):
+    # the guide's per-task examples: detection, segmentation and pose heads of YOLOv8/YOLO11 are "anchor_based": false
+    ckpt = info(task, kpt_shape=[17, 3] if task == "pose" else None)
+    assert md.task_fields(ckpt, artifact)["anchor_based"] is False
+
+
+def test_open_vocabulary_fields_are_the_guides():
+    from dataclasses import replace
+
+    world = replace(info(), is_world=True)
+    fields = md.task_fields(world, io(4 + 3))
+    # the guide's YOLO-World-v2 example: open vocabulary, text input, CLIP's 77-token context
+    assert {k: fields[k] for k in ("model_variant", "text_input_enabled", "max_text_length")} == {
+        "model_variant": "open_vocabulary", "text_input_enabled": True, "max_text_length": 77}
+    assert fields["text_input_enabled"] is True
+
+
+def test_consistency_reads_a_metadata_without_layout_or_outputs():
+    # nothing to compare but the class count: no problem, no crash on the missing parts
+    assert md.consistency_problems({"num_classes": 0}) == []
+    assert md.consistency_problems({"num_classes": 2}) == ["num_classes is 2 but class_names lists 0"]
+
+
+def test_consistency_counts_the_box_channels_wherever_they_sit():
+    # a layout with the class scores first and the box after them needs 3 + 4 = 7 channels
+    pred = {"output": "output0", "shape_order": "batch, channels, anchors", "class_scores": [0, 3], "box": [3, 7]}
+    base = {"class_names": NAMES, "num_classes": 3, "output_layout": {"predictions": pred}}
+    assert md.consistency_problems({**base, "outputs": [{"name": "output0", "shape": [1, 7, 84]}]}) == []
+    assert md.consistency_problems({**base, "outputs": [{"name": "output0", "shape": [1, 3, 84]}]}) == [
+        "output output0 has shape [1, 3, 84]; its layout needs 7 channels"]
+
+
+def test_detect_scores_are_recorded_as_activated(onnx_folder):
+    # Ultralytics' exported heads apply the sigmoid to the class scores: the runtime must not apply it again
+    assert build(onnx_folder)["output_layout"]["predictions"]["scores_activated"] is True
+
+
+def test_format_facts_hook_sees_the_artifact_io(tmp_path):
+    seen = []
+
+    class Fake:
+        @classmethod
+        def metadata_facts(cls, info, io, options, folder):
+            seen.append((io, folder))
+            return {"accuracy": {"top1": 1.0}}
+
+    artifact = io(7)
+    assert md.format_facts(Fake, info(), artifact, {}, str(tmp_path)) == {"accuracy": {"top1": 1.0}}
+    assert seen == [(artifact, tmp_path)]
+    assert md.format_facts(object, info(), artifact, {}, tmp_path) == {}
+
+
+def test_schema_error_lists_every_consistency_problem(onnx_folder):
+    import jsonschema
+
+    metadata = build(onnx_folder)
+    metadata.update(num_classes=4)
+    metadata["output_layout"]["predictions"]["class_scores"] = [4, 6]
+    with pytest.raises(jsonschema.ValidationError) as err:
+        md.validate_schema(metadata)
+    assert err.value.message == ("num_classes is 4 but class_names lists 3; "
+                                 "output_layout class_scores span 2 channels for 3 class_names; "
+                                 "output output0 has shape [1, 7, 84]; its layout needs 6 channels")
+
+
+def test_nms_output_of_the_wrong_width_names_the_expected_count():
+    # segment: x1 y1 x2 y2 score class + 32 mask coefficients = 38 values per detection
+    bad = ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32"), PROTOS])
+    with pytest.raises(ExportError, match=r"output0 has 6 values per detection, expected 38$"):
+        md.nms_output_layout(info("segment"), bad)
+
+
+def test_a_two_pixel_tall_nhwc_input_is_nhwc():
+    # 2 is no channel count (1 grey or 3 colour), so [1, 2, 64, 3] is a batch of 2x64 colour images
+    assert md.input_layout(ArtifactIO([TensorInfo("x", [1, 2, 64, 3], "float32")], [])) == "NHWC"

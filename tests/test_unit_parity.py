@@ -9,7 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exportkit.parity import MATCH_IOU, Check, box_iou, detection_checks, raw_checks, top_k_checks
+from exportkit.parity import (
+    MATCH_IOU,
+    Check,
+    _gate,
+    _keypoint_px,
+    box_iou,
+    detection_checks,
+    match_detections,
+    raw_checks,
+    top_k_checks,
+)
 from exportkit.validate import DEFAULT_THRESHOLDS, ParityReport, thresholds_for
 from runtimes.python.results import Result
 
@@ -386,3 +396,119 @@ def test_every_check_names_its_input_and_says_what_it_compared():
     with_kp = result(REF.boxes, REF.scores, REF.class_ids, keypoints=kp)
     last = detection_checks("img", with_kp, with_kp, LIMITS, CONF)[0][-1]
     assert (last.criterion, last.threshold, last.detail) == ("keypoint_px_max", 2.0, "in model-input pixels")
+
+
+def test_top_k_iou_is_the_geometry_of_the_two_xywh_boxes():
+    # one candidate, 20x10 box at (50, 50) against the same box moved by (4, 2): in xyxy [40,45,60,55] and
+    # [44,47,64,57], overlapping 16 x 8 = 128 of 200 + 200 - 128 = 272 px
+    ref = np.zeros((1, 5, 1), np.float32)
+    ref[0, :, 0] = [50, 50, 20, 10, 0.9]
+    moved = ref.copy()
+    moved[0, :2, 0] += [4, 2]
+    c = by_criterion(top_k_checks("noise", ref, moved, 1, {**LIMITS, "top_k": 1})[0])
+    assert c["box_iou_min"].value == pytest.approx(128 / 272)
+    assert c["boxes_compared"].value == 1 and c["boxes_compared"].passed is True  # one candidate is enough
+
+
+def test_top_k_picks_candidates_by_every_class_channel():
+    # k = 1: the best candidate scores only on class 0 (0.9); another only on class 1 (0.5). Damage to the best
+    # one's box must be seen, so class 0 counts in the ranking.
+    ref = np.zeros((1, 6, 2), np.float32)
+    ref[0, :4, 0] = ref[0, :4, 1] = [50, 50, 20, 20]
+    ref[0, 4, 0], ref[0, 5, 1] = 0.9, 0.5
+    damaged = ref.copy()
+    damaged[0, 0, 0] += 10
+    assert failed(top_k_checks("noise", ref, damaged, 2, {**LIMITS, "top_k": 1})[0]) == {"box_iou_min"}
+
+
+def test_top_k_classes_ignore_the_channels_after_the_classes():
+    # a seg-like prediction: 4 box + 2 class + 3 mask-coefficient channels; a large coefficient is not a class
+    ref = _candidates(nc=2)
+    ref = np.concatenate([ref, np.full((1, 3, ref.shape[2]), 5.0, np.float32)], axis=1)
+    c = by_criterion(top_k_checks("noise", ref, ref.copy(), 2, LIMITS)[0])
+    assert c["class_mismatches"].value == 0 and c["class_mismatches"].passed is True
+
+
+def test_raw_checks_go_on_past_a_mismatched_output_and_keep_cosine_at_most_one():
+    small = np.array([[1e-3, 2e-3]], np.float32)  # tiny values: a cosine's guard term must not push it past 1
+    checks = by_criterion(raw_checks("x", [np.zeros((1, 3)), small], [np.zeros((1, 4)), small.copy()], LIMITS))
+    assert checks["output0.shape"].passed is False
+    assert checks["output1.cosine"].passed is True and checks["output1.cosine"].value <= 1.0
+    assert checks["output1.cosine"].value == pytest.approx(1.0, abs=1e-6)
+
+
+def box_result(boxes, scores, classes):
+    return Result("detect", (2_000_000, 2_000_000), np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float32),
+                  np.array(classes, np.int64), NAMES)
+
+
+def test_match_gives_a_contested_export_box_to_the_most_confident_reference():
+    ref = result([[10, 10, 50, 50], [12, 10, 52, 50]], [0.5, 0.9], [0, 0])  # two overlapping references, one class
+    exp = result([[11, 10, 51, 50]], [0.9], [0])
+    matched, lost, extra, wrong = match_detections(ref, exp)
+    assert matched == [(1, 0)] and lost == [0] and extra == [] and wrong == []
+
+
+@pytest.mark.parametrize("exp_class", [0, 1])  # the same class, or a class mismatch
+def test_match_takes_the_best_overlapping_candidate(exp_class):
+    ref = result([[10, 10, 50, 50]], [0.9], [0])
+    exp = result([[10, 10, 50, 50], [14, 10, 54, 50]], [0.8, 0.8], [exp_class, exp_class])  # IoU 1 and 36/44
+    matched, lost, extra, wrong = match_detections(ref, exp)
+    assert (matched if exp_class == 0 else wrong) == [(0, 0)] and extra == [1]
+
+
+def test_match_at_exactly_the_match_iou():
+    # 2^20 px boxes: one half the other, IoU exactly 1/2 in float64 (the epsilon is below the union's precision)
+    side = 2.0**20
+    ref = box_result([[0, 0, side, side]], [0.9], [0])
+    for cls in (0, 1):
+        exp = box_result([[0, 0, side, side / 2]], [0.9], [cls])
+        matched, lost, extra, wrong = match_detections(ref, exp)
+        assert MATCH_IOU == 0.5 and (matched if cls == 0 else wrong) == [(0, 0)] and not lost and not extra
+
+
+def test_a_detection_exactly_at_the_border_counts_and_the_rest_are_counted_in_the_detail():
+    limits = {**LIMITS, "confidence_diff": 0.25}  # conf 0.25 + 0.25: the border is exactly 0.5
+    ref = result([[10, 10, 50, 50], [60, 60, 90, 90], [5, 60, 40, 95]], [0.9, 0.5, 0.3], [0, 1, 2])
+    exp = result([[10, 10, 50, 50]], [0.9], [0])
+    c = by_criterion(detection_checks("img", ref, exp, limits, CONF)[0])
+    assert c["unmatched_reference"].value == 1 and c["unmatched_reference"].detail.startswith("1 more within 0.25")
+    c = by_criterion(detection_checks("img", exp, ref, limits, CONF)[0])
+    assert c["unmatched_exported"].value == 1 and c["unmatched_exported"].detail.startswith("1 more within 0.25")
+
+
+def test_class_mismatch_detail_lists_each_swap():
+    ref = result([[10, 10, 50, 50], [60, 60, 90, 90]], [0.9, 0.8], [0, 1])
+    exp = result([[10, 10, 50, 50], [60, 60, 90, 90]], [0.9, 0.8], [1, 2])
+    c = by_criterion(detection_checks("img", ref, exp, LIMITS, CONF)[0])
+    assert c["class_mismatches"].detail == "circle became square; square became triangle"
+
+
+def test_mask_and_keypoint_gates_need_both_sides_and_carry_the_input_name():
+    masks = np.ones((3, 100, 100), bool)
+    kpts = np.ones((3, 17, 3), np.float32)
+    both = result(REF.boxes, REF.scores, REF.class_ids, masks=masks, keypoints=kpts)
+    c = by_criterion(detection_checks("img", both, both, LIMITS, CONF)[0])
+    assert c["mask_iou_min"].input == "img" and c["keypoint_px_max"].input == "img"
+    one_sided = detection_checks("img", both, REF, LIMITS, CONF)[0]  # the export has no masks or keypoints
+    assert not {"mask_iou_min", "keypoint_px_max"} & {ch.criterion for ch in one_sided}
+
+
+def test_gate_without_a_limit_keeps_its_name_and_detail():
+    check = _gate("img", "mask_iou_min", 0.5, None, True, "why")
+    assert (check.input, check.threshold, check.passed, check.detail) == ("img", None, None, "why")
+
+
+def test_iou_of_a_box_with_itself_is_one_and_never_more():
+    box = np.array([[10.0, 10.0, 20.0, 20.0]])
+    iou = box_iou(box, box)[0, 0]
+    assert iou <= 1.0 and iou == pytest.approx(1.0)
+
+
+def test_keypoint_distance_is_the_worst_single_point():
+    # two visible points each 5 px off (3-4-5): the worst point is 5 px, not the 7.07 px of all errors together
+    a = np.array([[10, 10, 1.0], [20, 20, 1.0], [0, 0, 0.0]], np.float32)
+    b = a.copy()
+    b[:2, :2] += [3, 4]
+    b[2, :2] += 100  # invisible: ignored
+    assert _keypoint_px(a, b) == pytest.approx(5.0)

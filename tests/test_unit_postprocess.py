@@ -221,3 +221,136 @@ def test_pose_keypoints_decode_to_image_pixels(dims, units):
     np.testing.assert_allclose(found.keypoints[0, :, :2], [[16, 32], [40, 0]], atol=1e-4)  # y - 16, clipped at 0
     np.testing.assert_allclose(found.keypoints[0, :, 2], [0.8, 0.3] if dims == 3 else [1.0, 1.0], atol=1e-6)
     assert [k.name for k in found.detections[0].keypoints] == ["a", "b"] and found.skeleton == ((1, 2),)
+
+
+def _seg_layout(anchors_last=True, channels_first=False):
+    from runtimes.python.spec import OutputLayout
+
+    # 4 box + 2 class + 32 mask-coefficient channels; prototypes in "output1"
+    return OutputLayout("output0", anchors_last, (0, 4), "xywh", False, (4, 6), False, mask_coefficients=(6, 38),
+                        prototypes="output1", prototypes_channels_first=channels_first)
+
+
+def test_split_outputs_moves_channels_last_prototypes_to_batch_coefficients_height_width():
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(layout=_seg_layout(), task="segment", class_names=("a", "b"))
+    pred = np.arange(38 * 5, dtype=np.float32).reshape(1, 38, 5)
+    protos = np.arange(4 * 6 * 32, dtype=np.float32).reshape(4, 6, 32)  # (mh, mw, coefficients), no batch axis
+    got_pred, got_protos = pp.split_outputs({"output0": pred, "output1": protos}, spec)
+    assert got_pred is pred or np.array_equal(got_pred, pred)
+    assert got_protos.shape == (1, 32, 4, 6)
+    for c, y, x in [(0, 0, 0), (31, 3, 5), (7, 2, 1)]:
+        assert got_protos[0, c, y, x] == protos[y, x, c]
+
+
+def test_split_outputs_names_the_output_and_both_channel_counts_on_a_mismatch():
+    from types import SimpleNamespace
+
+    from runtimes.python.errors import MetadataMismatch
+
+    spec = SimpleNamespace(layout=_seg_layout(anchors_last=False), task="segment", class_names=("a", "b"))
+    pred = np.zeros((1, 5, 7), np.float32)  # 5 anchors of 7 values (anchors first): 7 channels, not 38
+    with pytest.raises(MetadataMismatch, match=r"'output0' has 7 channels but metadata.json implies 38 \(segment, 2 classes\)"):
+        pp.split_outputs({"output0": pred}, spec)
+
+
+def _grid_boxes(n):
+    # n disjoint 10x10 boxes: nothing suppresses anything
+    xy = np.array([[20.0 * (i % 20), 20.0 * (i // 20)] for i in range(n)], np.float32)
+    return np.concatenate([xy, xy + 10], axis=1)
+
+
+@pytest.mark.parametrize("n", [40, 300])  # both greedy paths
+def test_nms_keeps_tied_scores_in_input_order(n):
+    scores = np.random.default_rng(0).integers(0, 3, n).astype(np.float32) / 4  # many ties
+    expected = sorted(range(n), key=lambda i: -scores[i])  # Python's sort is stable
+    assert pp.nms(_grid_boxes(n), scores, 0.5).tolist() == expected
+
+
+def test_nms_compares_scores_and_boxes_in_float32():
+    # scores that differ only past float32's precision are a tie (input order); a box whose float64 IoU with
+    # the first is 0.5 + 1e-9 has float32 IoU 0.5, which does not exceed the threshold 0.5: both kept
+    boxes = np.array([[0, 0, 1, 1], [0, 0, 1, 0.5 + 1e-9]], np.float64)
+    assert pp.nms(boxes, np.array([0.9, 0.8]), 0.5).tolist() == [0, 1]
+    apart = np.array([[0, 0, 1, 1], [5, 5, 6, 6]], np.float64)
+    assert pp.nms(apart, np.array([0.1, 0.1 + 1e-12]), 0.5).tolist() == [0, 1]
+
+
+def test_nms_of_empty_boxes_warns_nothing():
+    import warnings
+
+    boxes = np.array([[5, 5, 5, 5], [5, 5, 5, 5], [1, 1, 3, 3]], np.float32)  # two zero-area boxes: IoU 0/0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sorted(pp.nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), 0.5).tolist()) == [0, 1, 2]
+
+
+def test_agnostic_nms_honours_max_det():
+    boxes = _grid_boxes(3)
+    kept = pp.batched_nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), np.array([0, 1, 2]), 0.5, max_det=1, agnostic=True)
+    assert kept.tolist() == [0]
+
+
+def test_class_offset_separates_classes_of_boxes_larger_than_the_default_offset():
+    # two identical 20000 px wide boxes of different classes: shifted apart by more than their extent, they do
+    # not touch, so even at IoU threshold 0 (any overlap suppresses) both stay
+    boxes = np.array([[-10000, 0, 10000, 10], [-10000, 0, 10000, 10]], np.float32)
+    kept = pp.batched_nms(boxes, np.array([0.9, 0.8], np.float32), np.array([0, 1]), 0.0)
+    assert sorted(kept.tolist()) == [0, 1]
+    same = pp.batched_nms(boxes, np.array([0.9, 0.8], np.float32), np.array([1, 1]), 0.0)
+    assert same.tolist() == [0]
+
+
+def test_candidates_at_the_cap_keep_tied_scores_in_anchor_order(monkeypatch):
+    monkeypatch.setattr(pp, "MAX_CANDIDATES", 299)
+    levels = np.array([0.3, 0.5, 0.7], np.float32)
+    pred = np.zeros((5, 300), np.float32)
+    pred[4] = levels[np.random.default_rng(0).integers(0, 3, 300)]  # 300 candidates in three tied groups
+    expected = sorted(range(300), key=lambda i: -pred[4, i])[:299]  # highest first, ties by anchor (stable)
+    assert pp._candidates(pred, _Layout(nc=1), _limits()).index.tolist() == expected
+    none = pp._candidates(np.zeros((5, 3), np.float32), _Layout(nc=1), _limits())
+    assert len(none.index) == len(none.class_ids) == len(none.scores) == 0
+
+
+def test_named_outputs_take_a_sequence_in_metadata_order_and_name_what_is_missing():
+    from types import SimpleNamespace
+
+    from runtimes.python.errors import MetadataMismatch
+
+    spec = SimpleNamespace(output_names=("output0", "output1"), layout=_seg_layout())
+    pred, protos = np.zeros((1, 38, 5)), np.zeros((1, 32, 4, 4))
+    found = pp.named_outputs([pred, protos], spec)
+    assert found["output0"] is pred and found["output1"] is protos
+    with pytest.raises(MetadataMismatch) as err:  # a model with only the predictions: a clear mismatch, no crash
+        pp.named_outputs([pred], spec)
+    assert str(err.value) == "outputs ['output1'] named in metadata.json are not among the model's outputs ['output0']"
+
+
+def test_preselected_drops_a_score_exactly_at_the_threshold():
+    layout = _Layout()
+    layout.class_scores, layout.class_index = (4, 5), 5
+    pred = np.array([[0] * 3, [0] * 3, [1] * 3, [1] * 3, [0.25, 0.26, 0.5], [0, 1, 2]], np.float32)
+    assert pp._preselected(pred, layout, _limits(conf=0.25)).index.tolist() == [1, 2]  # Ultralytics keeps > conf
+
+
+def test_detections_with_an_empty_mask_are_dropped(monkeypatch):
+    from types import SimpleNamespace
+
+    masks = np.zeros((3, 4, 4), bool)
+    masks[0, 1, 1] = masks[2, 0, 0] = True  # the second detection's mask is empty
+    monkeypatch.setattr(pp, "native_masks", lambda *args: masks)
+    result = SimpleNamespace(boxes=np.arange(12, dtype=np.float32).reshape(3, 4), scores=np.array([0.9, 0.8, 0.7]),
+                             class_ids=np.array([0, 1, 2]), masks=None, orig_shape=(4, 4))
+    spec = SimpleNamespace(layout=SimpleNamespace(mask_coefficients=(6, 38)), input_size=(4, 4))
+    pp._add_masks(result, np.zeros((38, 3)), np.arange(3), spec, None)
+    assert result.class_ids.tolist() == [0, 2] and result.scores.tolist() == [0.9, 0.7] and len(result.masks) == 2
+
+
+def test_thresholds_take_agnostic_nms_from_metadata_when_not_given():
+    class Agnostic:
+        postprocessing = type("P", (), {"confidence_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 300,
+                                        "agnostic_nms": True})()
+
+    assert pp.Thresholds.resolve(Agnostic()).agnostic is True
+    assert pp.Thresholds.resolve(Agnostic(), agnostic=False).agnostic is False

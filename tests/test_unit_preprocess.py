@@ -85,3 +85,18 @@ def test_input_dtype_follows_the_artifact_input():
 
     assert [_input_dtype(Spec(d)) for d in ("float32", "float16", "float64", "uint8", "int8")] == \
         [np.float32, np.float16, np.float64, np.float32, np.float32]
+
+
+def test_a_narrow_image_gets_every_padding_column_even_into_a_reused_buffer():
+    # a 32x20 image into 32x48: no resize, 14 columns of padding each side (together wider than the image)
+    p = pre()
+    image = np.random.default_rng(1).integers(0, 256, (32, 20, 3), dtype=np.uint8)
+    out = np.full((3, 32, 48), np.nan, np.float32)  # a buffer holding anything: every value must be written
+    Normalizer(p).letterbox_into(image, out)
+    np.testing.assert_array_equal(out, reference(image, p))
+
+
+def test_odd_horizontal_padding_puts_the_extra_pixel_right_like_ultralytics():
+    # a 50x20 image into 32x48: r = 0.64, 13 px wide, 35 px of padding: Ultralytics' round(17.5 -/+ 0.1) = 17 left, 18 right
+    plan = plan_letterbox((50, 20, 3), (32, 48), True, True)
+    assert plan.new_size == (13, 32) and plan.borders == (0, 0, 17, 18)

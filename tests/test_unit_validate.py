@@ -120,6 +120,7 @@ def test_a_dynamic_batch_is_compared_as_a_batch_of_two():
     _batch_case(report, lambda x: (fed.append(x.dtype), model()(x))[1], export_run, [t.astype(np.float16) for t in tensors], thresholds_for("fp32", None))
     assert report.checks[0].input == "earlier" and fed == [np.float32, np.float32]  # the reference always gets float32
     assert seen == [(2, 3, 64, 64)] and report.inputs["batch2"]["passed"] is False
+    assert {c.input for c in report.checks[1:]} == {"batch2"}  # every check of the case names it
     assert "output0.rel_max_abs_diff" in failed(report)
 
 
@@ -201,3 +202,54 @@ def test_normalized_exports_are_compared_in_input_pixels_on_images():
     report = ParityReport("tflite", "fp32")
     run_cases(report, model(), normalized, metadata(box_units="normalized"), metadata(), SIZE, thresholds_for("fp32", None))
     assert report.passed, report.summary()
+
+
+def test_normalized_scaling_multiplies_and_reads_the_defaults_of_the_layout():
+    # no shape_order: the guide's default layout ("batch, channels, anchors"); keypoints without a keypoint_format
+    # are (x, y) pairs; fp16 outputs come back as float32
+    md = metadata(box_units="normalized")
+    pred = md["output_layout"]["predictions"]
+    del pred["shape_order"]
+    pred.update(keypoints=[7, 11])
+    raw = np.full((1, 11, 2), 0.5, np.float16)
+    out = in_input_pixels([raw], md, (32, 64))[0]
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[0, :, 1], [32, 16, 32, 16, 0.5, 0.5, 0.5, 32, 16, 32, 16])
+
+
+def test_random_case_is_one_reproducible_noise_image_with_raw_and_top_k_checks():
+    limits = thresholds_for("fp32", None)
+    inputs = []
+
+    def ref(x):
+        inputs.append(x.copy())
+        return model()(x)
+
+    for _ in range(2):
+        report = ParityReport("onnx", "fp32")
+        _random_case(report, ref, model(), metadata(), SIZE, limits)
+    assert inputs[0].shape == (1, 3, *SIZE)  # one RGB image, NCHW (batches are the batch case's)
+    np.testing.assert_array_equal(inputs[0], inputs[1])  # the same noise each run: reproducible validation
+    criteria = {c.criterion for c in report.checks}
+    assert {"output0.cosine", "output0.rel_max_abs_diff", "box_iou_min", "boxes_compared"} <= criteria
+
+
+def test_random_case_crash_is_one_run_check_with_the_error_on_one_line():
+    limits = thresholds_for("fp32", None)
+
+    def crash(x):
+        raise ValueError("first line\n   second   line " + "x" * 400)
+
+    report = ParityReport("onnx", "fp32")
+    _random_case(report, model(), crash, metadata(), SIZE, limits)
+    (check,) = report.checks
+    assert (check.input, check.criterion, check.value, check.passed) == ("random", "run", 0, False)  # nothing compared
+    assert check.detail.startswith("ValueError: first line second line xxx")  # whitespace collapsed, one line
+    assert len(check.detail) == len("ValueError: ") + 300  # the message cut at 300 characters
+
+
+@pytest.mark.parametrize("shape, expected", [([1, 3, 0, 96], (64, 64)), ([1, 3, 48, 0], (64, 64)),  # no size: metadata's
+                                             ([1, 3, 1, 96], (1, 96)), ([1, 3, 48, 1], (48, 1))])  # 1 px is a size
+def test_artifact_input_size_takes_any_positive_size(shape, expected):
+    io = ArtifactIO([TensorInfo("images", shape, "float32")], [])
+    assert artifact_input_size(io, {"input_shape": [64, 64, 3]}) == expected
