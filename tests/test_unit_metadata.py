@@ -308,10 +308,11 @@ def test_open_vocabulary_fields_are_the_guides():
 
     world = replace(info(), is_world=True)
     fields = md.task_fields(world, io(4 + 3))
-    # the guide's YOLO-World-v2 example: open vocabulary, text input, CLIP's 77-token context
+    # the guide's YOLO-World-v2 keys, made honest (issue 15): the vocabulary is baked into the artifact, so there is
+    # no text input; the baked class names are listed; CLIP's 77-token context
     assert {k: fields[k] for k in ("model_variant", "text_input_enabled", "max_text_length")} == {
-        "model_variant": "open_vocabulary", "text_input_enabled": True, "max_text_length": 77}
-    assert fields["text_input_enabled"] is True
+        "model_variant": "open_vocabulary", "text_input_enabled": False, "max_text_length": 77}
+    assert fields["baked_vocabulary"] == world.names
 
 
 def test_consistency_reads_a_metadata_without_layout_or_outputs():

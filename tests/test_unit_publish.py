@@ -102,13 +102,13 @@ def test_clean_staging_keeps_only_declared_artifacts(tmp_path):
     (staging / "model.pt").write_bytes(b"copy")
     (staging / "junk").mkdir()
     (staging / "junk" / "x").write_text("x")
-    pipeline._clean_staging(ONNX, staging)
+    pipeline.clean_staging(ONNX.artifact_paths(staging), staging)
     assert sorted(p.name for p in staging.iterdir()) == sorted(p.name for p in ONNX.artifact_paths(staging))
-    pipeline._check_files(ONNX, staging)
+    pipeline.check_files(ONNX.artifact_paths(staging), "onnx")
     for path in ONNX.artifact_paths(staging):
         path.unlink()
     with pytest.raises(ExportError, match=f"onnx export wrote no {ONNX.artifact_paths(staging)[0].name}"):
-        pipeline._check_files(ONNX, staging)
+        pipeline.check_files(ONNX.artifact_paths(staging), "onnx")
 
 
 def test_stale_staging_folders_are_removed(tmp_path):
@@ -257,7 +257,7 @@ def test_staging_name_records_host_pid_and_start_time(tmp_path):
 
 def test_check_files_names_every_missing_file(tmp_path):
     with pytest.raises(ExportError) as err:  # OpenVINO writes two files: both missing, both named
-        pipeline._check_files(OPENVINO, tmp_path)
+        pipeline.check_files(OPENVINO.artifact_paths(tmp_path), "openvino")
     names = [p.name for p in OPENVINO.artifact_paths(tmp_path)]
     assert len(names) == 2 and str(err.value) == f"openvino export wrote no {names[0]}, {names[1]}"
 
