@@ -252,18 +252,19 @@ def _switch(folder: Path, target: str) -> None:
 
 
 def _symlink_beside(path: Path, target: str) -> Path:
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    if os.path.lexists(tmp):
-        _remove(tmp)
-    os.symlink(target, tmp)
-    return tmp
+    return _beside(path, lambda tmp: os.symlink(target, tmp))
 
 
 def _link_beside(path: Path, source: Path) -> Path:
+    return _beside(path, lambda tmp: os.link(source, tmp))
+
+
+def _beside(path: Path, make) -> Path:
+    """A fresh temporary entry next to ``path`` (a leftover of a killed step is removed first), made by ``make``."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     if os.path.lexists(tmp):
         _remove(tmp)
-    os.link(source, tmp)
+    make(tmp)
     return tmp
 
 
