@@ -81,7 +81,7 @@ class CoremlFormat(ExportFormat):
             raise
         final = request.staging / "model.mlpackage"
         shapes = traced_output_shapes(request) if target in LEGACY_TARGETS else None
-        rewrite(Path(path), final, request.extras.get("embedded_metadata", {}), shapes)
+        rewrite(Path(path), final, request.extras.get("embedded_metadata", {}), shapes, deployment=target)
         return [final]
 
     def describe(self, folder: Path) -> ArtifactIO:
@@ -227,14 +227,18 @@ def traced_output_shapes(request: ExportRequest) -> list[list[int]]:
     return raw
 
 
-def rewrite(source: Path, target: Path, exportkit_metadata: dict, shapes: list | None = None) -> None:
+def rewrite(source: Path, target: Path, exportkit_metadata: dict, shapes: list | None = None,
+            deployment: str | None = None) -> None:
     """Save ``source`` as ``target`` (.mlpackage) with output names output0/output1 (raw and in-graph NMS
-    models; the pipeline keeps confidence/coordinates), no dated keys, exportkit's JSON, and ``shapes``
-    written onto outputs whose spec has none (neuralNetwork)."""
+    models; the pipeline keeps confidence/coordinates), no dated keys, exportkit's JSON, ``shapes`` written onto
+    outputs whose spec has none (neuralNetwork), and the specification version of the ``deployment`` target."""
     import coremltools as ct
 
     model = ct.models.MLModel(str(source), skip_model_load=True)
     spec = model.get_spec()
+    if deployment is not None:  # a neuralNetwork model comes out at the oldest version its layers need (iOS13's 4
+        # for an iOS14 export without NMS); the artifact declares the target asked for, which is what it was built for
+        spec.specificationVersion = max(spec.specificationVersion, SPEC_VERSIONS[deployment])
     if spec.WhichOneof("Type") != "pipeline":
         for i, name in enumerate([o.name for o in spec.description.output]):
             ct.utils.rename_feature(spec, name, f"output{i}", rename_inputs=False)
