@@ -146,8 +146,9 @@ def validate_sam2_folder(folder: Path, metadata: dict, checkpoint, thresholds, l
     import cv2
 
     from exportkit.families.sam2_load import load_sam2
+    from exportkit.project import samples_dir
     from exportkit.runtime_import import runtime_module
-    from exportkit.validate import SAMPLES_DIR, ParityReport
+    from exportkit.validate import ParityReport
 
     InferenceError = runtime_module("errors").InferenceError
     SAM2Inference = runtime_module("sam2").SAM2Inference
@@ -161,7 +162,7 @@ def validate_sam2_folder(folder: Path, metadata: dict, checkpoint, thresholds, l
     else:
         model = loaded if loaded is not None else load_sam2(Path(checkpoint or metadata["checkpoint"]["path"]))[0]
         try:
-            run_cases(report, reference_predictor(model), SAM2Inference(folder), cv2.imread(str(SAMPLES_DIR / SAMPLE)), limits)
+            run_cases(report, reference_predictor(model), SAM2Inference(folder), cv2.imread(str(samples_dir() / SAMPLE)), limits)
         except (InferenceError, RuntimeError, ValueError, KeyError) as exc:  # a damaged artifact or metadata
             report.checks.append(Check("run", "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
     (folder / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
