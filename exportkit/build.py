@@ -20,6 +20,7 @@ from pathlib import Path
 from exportkit import __version__, project
 from exportkit.config import compose, compose_many
 from exportkit.hashing import HashCache
+from exportkit.progress import say
 from exportkit.registry import get_format
 
 STATE_FILE = "build-state.json"
@@ -215,7 +216,7 @@ def export_cell(cell_dict: dict, key: dict | None = None, position: str = "") ->
     ``position`` ("3/15": the cell's place in the matrix) prefixes the progress lines of a matrix build."""
     cell = Cell(**cell_dict)
     prefix = f"[{position}] " if position else ""
-    print(f"{prefix}{cell.name}: exporting ...", flush=True)
+    say(f"{prefix}{cell.name}: exporting ...")
     out = cell.out
     out.mkdir(parents=True, exist_ok=True)
     (out / STATE_FILE).unlink(missing_ok=True)
@@ -234,12 +235,12 @@ def export_cell(cell_dict: dict, key: dict | None = None, position: str = "") ->
     (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
     if code != 0:
         tail = (out / "export.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
-        print(f"{prefix}{cell.name}: export failed (exit {code}): {tail[0]}  [log: {out / 'export.log'}]", file=sys.stderr)
+        say(f"{prefix}{cell.name}: export failed (exit {code}): {tail[0]}  [log: {out / 'export.log'}]", sys.stderr)
         return False
     hashes = HashCache(hash_cache_path(out))
     (out / STATE_FILE).write_text(canonical(key or cell_key(cell, hashes)) + "\n")
     hashes.save()
-    print(f"{prefix}{cell.name}: exported in {status['seconds']:.1f}s into {project.shown(out)}", flush=True)
+    say(f"{prefix}{cell.name}: exported in {status['seconds']:.1f}s into {project.shown(out)}")
     return True
 
 
@@ -261,13 +262,13 @@ def validate_cell(cell_dict: dict) -> bool:
     for key in ("images", "data"):  # the validation group's own data (relative paths: the project's)
         if cell.validation.get(key):
             command += [f"--{key}", str(project.resolve(cell.validation[key]))]
-    print(f"{cell.name}: validating against its PyTorch model ...", flush=True)
+    say(f"{cell.name}: validating against its PyTorch model ...")
     start = time.perf_counter()
     with open(cell.out / "validate.log", "w") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=project.root(), env=cell_env())
-    print(f"{cell.name}: validation {validation_summary(cell.out, code)} ({time.perf_counter() - start:.1f}s)", flush=True)
+    say(f"{cell.name}: validation {validation_summary(cell.out, code)} ({time.perf_counter() - start:.1f}s)")
     if code != 0:
-        print(f"{cell.name}: validation failed (exit {code}), see {cell.out / 'validate.log'}", file=sys.stderr)
+        say(f"{cell.name}: validation failed (exit {code}), see {cell.out / 'validate.log'}", sys.stderr)
     return code == 0
 
 

@@ -17,6 +17,7 @@ from exportkit.build import as_dict, cell_from_config, export_cell, hash_cache_p
 from exportkit.config import check_choices, check_composed, register_schemas
 from exportkit.errors import ConfigError, ExportkitError
 from exportkit.hashing import HashCache
+from exportkit.progress import say
 
 OUTCOMES: list[str] = []  # filled by jobs that run in this process (the basic launcher)
 OUTCOME_FILE = "exportkit-outcome.json"  # written by every job into its own output folder, whatever the launcher
@@ -47,7 +48,7 @@ def run_job(cfg) -> str:
 
 
 def _outcome(name: str, status: str, detail: str) -> str:
-    print(f"{name}: {status}: {detail}", flush=True)
+    say(f"{name}: {status}: {detail}")
     OUTCOMES.append(status)
     _record(name, status, detail)
     return status
@@ -108,6 +109,6 @@ def main(argv: list[str]) -> int:
         check_choices(argv)
         app()
     except ConfigError as exc:
-        print(f"exportkit: error: {exc.one_line()}", file=sys.stderr)
+        say(f"exportkit: error: {exc.one_line()}", sys.stderr)
         return exc.exit_code
     return exit_code(OUTCOMES + read_outcomes(run_dir) + read_outcomes(sweep_dir))

@@ -21,6 +21,7 @@ from exportkit.build import (
 )
 from exportkit.checkpoint import sha256_file
 from exportkit.hashing import HashCache
+from exportkit.progress import say
 from exportkit.registry import get_format
 
 LOCK_VERSION = 1
@@ -48,7 +49,7 @@ def lock_entry(cell: Cell) -> dict:
 def write_lock(cells: list[dict], matrix: str, path: str | Path = "exports.lock") -> bool:
     stale = [c["name"] for c in cells if not is_current(Cell(**c), HashCache(hash_cache_path(Path(c["output_dir"]))))]
     if stale:
-        print(f"lock: not locking, these cells are not built with their current config: {', '.join(stale)}; run `doit export`", file=sys.stderr)
+        say(f"lock: not locking, these cells are not built with their current config: {', '.join(stale)}; run `doit export`", sys.stderr)
         return False
     entries = {c["name"]: lock_entry(Cell(**c)) for c in cells}
     document = {"lock_version": LOCK_VERSION, "matrix": matrix, "cells": entries}
@@ -71,7 +72,7 @@ def drifted_files(entry: dict, folder: Path) -> list[str]:
 def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -> bool:
     path = project.resolve(lock or default_lock or "exports.lock")
     if not path.exists():
-        print(f"verify: no lock file at {path}; run `doit lock` first", file=sys.stderr)
+        say(f"verify: no lock file at {path}; run `doit lock` first", sys.stderr)
         return False
     cells = json.loads(path.read_text())["cells"]
     failures = 0
@@ -80,13 +81,13 @@ def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -
         start = time.perf_counter()
         problems = verify_checkpoint(entry) + drifted_files(entry, folder)
         if rebuild and not problems:
-            print(f"[{index}/{len(cells)}] {name}: rebuilding in a scratch folder ...", flush=True)
+            say(f"[{index}/{len(cells)}] {name}: rebuilding in a scratch folder ...")
             problems += rebuild_and_compare(entry)
         for problem in problems:
-            print(f"DRIFT {name}: {problem}", file=sys.stderr)
+            say(f"DRIFT {name}: {problem}", sys.stderr)
         failures += bool(problems)
         if not problems:
-            print(f"ok    {name}" + (f" (rebuilt and matched, {time.perf_counter() - start:.1f}s)" if rebuild else ""), flush=True)
+            say(f"ok    {name}" + (f" (rebuilt and matched, {time.perf_counter() - start:.1f}s)" if rebuild else ""))
     print(f"verify: {len(cells) - failures} of {len(cells)} cells match {path.name}")
     return failures == 0
 

@@ -4,6 +4,7 @@ log line at every quarter. Either goes to the step's log (stderr is the log whil
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Iterator
 
 log = logging.getLogger("exportkit.progress")
@@ -23,3 +24,11 @@ def _quarters(items: Iterable, total: int, label: str) -> Iterator:
         yield item
         if done in marks:
             log.info("%s: %d/%d images", label, done, total)
+
+
+def say(line: str, stream=None) -> None:
+    """One whole line in one write, flushed. Cells building in parallel (doit -n) share the terminal with doit's own
+    reporter; `print` writes the text and its newline separately, so another process's line could land between them."""
+    stream = stream or sys.stdout
+    stream.write(line + "\n")
+    stream.flush()

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from exportkit.errors import ExportError
+from exportkit.progress import say
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _acquire(path: Path, timeout: float | None) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if not announced:
-                print(f"waiting for the export running in {path.parent} ({_holder(fd)}) to finish", flush=True)
+                say(f"waiting for the export running in {path.parent} ({_holder(fd)}) to finish")
                 announced = True
             if deadline is not None and time.monotonic() > deadline:
                 holder = _holder(fd)
