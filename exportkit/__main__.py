@@ -81,8 +81,8 @@ def _take_project(argv: list[str]) -> list[str]:
 
 def print_help() -> None:
     """Every front end and config group; `export.py --help` stays the export contract's own usage."""
+    from exportkit.build.config import group_choices
     from exportkit.cli import build_parser
-    from exportkit.config import group_choices
     from exportkit.project import GROUPS
 
     groups = {group: group_choices(group) for group in GROUPS}  # the project's conf/ and the package's
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             module, func = SUBCOMMANDS[argv[0]].split(":")
             return getattr(importlib.import_module(module), func)(argv[1:])
         if _is_hydra(argv):
-            from exportkit.hydra_app import main as hydra_main
+            from exportkit.build.hydra_app import main as hydra_main
 
             return hydra_main(argv)
     except ModuleNotFoundError as exc:  # e.g. run outside the project's .venv

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exportkit.registry import FORMAT_MODULES, get_format
+
 FULL, PARTIAL, UNSUPPORTED = "full", "partial", "unsupported"
 SYMBOLS = {FULL: "✅", PARTIAL: "⚠️", UNSUPPORTED: "❌"}
-FORMAT_ORDER = ("onnx", "tensorrt", "coreml", "tflite", "torchscript", "openvino")
-TITLES = {"onnx": "ONNX", "tensorrt": "TensorRT", "coreml": "CoreML", "tflite": "TFLite", "torchscript": "TorchScript", "openvino": "OpenVINO"}
+FORMAT_ORDER = FORMAT_MODULES  # the guide's order, from the registry
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,12 @@ def capability_reason(architecture: str | None, fmt: str) -> str | None:
         return None  # not in the guide's table: no known restriction
     cell = family.cells[fmt]
     if cell.status == UNSUPPORTED:
-        return f"{family.title} x {TITLES[fmt]} is not supported: {cell.reason}"
+        return f"{family.title} x {get_format(fmt).title} is not supported: {cell.reason}"
     return None
 
 
 def markdown_table() -> str:
-    header = "| Model | " + " | ".join(TITLES[f] for f in FORMAT_ORDER) + " |"
+    header = "| Model | " + " | ".join(get_format(f).title for f in FORMAT_ORDER) + " |"
     lines = [header, "|" + "---|" * (len(FORMAT_ORDER) + 1)]
     for family in FAMILIES:
         lines.append(f"| {family.title} | " + " | ".join(SYMBOLS[family.cells[f].status] for f in FORMAT_ORDER) + " |")

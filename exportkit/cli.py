@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from exportkit.errors import EXIT_OK, ConfigError, ExportkitError, missing_module
+from exportkit.registry import FORMAT_MODULES
 
 ENV_VARS = {"checkpoint_path": "CHECKPOINT_PATH", "export_format": "EXPORT_FORMAT", "output_dir": "OUTPUT_DIR", "export_config": "EXPORT_CONFIG"}
-FORMATS = ("onnx", "tensorrt", "coreml", "tflite", "torchscript", "openvino")
+FORMATS = FORMAT_MODULES  # the guide's order, from the registry
 
 
 class _Parser(argparse.ArgumentParser):

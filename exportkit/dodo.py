@@ -4,7 +4,7 @@ The same tasks as the checkout's dodo.py (export, validate, report, lock, verify
 from the working directory (exportkit/project.py); doit runs in the dodo.py's folder.
 """
 
-from exportkit import tasks
+from exportkit.build import tasks
 
 DOIT_CONFIG = tasks.doit_config()
 __all__ = ["DOIT_CONFIG", "task_export", "task_validate", "task_report", "task_lock", "task_verify"]

@@ -160,14 +160,13 @@ def task_fields(info: CheckpointInfo, io: ArtifactIO) -> dict:
 
 
 def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    """The Python version and every export library that is installed (the metadata's record of the toolchain)."""
+    from exportkit.versions import installed
 
+    packages = ("ultralytics", "torch", "onnx", "onnxruntime", "onnxslim", "openvino", "coremltools", "litert-torch",
+                "ai-edge-litert", "tensorrt")
     found = {"exportkit": __version__, "python": platform.python_version()}
-    for package in ("ultralytics", "torch", "onnx", "onnxruntime", "onnxslim", "openvino", "coremltools", "litert-torch", "ai-edge-litert", "tensorrt"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
+    found.update({name: v for name, v in installed(packages).items() if v is not None})
     return found
 
 

@@ -147,7 +147,7 @@ def export_yolo_into(plan: ExportPlan, staging: Path) -> ExportResult:
         raise ConfigError(f"imgsz {imgsz} must be a multiple of the model stride {max(info.strides)}")
     yolo.model.pt_path = str(staging / "model.pt")  # Ultralytics names its outputs after this path
     fmt = plan.format()
-    request = ExportRequest(yolo, staging, plan.options, imgsz, info.task, {"embedded_metadata": embedded_metadata(info, imgsz)})
+    request = ExportRequest(yolo, staging, plan.options, imgsz, info.task, embedded_metadata(info, imgsz))
     export_start = time.perf_counter()
     files = fmt.export(request)
     export_seconds = round(time.perf_counter() - export_start, 2)

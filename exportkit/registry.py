@@ -53,7 +53,7 @@ class ExportRequest:
     options: dict
     imgsz: int
     task: str
-    extras: dict = field(default_factory=dict)
+    embedded_metadata: dict = field(default_factory=dict)  # what the artifact carries inside it (exportkit.metadata)
 
 
 class ExportFormat:

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 SAMPLES = sorted((MODELS / "samples").glob("*.jpg"))
+TASKS = ("detect", "segment", "pose")  # the bundled models' tasks, one model each
 BUNDLED = {"detect": MODELS / "shapes-det.pt", "segment": MODELS / "shapes-seg.pt", "pose": MODELS / "shapes-pose.pt"}
 
 ENV = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}

@@ -28,7 +28,7 @@ def conf(tmp_path) -> Path:
 
 
 def _compose(conf: Path, *overrides: str):
-    from exportkit.config import compose
+    from exportkit.build.config import compose
 
     return compose(list(overrides), conf)
 
@@ -70,7 +70,7 @@ def test_out_of_range_fails_after_composition_naming_file(conf):
 
 
 def test_impossible_cells_are_skipped_with_reason(conf):
-    from exportkit.build import cell_from_config
+    from exportkit.build.matrix import cell_from_config
 
     cell = cell_from_config(_compose(conf, "format=torchscript", "precision=fp16"), Path("/tmp/out"))
     assert cell.skip_reason == "format torchscript has no fp16 precision (it has: fp32)"
@@ -79,7 +79,7 @@ def test_impossible_cells_are_skipped_with_reason(conf):
 
 
 def test_precision_maps_onto_format_options(conf):
-    from exportkit.build import cell_from_config
+    from exportkit.build.matrix import cell_from_config
 
     cell = cell_from_config(_compose(conf, "format=onnx", "precision=fp16"), Path("/tmp/out"))
     assert cell.export_config["half"] is True and cell.name == "shapes-det-onnx-fp16"
@@ -87,11 +87,13 @@ def test_precision_maps_onto_format_options(conf):
 
 
 def test_key_changes_with_library_version(conf, monkeypatch, tmp_path):
-    import exportkit.build as build
-    from exportkit.hashing import HashCache
-    from exportkit.tasks import CellKeyUnchanged
+    import exportkit.build.cell as build
+    import exportkit.versions as versions
+    from exportkit.build.hashing import HashCache
+    from exportkit.build.matrix import cell_from_config
+    from exportkit.build.tasks import CellKeyUnchanged
 
-    cell = build.cell_from_config(_compose(conf), tmp_path)
+    cell = cell_from_config(_compose(conf), tmp_path)
     hashes = HashCache(tmp_path / "h.json")
     before = build.cell_key(cell, hashes)
 
@@ -100,8 +102,8 @@ def test_key_changes_with_library_version(conf, monkeypatch, tmp_path):
 
     check = CellKeyUnchanged(build.cell_key(cell, hashes))
     assert check(FakeTask(), {"_cell_key": build.canonical(before)}) is True
-    real = build.version
-    monkeypatch.setattr(build, "version", lambda p: "999.0" if p == "onnx" else real(p))
+    real = versions.metadata.version
+    monkeypatch.setattr(versions.metadata, "version", lambda p: "999.0" if p == "onnx" else real(p))
     check = CellKeyUnchanged(build.cell_key(cell, hashes))
     assert check(FakeTask(), {"_cell_key": build.canonical(before)}) is False
     assert repr(check) == "<cell key: changed versions.onnx>"
@@ -335,7 +337,7 @@ def test_hydra_sweep_exit_code_survives_any_launcher(project, launcher):
 
 
 def test_worst_outcome_decides_the_exit_code():
-    from exportkit.hydra_app import exit_code
+    from exportkit.build.hydra_app import exit_code
 
     assert exit_code(["built", "up-to-date", "skipped"]) == 0
     assert exit_code(["built", "validation-failed"]) == 2

@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import BUNDLED
+from conftest import BUNDLED, TASKS
 
 from exportkit.checkpoint import sha256_file
 from exportkit.metadata import read_metadata, validate_schema
 from exportkit.registry import get_format
 
-TASKS = ("detect", "segment", "pose")
 FORMATS = ("onnx", "torchscript", "openvino")
 TASK_TYPES = {"detect": "detection", "segment": "segmentation", "pose": "pose"}
 

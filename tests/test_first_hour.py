@@ -87,7 +87,7 @@ def test_hydra_error_and_help_do_not_list_schemas():
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from exportkit.config import CONF_DIR, hydra_message, register_schemas
+    from exportkit.build.config import CONF_DIR, hydra_message, register_schemas
 
     register_schemas()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -138,7 +138,7 @@ def test_core_package_missing_is_one_line(tmp_path):
 
 # -- long steps say what they do; the report and `doit validate` agree --------------------------------------
 def _cell(out: Path, export_config: dict | None = None):
-    from exportkit.build import Cell
+    from exportkit.build.cell import Cell
 
     model = {"name": "shapes-det", "checkpoint": str(BUNDLED["detect"]), "task": "detect", "imgsz": 192, "capability": "yolo11n"}
     return Cell("shapes-det-onnx-fp32", model, {"name": "onnx"}, "fp32", {"enabled": True, "thresholds": {}}, str(out),
@@ -149,8 +149,8 @@ def _cell(out: Path, export_config: dict | None = None):
 def test_validate_cell_prints_progress_and_result_and_agrees_with_the_report(exports, tmp_path, capsys):
     import shutil
 
-    from exportkit.build import as_dict, validate_cell
-    from exportkit.tasks import ValidationAgrees
+    from exportkit.build.cell import as_dict, validate_cell
+    from exportkit.build.tasks import ValidationAgrees
 
     out = tmp_path / "shapes-det" / "onnx-fp32"
     shutil.copytree(exports.get("detect", "onnx"), out)
@@ -169,7 +169,7 @@ def test_validate_cell_prints_progress_and_result_and_agrees_with_the_report(exp
 
 @pytest.mark.slow
 def test_verify_rebuild_prints_one_line_per_cell(exports, tmp_path, capsys):
-    from exportkit.lock import lock_entry, verify_lock
+    from exportkit.build.lock import lock_entry, verify_lock
 
     out = exports.get("detect", "onnx")
     lock = tmp_path / "exports.lock"

@@ -7,7 +7,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import BUNDLED
+from conftest import BUNDLED, TASKS
 
 from exportkit.checkpoint import sha256_file
 from exportkit.errors import ConfigError, EnvironmentUnsupported
@@ -16,7 +16,6 @@ from exportkit.registry import get_format
 from exportkit.validate import Check, ParityReport
 
 COREML = get_format("coreml")
-TASKS = ("detect", "segment", "pose")
 ON_MACOS = sys.platform == "darwin"
 
 

@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import BUNDLED, ENV, ROOT, SAMPLES, run_export
+from conftest import BUNDLED, ENV, ROOT, SAMPLES, TASKS, run_export
 
 from exportkit.checkpoint import sha256_file
 from exportkit.errors import ConfigError, EnvironmentUnsupported
@@ -23,7 +23,6 @@ from exportkit.metadata import validate_schema
 from exportkit.registry import get_format
 
 TFLITE = get_format("tflite")
-TASKS = ("detect", "segment", "pose")
 
 
 # -- options (fast) --------------------------------------------------------------------------------

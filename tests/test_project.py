@@ -79,8 +79,9 @@ def user_project(tmp_path, monkeypatch, clean_env) -> Path:
 
 
 def test_project_groups_add_to_and_override_package_groups(user_project):
-    from exportkit.build import cell_from_config, checkpoint_path
-    from exportkit.config import compose
+    from exportkit.build.cell import checkpoint_path
+    from exportkit.build.config import compose
+    from exportkit.build.matrix import cell_from_config
 
     cfg = compose(["model=mine", "format=onnx", "precision=fp16"])
     assert cfg.model.task == "pose" and cfg.precision.name == "int8"  # the project's file won the clash
@@ -198,8 +199,8 @@ def test_data_yaml_feeds_int8_calibration_unless_calibration_data_is_given(tmp_p
 
 
 def test_validation_group_data_calibrates_int8_cells(user_project):
-    from exportkit.build import cell_from_config
-    from exportkit.config import compose
+    from exportkit.build.config import compose
+    from exportkit.build.matrix import cell_from_config
 
     (user_project / "conf/validation").mkdir()
     (user_project / "conf/validation/mine.yaml").write_text(
@@ -276,7 +277,7 @@ def test_report_chart_has_one_point_per_artifact_with_latency_and_accuracy():
     (["hydra.searchpath=[mine]"], ["hydra.searchpath=[mine]"]),
 ])
 def test_hydra_overrides_of_exportkit_join_the_users_overrides(argv, expected):
-    from exportkit.hydra_app import with_overrides
+    from exportkit.build.hydra_app import with_overrides
 
     assert with_overrides(argv, ["hydra.searchpath=[x]"]) == expected
 

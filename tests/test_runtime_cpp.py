@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ENV, ROOT
+from conftest import ENV, ROOT, TASKS
 
 CPP = ROOT / "runtimes" / "cpp"
-TASKS = ("detect", "segment", "pose")
 
 
 @pytest.fixture(scope="session")

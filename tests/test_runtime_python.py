@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENV, ROOT
+from conftest import ENV, ROOT, TASKS
 
 from runtimes.python.errors import (
     BackendUnavailable,
@@ -29,7 +29,6 @@ from runtimes.python.preprocess import Geometry, letterbox, plan_letterbox
 from runtimes.python.results import Result
 from runtimes.python.spec import ModelSpec
 
-TASKS = ("detect", "segment", "pose")
 TINY = 64  # tiny model input size
 TINY_NAMES = ["rectangle", "ellipse", "triangle"]
 # every anchor of the tiny model predicts this: box (cx, cy, w, h) in input pixels, then three class scores

@@ -177,7 +177,8 @@ def test_sam2_metadata_matches_the_schema(tmp_path):
 
 
 def test_the_sam2_matrix_cells_name_both_parts_and_the_zoo_checkpoint():
-    from exportkit.build import checkpoint_path, matrix_cells
+    from exportkit.build.cell import checkpoint_path
+    from exportkit.build.matrix import matrix_cells
 
     cells = {c.format["name"]: c for c in matrix_cells("sam2")}
     assert set(cells) == {"onnx", "torchscript", "openvino"} and not any(c.skip_reason for c in cells.values())

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from exportkit import build, lock
 from exportkit import project as ek_project
-from exportkit.build import (
+from exportkit.build import cell as build
+from exportkit.build import lock
+from exportkit.build.cell import (
     Cell,
     artifact_drift,
     calibration_identity,
@@ -24,7 +25,7 @@ from exportkit.build import (
     checkpoint_identity,
     is_current,
 )
-from exportkit.hashing import HashCache
+from exportkit.build.hashing import HashCache
 
 
 def sha(data: bytes) -> str:
@@ -267,7 +268,7 @@ def test_key_changes_with_a_library_version(cell, tmp_path, monkeypatch):
     base = key(cell, tmp_path)
     found = build.library_versions("onnx")
     assert {"exportkit", "ultralytics", "torch", "onnx", "onnxruntime"} <= set(found)
-    monkeypatch.setattr(build, "version", lambda package: "0.0.0")
+    monkeypatch.setattr("importlib.metadata.version", lambda package: "0.0.0")
     assert key(cell, tmp_path) != base
 
 
@@ -361,8 +362,8 @@ def test_write_lock_pins_current_cells_and_refuses_stale_ones(cell, tmp_path, mo
 
 def test_paths_outside_the_project_stay_absolute(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path / "project"))
-    assert lock._relative(tmp_path / "elsewhere" / "x") == str(tmp_path / "elsewhere" / "x")
-    assert lock._relative(tmp_path / "project" / "a" / "b") == "a/b"
+    assert ek_project.shown(tmp_path / "elsewhere" / "x") == str(tmp_path / "elsewhere" / "x")  # what lock entries record
+    assert ek_project.shown(tmp_path / "project" / "a" / "b") == "a/b"
 
 
 def test_report_runs_the_report_command(monkeypatch, tmp_path):
@@ -376,7 +377,7 @@ def test_report_runs_the_report_command(monkeypatch, tmp_path):
 
 
 def test_hash_cache_writes_its_temporary_beside_the_file(tmp_path, monkeypatch):
-    from exportkit import hashing
+    from exportkit.build import hashing
 
     made = []
     real = hashing.tempfile.mkstemp
@@ -391,7 +392,7 @@ def test_hash_cache_writes_its_temporary_beside_the_file(tmp_path, monkeypatch):
 
 
 def test_hash_cache_saves_into_an_existing_folder(tmp_path):
-    from exportkit.build import canonical
+    from exportkit.build.cell import canonical
 
     (tmp_path / "f").write_bytes(b"abc")
     cache = HashCache(tmp_path / "h.json")  # its folder exists already

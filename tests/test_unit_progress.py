@@ -40,5 +40,5 @@ def test_build_and_lock_progress_never_print_piecewise():
     import exportkit
 
     package = Path(exportkit.__file__).parent
-    for name in ("build.py", "lock.py", "hydra_app.py"):
+    for name in ("build/cell.py", "build/lock.py", "build/hydra_app.py"):
         assert "flush=True" not in (package / name).read_text(), f"{name}: progress lines go through progress.say"

@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exportkit.errors import ConfigError
+from exportkit.options import Option
+
+# the INT8 formats' shared option (TensorRT, TFLite): one definition, one check
+CALIBRATION_DATA = Option(
+    "calibration_data", str, None,
+    "INT8 calibration images: a folder, or a data YAML (its train split); default: the generated shapes data set",
+    nullable=True,
+)
 
 log = logging.getLogger(__name__)
 

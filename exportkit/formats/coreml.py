@@ -81,7 +81,7 @@ class CoremlFormat(ExportFormat):
             raise
         final = request.staging / "model.mlpackage"
         shapes = traced_output_shapes(request) if target in LEGACY_TARGETS else None
-        rewrite(Path(path), final, request.extras.get("embedded_metadata", {}), shapes, deployment=target)
+        rewrite(Path(path), final, request.embedded_metadata, shapes, deployment=target)
         return [final]
 
     def describe(self, folder: Path) -> ArtifactIO:

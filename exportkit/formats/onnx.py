@@ -37,7 +37,7 @@ class OnnxFormat(ExportFormat):
             quantize=16 if o["half"] else None,
         )
         target = move(path, request.staging / "model.onnx")
-        _rewrite_metadata_props(target, request.extras.get("embedded_metadata", {}))
+        _rewrite_metadata_props(target, request.embedded_metadata)
         return [target]
 
     def describe(self, folder: Path) -> ArtifactIO:

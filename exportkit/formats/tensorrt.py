@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
+from exportkit.formats._calibration import CALIBRATION_DATA
 from exportkit.formats._ultralytics import VOLATILE_KEYS, move, ultralytics_export
 from exportkit.options import Option
 from exportkit.registry import ArtifactIO, ExportFormat, ExportRequest, TensorInfo, register_format, which
@@ -33,11 +34,7 @@ class TensorRtFormat(ExportFormat):
         Option("int8", bool, False, "Enable INT8 quantization (calibrated on local images)"),
         Option("workspace", int, 4, "Workspace size in GB", 1, 1024),
         Option("max_batch_size", int, 1, "Maximum batch size for optimization", 1, 256),
-        Option(
-            "calibration_data", str, None,
-            "INT8 calibration images: a folder, or a data YAML (its train split); default: the generated shapes data set",
-            nullable=True,
-        ),
+        CALIBRATION_DATA,
     )
     precisions = {"fp32": {"fp16": False, "int8": False}, "fp16": {"fp16": True}, "int8": {"int8": True}}
     packages = {"tensorrt": "tensorrt-cu13", "onnx": "onnx", "onnxslim": "onnxslim"}
@@ -81,7 +78,7 @@ class TensorRtFormat(ExportFormat):
         path = ultralytics_export(request, "engine", **engine_export_args(request.options, calibration))
         check_source_onnx(Path(path).with_suffix(".onnx"))
         target = move(path, request.staging / "model.engine")
-        rewrite_header(target, request.extras.get("embedded_metadata", {}))
+        rewrite_header(target, request.embedded_metadata)
         return [target]
 
     def describe(self, folder: Path) -> ArtifactIO:

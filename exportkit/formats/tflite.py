@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
+from exportkit.formats._calibration import CALIBRATION_DATA
 from exportkit.formats._ultralytics import VOLATILE_KEYS, move, ultralytics_export
 from exportkit.options import Option
 from exportkit.registry import ArtifactIO, ExportFormat, ExportRequest, TensorInfo, register_format, which
@@ -33,11 +34,7 @@ class TfliteFormat(ExportFormat):
     options = (
         Option("int8", bool, False, "Enable INT8 quantization (calibrated on local images)"),
         Option("tflite_model", str, "default", "'default', or 'edgetpu' for Coral TPU (implies int8)", choices=("default", "edgetpu")),
-        Option(
-            "calibration_data", str, None,
-            "INT8 calibration images: a folder, or a data YAML (its train split); default: the generated shapes data set",
-            nullable=True,
-        ),
+        CALIBRATION_DATA,
         Option(
             "measure_accuracy", bool, True,
             "INT8: record box mAP50 of the INT8 and FP32 models on the data YAML's val split in metadata.json",
@@ -76,7 +73,7 @@ class TfliteFormat(ExportFormat):
         o = request.options
         fp32 = move(ultralytics_export(request, "litert"), request.staging / "model_fp32.tflite")
         ultralytics_meta = strip_metadata(fp32)
-        embedded = {**ultralytics_meta, "exportkit": dict(request.extras.get("embedded_metadata", {}))}
+        embedded = {**ultralytics_meta, "exportkit": dict(request.embedded_metadata)}
         target = request.staging / "model.tflite"
         if not o["int8"]:
             move(fp32, target)

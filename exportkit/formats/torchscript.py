@@ -35,7 +35,7 @@ class TorchScriptFormat(ExportFormat):
         if request.options["optimize"]:
             module = torch.jit.freeze(module.eval())
         metadata = plain_metadata(json.loads(extra_files["config.txt"] or "{}"))
-        files = {"config.txt": json.dumps(metadata), "exportkit.json": json.dumps(request.extras.get("embedded_metadata", {}), sort_keys=True)}
+        files = {"config.txt": json.dumps(metadata), "exportkit.json": json.dumps(request.embedded_metadata, sort_keys=True)}
         target = request.staging / "model.torchscript"
         torch.jit.save(module, str(path), _extra_files=files)
         _drop_debug_info(path)

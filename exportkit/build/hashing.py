@@ -9,6 +9,13 @@ from pathlib import Path
 
 from exportkit.checkpoint import sha256_file
 
+HASHES_FILE = ".hashes.json"
+
+
+def hash_cache_file(output_root: str | Path) -> Path:
+    """Where a matrix's hash cache lives: one file per output root, shared by its cells."""
+    return Path(output_root) / HASHES_FILE
+
 
 class HashCache:
     def __init__(self, path: Path):

@@ -10,48 +10,25 @@ import time
 from pathlib import Path
 
 from exportkit import project
-from exportkit.build import (
-    Cell,
-    cell_env,
-    checkpoint_path,
-    export_command,
-    hash_cache_path,
-    is_current,
-    library_versions,
-)
+from exportkit.build import runner
+from exportkit.build.cell import Cell, file_drift
 from exportkit.checkpoint import sha256_file
-from exportkit.hashing import HashCache
 from exportkit.progress import say
 from exportkit.registry import get_format
 
 LOCK_VERSION = 1
 
 
-def _relative(path: Path) -> str:
-    return project.shown(path)
-
-
 def lock_entry(cell: Cell) -> dict:
-    metadata = json.loads((cell.out / "metadata.json").read_text())
-    return {
-        "model": cell.model["name"],
-        "format": cell.format["name"],
-        "precision": cell.precision,
-        "output_dir": _relative(cell.out),
-        "config": cell.export_config,
-        "model_config": cell.model,
-        "checkpoint": {"path": _relative(checkpoint_path(cell.model)), "sha256": metadata["checkpoint"]["sha256"]},
-        "artifacts": {a["path"]: a["sha256"] for a in metadata["artifacts"]},
-        "versions": library_versions(cell.format["name"]),
-    }
+    return cell.lock_entry()
 
 
 def write_lock(cells: list[dict], matrix: str, path: str | Path = "exports.lock") -> bool:
-    stale = [c["name"] for c in cells if not is_current(Cell(**c), HashCache(hash_cache_path(Path(c["output_dir"]))))]
+    stale = [c["name"] for c in cells if not (cell := Cell(**c)).is_current(cell.hashes())]
     if stale:
         say(f"lock: not locking, these cells are not built with their current config: {', '.join(stale)}; run `doit export`", sys.stderr)
         return False
-    entries = {c["name"]: lock_entry(Cell(**c)) for c in cells}
+    entries = {c["name"]: Cell(**c).lock_entry() for c in cells}
     document = {"lock_version": LOCK_VERSION, "matrix": matrix, "cells": entries}
     Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     print(f"wrote {path} ({len(entries)} cells)")
@@ -59,14 +36,9 @@ def write_lock(cells: list[dict], matrix: str, path: str | Path = "exports.lock"
 
 
 def drifted_files(entry: dict, folder: Path) -> list[str]:
-    problems = []
-    for name, digest in sorted(entry["artifacts"].items()):
-        file = folder / name
-        if not file.exists():
-            problems.append(f"{name}: missing")
-        elif sha256_file(file) != digest:
-            problems.append(f"{name}: sha256 differs from the lock")
-    return problems
+    """The lock entry's artifacts that are missing from ``folder`` or differ from their pinned sha256 (hashed afresh)."""
+    words = {"missing": "missing", "changed": "sha256 differs from the lock"}
+    return [f"{name}: {words[problem]}" for name, problem in file_drift(folder, dict(sorted(entry["artifacts"].items())), sha256_file)]
 
 
 def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -> bool:
@@ -105,21 +77,17 @@ def verify_checkpoint(entry: dict) -> list[str]:
 
 def rebuild_and_compare(entry: dict) -> list[str]:
     """Re-export from the lock's config into a scratch folder; compare bytes, or parity where bytes can't match."""
-    cell = Cell(name=entry["model"], model=entry["model_config"], format={"name": entry["format"]},
-                precision=entry["precision"], validation={}, output_dir="", export_config=entry["config"])
     with tempfile.TemporaryDirectory(prefix="exportkit-verify-") as scratch:
-        cell.output_dir = scratch
-        code = subprocess.call(export_command(cell, project.resolve(entry["checkpoint"]["path"])), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, cwd=project.root(), env=cell_env())
+        cell = Cell.from_lock(entry, scratch)
+        command = cell.export_command(project.resolve(entry["checkpoint"]["path"]))
+        code = runner.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if code != 0:
             return [f"rebuild failed (exit {code})"]
         if entry["precision"] in get_format(entry["format"]).reproducible:
             return [f"{p} (rebuild)" for p in drifted_files(entry, Path(scratch))]
-        check = subprocess.call([sys.executable, "-m", "exportkit", "validate", scratch], stdout=subprocess.DEVNULL,
-                                cwd=project.root(), env=cell_env())
+        check = runner.run(runner.exportkit_command("validate", scratch), stdout=subprocess.DEVNULL)
         return [] if check == 0 else ["rebuild does not pass validation"]
 
 
 def run_report(root: str) -> bool:
-    return subprocess.call([sys.executable, "-m", "exportkit", "report", root], cwd=project.root(), env=cell_env()) == 0
-
+    return runner.run(runner.exportkit_command("report", root)) == 0

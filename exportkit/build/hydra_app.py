@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from exportkit import project
-from exportkit.build import as_dict, cell_from_config, export_cell, hash_cache_path, is_current, validate_cell
-from exportkit.config import check_choices, check_composed, register_schemas
+from exportkit.build.cell import as_dict, export_cell, validate_cell
+from exportkit.build.config import check_choices, check_composed, register_schemas
+from exportkit.build.matrix import cell_from_config
 from exportkit.errors import ConfigError, ExportkitError
-from exportkit.hashing import HashCache
 from exportkit.progress import say
 
 OUTCOMES: list[str] = []  # filled by jobs that run in this process (the basic launcher)
@@ -32,8 +32,8 @@ def run_job(cfg) -> str:
         cell = cell_from_config(cfg, project.resolve(root))
         if cell.skip_reason:
             return _outcome(cell.name, "skipped", cell.skip_reason)
-        hashes = HashCache(hash_cache_path(cell.out))
-        if is_current(cell, hashes):
+        hashes = cell.hashes()
+        if cell.is_current(hashes):
             hashes.save()
             return _outcome(cell.name, "up-to-date", str(cell.out))
         if not export_cell(as_dict(cell)):

@@ -25,7 +25,7 @@ def __getattr__(name: str):
         return project.root()
     if name == "CONF_DIR":
         return project.user_conf() or project.package_conf()
-    raise AttributeError(f"module 'exportkit.config' has no attribute {name!r}")
+    raise AttributeError(f"module 'exportkit.build.config' has no attribute {name!r}")
 
 
 @dataclass

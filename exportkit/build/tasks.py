@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from exportkit import project
-from exportkit.build import (
+from exportkit.build.cell import (
     STATE_FILE,
     Cell,
     artifact_drift,
@@ -18,11 +18,11 @@ from exportkit.build import (
     cell_key,
     clean_cell,
     export_cell,
-    matrix_cells,
     validate_cell,
 )
+from exportkit.build.hashing import HashCache, hash_cache_file
+from exportkit.build.matrix import matrix_cells
 from exportkit.errors import ConfigError, ExportkitError
-from exportkit.hashing import HashCache
 
 
 def _var(name: str, env: str, default: str) -> str:
@@ -71,7 +71,7 @@ def active_cells() -> tuple[Cell, ...]:
 
 @lru_cache(maxsize=1)
 def hashes() -> HashCache:
-    return HashCache(output_root() / ".hashes.json")
+    return HashCache(hash_cache_file(output_root()))
 
 
 class CellKeyUnchanged:
@@ -213,7 +213,7 @@ def validate_tasks():
 
 
 def report_task() -> dict:
-    from exportkit.lock import run_report
+    from exportkit.build.lock import run_report
 
     built = [c for c in active_cells() if not c.skip_reason]
     deps = [str(c.out / ("validation.json" if c.validation.get("enabled", True) else "metadata.json")) for c in built]
@@ -223,7 +223,7 @@ def report_task() -> dict:
 
 
 def lock_task() -> dict:
-    from exportkit.lock import write_lock
+    from exportkit.build.lock import write_lock
 
     built = [c for c in active_cells() if not c.skip_reason]
     return {"actions": [(write_lock, [[as_dict(c) for c in built], matrix_name(), str(lock_path())])],
@@ -232,7 +232,7 @@ def lock_task() -> dict:
 
 
 def verify_task() -> dict:
-    from exportkit.lock import verify_lock
+    from exportkit.build.lock import verify_lock
 
     return {
         "actions": [(verify_lock, [], {"default_lock": str(lock_path())})],
