@@ -62,3 +62,26 @@ def test_every_process_of_a_build_runs_offline_in_the_project(tmp_path, monkeypa
     (command, kw), = calls
     assert kw["cwd"] == tmp_path and kw["stderr"] is runner.subprocess.STDOUT
     assert (kw["env"]["YOLO_OFFLINE"], kw["env"]["YOLO_AUTOINSTALL"], kw["env"]["EXPORTKIT_PROJECT"]) == ("1", "False", str(tmp_path))
+
+
+def test_the_executor_is_the_users_choice_and_an_unknown_one_is_a_config_error():
+    import pytest
+
+    from exportkit.build.executors import ExecutorSpec, get_executor, spec_from
+    from exportkit.errors import ConfigError
+
+    given = {"executor": "subprocess"}
+    assert spec_from(lambda var, env, default: given.get(var, default)) == ExecutorSpec("subprocess", {})
+    assert spec_from(lambda var, env, default: default).name == "subprocess"  # nothing given: a subprocess per cell
+    assert get_executor({"name": "subprocess", "settings": {}}) is get_executor(ExecutorSpec())  # one per process
+    with pytest.raises(ConfigError, match="unknown executor 'nope'; expected one of: subprocess"):
+        spec_from(lambda var, env, default: "nope" if var == "executor" else default)
+
+
+def test_a_worker_with_other_library_versions_is_named(monkeypatch):
+    from exportkit.build import cell as cell_module
+
+    here = cell_module.library_versions("onnx")
+    assert cell_module.version_mismatch(None, "onnx") == ""  # exported in this process's environment
+    assert cell_module.version_mismatch(dict(here), "onnx") == ""
+    assert cell_module.version_mismatch({**here, "onnx": "0.0.1"}, "onnx") == f"onnx 0.0.1 (here {here['onnx']})"

@@ -200,10 +200,14 @@ def export_command(cell: Cell, checkpoint: Path) -> list[str]:
             "--output_dir", str(cell.out), "--export_config", canonical(cell.export_config)]
 
 
-def export_cell(cell_dict: dict, key: dict | None = None, position: str = "") -> bool:
-    """Run one cell in a subprocess; keep its log, status and a reproduce script beside the artifacts.
+def export_cell(cell_dict: dict, key: dict | None = None, position: str = "", executor: dict | None = None) -> bool:
+    """Run one cell through the chosen executor (exportkit/build/executors); keep its log, status and a reproduce
+    script beside the artifacts.
 
-    ``position`` ("3/15": the cell's place in the matrix) prefixes the progress lines of a matrix build."""
+    ``position`` ("3/15": the cell's place in the matrix) prefixes the progress lines of a matrix build;
+    ``executor``: an ``ExecutorSpec`` as a dict (default: a subprocess per cell)."""
+    from exportkit.build.executors import get_executor
+
     cell = Cell(**cell_dict)
     prefix = f"[{position}] " if position else ""
     say(f"{prefix}{cell.name}: exporting ...")
@@ -218,7 +222,13 @@ def export_cell(cell_dict: dict, key: dict | None = None, position: str = "") ->
     command = cell.export_command(checkpoint)
     (out / "reproduce.sh").write_text("#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd " + shlex.quote(str(project.root())) + "\n" + shlex.join(command) + "\n")
     start = time.perf_counter()
-    code = runner.run_logged(command, out / "export.log")
+    outcome = get_executor(executor).export(cell, command, out / "export.log")
+    code = outcome.exit_code
+    mismatch = version_mismatch(outcome.versions, cell.format["name"])
+    if code == 0 and mismatch:
+        with open(out / "export.log", "a") as log:
+            log.write(f"exportkit: the worker's libraries differ from this machine's: {mismatch}\n")
+        code = 1  # the key would record versions that did not build the artifact
     status = {"cell": cell.name, "exit_code": code, "ok": code == 0, "seconds": round(time.perf_counter() - start, 2),
               "command": command}
     (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
@@ -231,6 +241,14 @@ def export_cell(cell_dict: dict, key: dict | None = None, position: str = "") ->
     hashes.save()
     say(f"{prefix}{cell.name}: exported in {status['seconds']:.1f}s into {project.shown(out)}")
     return True
+
+
+def version_mismatch(worker: dict | None, format_name: str) -> str:
+    """The libraries whose version on the worker that exported differs from this process's ('' when equal or local)."""
+    if worker is None:
+        return ""
+    here = library_versions(format_name)
+    return ", ".join(f"{name} {worker.get(name)} (here {here[name]})" for name in here if worker.get(name) != here[name])
 
 
 def validate_cell(cell_dict: dict) -> bool:

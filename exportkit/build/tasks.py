@@ -43,6 +43,19 @@ def matrix_name() -> str:
     return _var("matrix", "EXPORTKIT_MATRIX", "default")
 
 
+@lru_cache(maxsize=1)
+def executor_spec() -> dict:
+    """`executor=NAME` (or EXPORTKIT_EXECUTOR) and its settings, as plain data for the export actions."""
+    from dataclasses import asdict
+
+    from exportkit.build.executors import spec_from
+
+    try:
+        return asdict(spec_from(_var))
+    except ExportkitError as exc:
+        fail(exc)
+
+
 def doit_config() -> dict:
     root = output_root()
     try:
@@ -188,7 +201,7 @@ def export_tasks():
         yield {
             "name": cell.name,
             "doc": _doc(cell),
-            "actions": [(export_cell, [as_dict(cell), key, f"{position}/{len(cells)}"])],
+            "actions": [(export_cell, [as_dict(cell), key, f"{position}/{len(cells)}", executor_spec()])],
             "targets": [str(p) for p in cell.targets()],
             "uptodate": [CellKeyUnchanged(key, cell.out), ArtifactsIntact(cell.out)],
             "clean": [(clean_cell, [str(cell.out)])],
