@@ -30,7 +30,6 @@ CONSUMERS = {  # test source -> the vector files it must load
     "kotlin": ROOT / "runtimes/kotlin/src/test/kotlin/com/platform/tflite/ConformanceTest.kt",
     "swift": ROOT / "runtimes/swift/Tests/YOLOCoreTests/ConformanceTests.swift",
 }
-SWIFT_SKIPS = {"decode_segment.json", "decode_nhwc.json"}  # the Swift runtime decodes no masks (its README says so)
 
 
 def load(name: str) -> dict:
@@ -56,7 +55,7 @@ def test_generation_is_deterministic():
 
 def test_one_decode_vector_per_layout_and_the_files_stay_small():
     assert [f"decode_{k}.json" for k in generate.DECODE_KINDS] == sorted(DECODE_FILES, key=lambda n: generate.DECODE_KINDS.index(n[7:-5]))
-    assert {"detect", "segment", "pose", "nms_applied", "nhwc"} <= set(generate.DECODE_KINDS)
+    assert {"detect", "segment", "pose", "nms_applied", "nhwc", "coreml_pipeline"} <= set(generate.DECODE_KINDS)
     assert sum((VECTORS / n).stat().st_size for n in FILES) < 200_000
     for name in DECODE_FILES:
         assert load(name)["expected"], f"{name} expects no detection: it would test nothing"
@@ -190,19 +189,29 @@ def test_python_decode(name):
             assert int((result.masks[i] != expected).sum()) <= tol["mask_differing_pixels_max"]
 
 
-# -- the other runtimes' suites load every vector ---------------------------------------------------------
+# -- the other runtimes' suites load every vector meant for them -----------------------------------------
+def meant_for(runtime: str) -> set[str]:
+    """letterbox and NMS for all; a decode vector for the runtimes its ``runtimes`` key lists."""
+    return {n for n in FILES if not n.startswith("decode_") or runtime in load(n)["runtimes"]}
+
+
+def test_every_runtime_decodes_most_layouts_and_every_layout_has_a_second_runtime():
+    for runtime in generate.RUNTIMES:
+        assert {"letterbox.json", "nms.json", "decode_detect.json", "decode_nms_applied.json"} <= meant_for(runtime)
+    for name in DECODE_FILES:
+        runtimes = load(name)["runtimes"]
+        assert "python" in runtimes and len(runtimes) >= 2 and set(runtimes) <= set(generate.RUNTIMES)
+
+
 @pytest.mark.parametrize("runtime", sorted(CONSUMERS))
-def test_every_runtime_suite_loads_every_vector(runtime):
+def test_every_runtime_suite_loads_every_vector_meant_for_it(runtime):
     source = CONSUMERS[runtime].read_text()
     named = set(re.findall(r'"((?:decode_[a-z_]+|letterbox|nms)\.json)"', source))
-    expected = set(FILES) - (SWIFT_SKIPS if runtime == "swift" else set())
-    assert named == expected, f"{CONSUMERS[runtime].name} names {sorted(named)}, the vectors are {sorted(expected)}"
+    assert named == meant_for(runtime), f"{CONSUMERS[runtime].name} names {sorted(named)}, its vectors are {sorted(meant_for(runtime))}"
 
 
-def test_swift_says_which_vectors_it_skips_and_why():
-    source = CONSUMERS["swift"].read_text()
+def test_the_swift_readme_says_what_it_skips_and_that_it_never_ran_here():
     readme = (ROOT / "runtimes/swift/README.md").read_text()
-    assert "not compiled or run" in readme.lower() or "nothing in this folder has been compiled" in readme.lower()
-    for name in SWIFT_SKIPS:
-        assert name not in re.findall(r'"([a-z_]+\.json)"', source)
+    assert "nothing in this folder has been compiled" in readme.lower()
+    for name in set(FILES) - meant_for("swift"):
         assert name in readme, f"runtimes/swift/README.md must say why {name} is not decoded"

@@ -30,7 +30,9 @@ CONF, IOU = 0.25, 0.45
 # How far a consumer's answer may be from the Python runtime's (float32 arithmetic in a different order).
 DECODE_TOLERANCE = {"box_atol": 2e-3, "score_atol": 1e-5, "keypoint_atol": 2e-3, "visibility_atol": 1e-5, "mask_differing_pixels_max": 2}
 LETTERBOX_TOLERANCE = {"gain_atol": 1e-6, "point_atol": 1e-3}
-DECODE_KINDS = ("detect", "segment", "pose", "nms_applied", "nhwc")  # one vector file per output layout
+DECODE_KINDS = ("detect", "segment", "pose", "nms_applied", "nhwc", "coreml_pipeline")  # one vector file per output layout
+RUNTIMES = ("python", "cpp", "kotlin", "swift")
+MASK_RUNTIMES = ("python", "cpp", "kotlin")  # the Swift runtime decodes no masks
 
 
 # -- letterbox ----------------------------------------------------------------------------------------------
@@ -226,7 +228,8 @@ def segment_case(rng) -> dict:
     outputs = [{"name": "output0", "shape": [1, 10, 20], "dtype": "float32"}, {"name": "output1", "shape": [1, 4, 8, 8], "dtype": "float32"}]
     meta = _metadata("segment", names, outputs, layout, extra={"mask_resolution": [8, 8]})
     return _decode_case("segment", "raw segment: mask coefficients and (batch, coefficients, height, width) prototypes; "
-                        "a detection whose mask is empty is dropped", meta, {"output0": pred[None], "output1": protos[None]}, (40, 30))
+                        "a detection whose mask is empty is dropped", meta, {"output0": pred[None], "output1": protos[None]}, (40, 30),
+                        runtimes=MASK_RUNTIMES)
 
 
 def pose_case(rng) -> dict:
@@ -282,10 +285,38 @@ def nhwc_case(rng) -> dict:
     meta["export_format"] = "tflite"
     return _decode_case("nhwc", "channels last everywhere (TFLite-like): NHWC input, (batch, anchors, channels) predictions with "
                         "normalized boxes and logit scores, (batch, height, width, coefficients) prototypes",
-                        meta, {"output0": pred.T[None].copy(), "output1": protos.transpose(1, 2, 0)[None].copy()}, (36, 24))
+                        meta, {"output0": pred.T[None].copy(), "output1": protos.transpose(1, 2, 0)[None].copy()}, (36, 24),
+                        runtimes=MASK_RUNTIMES)
 
 
-def _decode_case(kind: str, description: str, meta: dict, outputs: dict[str, np.ndarray], image: tuple[int, int]) -> dict:
+def coreml_pipeline_case(rng) -> dict:
+    names = ["circle", "square", "triangle"]
+    padded = 80  # Ultralytics pads the pipeline's class scores to a multiple of 80
+    rows = _objects(rng, 1)
+    coordinates = np.asarray([np.asarray(box) / INPUT for _, box, _ in rows] + [[0.5, 0.5, 0.2, 0.2]], np.float32)
+    confidence = np.zeros((len(coordinates), padded), np.float32)
+    for i, (o, _, score) in enumerate(rows):
+        confidence[i, [1, 2, 0, 1][o]] = score
+        confidence[i, [0, 0, 2, 2][o]] = score / 3  # a weaker second class: the best one wins
+    confidence[-1, 0] = 0.2  # below the threshold
+    confidence[:, len(names):] = 0.0
+    layout = {"predictions": {"output": "coordinates", "shape_order": "detections, values", "box": [0, 4], "box_format": "cxcywh",
+                              "box_units": "normalized", "class_scores_output": "confidence", "class_scores": [0, len(names)],
+                              "class_scores_padded_to": padded, "nms_applied": True}}
+    outputs = [{"name": "confidence", "shape": [-1, padded], "dtype": "float32"}, {"name": "coordinates", "shape": [-1, 4], "dtype": "float32"}]
+    meta = _metadata("detect", names, outputs, layout)
+    meta.update(export_format="coreml", precision="fp16")
+    meta["inputs"][0]["name"] = "image"
+    meta["preprocessing"].update(normalize=False)
+    meta["postprocessing"].update(apply_nms=False, nms_in_model=True)
+    return _decode_case("coreml_pipeline", "the default CoreML export (nms: true, detect): Apple's NMS pipeline, coordinates (detections, 4) "
+                        "normalized cx cy w h beside confidence (detections, classes padded to 80); best class, score filter, no NMS",
+                        meta, {"confidence": np.round(confidence, 4), "coordinates": np.round(coordinates, 6)}, (40, 30),
+                        runtimes=("python", "swift"))
+
+
+def _decode_case(kind: str, description: str, meta: dict, outputs: dict[str, np.ndarray], image: tuple[int, int],
+                 runtimes: tuple[str, ...] = RUNTIMES) -> dict:
     width, height = image
     tensors = {name: _tensor(array) for name, array in outputs.items()}
     written = {name: np.asarray(t["values"], np.float32).reshape(t["shape"]) for name, t in tensors.items()}  # what consumers read
@@ -300,7 +331,8 @@ def _decode_case(kind: str, description: str, meta: dict, outputs: dict[str, np.
         if d.mask is not None:
             item["mask"] = {"size": [height, width], "area": int(d.mask.sum()), "counts": rle(result.masks[i])}
         expected.append(item)
-    return {"format": FORMAT, "kind": "decode", "layout": kind, "description": description, "tolerance": DECODE_TOLERANCE,
+    return {"format": FORMAT, "kind": "decode", "layout": kind, "description": description, "runtimes": list(runtimes),
+            "tolerance": DECODE_TOLERANCE,
             "image": {"width": width, "height": height}, "metadata": meta,
             "outputs": tensors, "expected": expected}
 
@@ -319,7 +351,8 @@ def vectors() -> dict[str, dict]:
     """File name -> content, in a fixed order; the same on every run (seeded)."""
     rng = np.random.default_rng(SEED)
     files = {"letterbox.json": letterbox_vector(), "nms.json": nms_vector(rng)}
-    for kind, build in zip(DECODE_KINDS, (detect_case, segment_case, pose_case, nms_applied_case, nhwc_case), strict=True):
+    builders = (detect_case, segment_case, pose_case, nms_applied_case, nhwc_case, coreml_pipeline_case)
+    for kind, build in zip(DECODE_KINDS, builders, strict=True):
         files[f"decode_{kind}.json"] = build(np.random.default_rng([SEED, DECODE_KINDS.index(kind)]))
     return files
 
