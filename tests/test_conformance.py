@@ -215,3 +215,35 @@ def test_the_swift_readme_says_what_it_skips_and_that_it_never_ran_here():
     assert "nothing in this folder has been compiled" in readme.lower()
     for name in set(FILES) - meant_for("swift"):
         assert name in readme, f"runtimes/swift/README.md must say why {name} is not decoded"
+
+
+# -- the Python runtime's reading of the layouts the vectors added ----------------------------------------
+def test_python_reads_the_coreml_pipeline_scores_after_the_box_channels():
+    from runtimes.python.spec import ModelSpec
+
+    layout = ModelSpec.from_dict(load("decode_coreml_pipeline.json")["metadata"]).layout
+    assert (layout.class_scores_output, layout.class_scores, layout.channels) == ("confidence", (4, 7), 7)
+    assert layout.nms_applied and layout.class_index is None and not layout.anchors_last
+
+
+@pytest.mark.parametrize("name", ["decode_detect.json", "decode_nms_applied.json"])
+def test_python_refuses_a_shape_order_that_contradicts_nms_applied(name):
+    from runtimes.python.errors import ModelLoadError
+    from runtimes.python.spec import ModelSpec
+
+    meta = load(name)["metadata"]
+    pred = meta["output_layout"]["predictions"]
+    pred["nms_applied"] = not pred.get("nms_applied", False)
+    pred.setdefault("class_index", 5)
+    with pytest.raises(ModelLoadError, match="shape_order"):
+        ModelSpec.from_dict(meta)
+
+
+def test_python_refuses_a_pipeline_confidence_output_of_other_rows():
+    from runtimes.python.errors import MetadataMismatch
+
+    vector = load("decode_coreml_pipeline.json")
+    outputs = {k: np.asarray(v["values"], np.float32).reshape(v["shape"]) for k, v in vector["outputs"].items()}
+    outputs["confidence"] = outputs["confidence"][:-1]
+    with pytest.raises(MetadataMismatch, match="confidence"):
+        decode(outputs, vector["metadata"])
