@@ -108,6 +108,21 @@ def test_every_layout_the_exporters_write_follows_the_schema(build):
     jsonschema.validate(build(), subschema("yolo_output_layout"))
 
 
+def test_vectors_use_the_layouts_the_exporters_write():
+    """Where a vector's sizes allow it, its output_layout is the exporter's, key for key (segment and pose use
+    smaller sizes than a real model: 4 mask coefficients, 3 keypoints)."""
+    from exportkit.formats.coreml import pipeline_layout
+
+    def names(name):
+        return load(name)["metadata"]["class_names"]
+
+    info = CheckpointInfo(Path("/m.pt"), "ab" * 32, "detect", names("decode_detect.json"), 64, [8], "yolo11n", None, None)
+    assert load("decode_detect.json")["metadata"]["output_layout"] == output_layout(info, _io([1, 7, 24]))
+    assert load("decode_nms_applied.json")["metadata"]["output_layout"] == nms_output_layout(info, _io([1, 7, 6]))
+    info = CheckpointInfo(Path("/m.pt"), "ab" * 32, "detect", names("decode_coreml_pipeline.json"), 64, [8], "yolo11n", None, None)
+    assert load("decode_coreml_pipeline.json")["metadata"]["output_layout"] == pipeline_layout(info)
+
+
 @pytest.mark.parametrize(
     "breakage",
     [

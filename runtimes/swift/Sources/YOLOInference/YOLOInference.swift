@@ -25,9 +25,8 @@ public final class YOLOInference {
         let plan = LetterboxPlan.plan(imageWidth: image.width, imageHeight: image.height,
                                       targetWidth: metadata.inputWidth, targetHeight: metadata.inputHeight,
                                       scaleUp: metadata.preprocessing.scale_up ?? true, center: metadata.preprocessing.letterbox_center ?? true)
-        var inputs: [String: MLFeatureValue] = [
-            metadata.inputs[0].name: MLFeatureValue(pixelBuffer: try letterboxed(image, plan: plan)),
-        ]
+        let pixels = try letterboxed(image, plan: plan)
+        var inputs: [String: MLFeatureValue] = [metadata.inputs[0].name: MLFeatureValue(pixelBuffer: pixels)]
         // The NMS pipeline takes its thresholds as inputs (optional, with defaults); pass the ones asked for.
         let declared = model.modelDescription.inputDescriptionsByName
         let iou = Double(iouThreshold ?? metadata.postprocessing.iou_threshold ?? 0.45)
