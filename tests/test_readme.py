@@ -27,7 +27,7 @@ import pytest
 from conftest import ROOT
 
 READMES = ["README.md", "runtimes/python/README.md", "runtimes/cpp/README.md", "runtimes/kotlin/README.md",
-           "runtimes/swift/README.md"]
+           "runtimes/swift/README.md", "runtimes/conformance/README.md"]
 SHELL = {"bash", "sh", "shell"}
 PYTHON = {"python", "py"}
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<kind>[a-z-]+)\s*(?::\s*(?P<reason>.*?))?\s*-->$")

@@ -211,7 +211,12 @@ def decode_one(pred: np.ndarray, spec: ModelSpec, geometry: Geometry, limits: Th
                protos: np.ndarray | None = None) -> Result:
     """One image: pred is (channels, anchors), protos (coefficients, mh, mw) for segment."""
     layout = spec.layout
-    found = _preselected(pred, layout, limits) if layout.nms_applied else _candidates(pred, layout, limits)
+    if layout.class_index is not None:  # in-model NMS rows: score, class id
+        found = _preselected(pred, layout, limits)
+    elif layout.nms_applied:  # CoreML's NMS pipeline: final rows, per-class scores
+        found = _select(_candidates(pred, layout, limits), slice(0, limits.max_det))
+    else:
+        found = _candidates(pred, layout, limits)
     boxes = _input_boxes(pred, found.index, layout, spec.input_size)
     if layout.nms_applied:
         keep = np.arange(len(found.index))
@@ -247,7 +252,7 @@ def named_outputs(outputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], spec
         found = dict(outputs)
     else:
         found = dict(zip(spec.output_names, outputs, strict=False))
-    needed = [n for n in (spec.layout.predictions, spec.layout.prototypes) if n is not None]
+    needed = [n for n in (spec.layout.predictions, spec.layout.prototypes, spec.layout.class_scores_output) if n is not None]
     missing = [n for n in needed if n not in found]
     if missing:
         raise MetadataMismatch(f"outputs {missing} named in metadata.json are not among the model's outputs {sorted(found)}")
@@ -262,6 +267,8 @@ def split_outputs(outputs: dict[str, np.ndarray], spec: ModelSpec) -> tuple[np.n
         pred = pred[None]
     if not layout.anchors_last:
         pred = pred.transpose(0, 2, 1)
+    if layout.class_scores_output is not None:  # CoreML's pipeline: (n, 4) coordinates beside (n, padded classes)
+        pred = _with_class_scores(pred, outputs[layout.class_scores_output], layout)
     if pred.shape[1] != layout.channels:
         raise MetadataMismatch(
             f"output {layout.predictions!r} has {pred.shape[1]} channels but metadata.json implies {layout.channels} "
@@ -275,6 +282,18 @@ def split_outputs(outputs: dict[str, np.ndarray], spec: ModelSpec) -> tuple[np.n
         if not layout.prototypes_channels_first:
             protos = protos.transpose(0, 3, 1, 2)
     return pred, protos
+
+
+def _with_class_scores(pred: np.ndarray, scores: np.ndarray, layout: OutputLayout) -> np.ndarray:
+    """(1, box channels, n) predictions and the (n, padded) scores output -> (1, box channels + classes, n)."""
+    if pred.shape[1] != layout.box[1]:
+        raise MetadataMismatch(f"output {layout.predictions!r} has {pred.shape[1]} values per detection, its layout says {layout.box[1]}")
+    scores = scores.reshape(-1, scores.shape[-1]).T[None]  # (1, padded, n)
+    start, end = layout.class_scores[0] - layout.box[1], layout.class_scores[1] - layout.box[1]
+    if scores.shape[2] != pred.shape[2] or scores.shape[1] < end:
+        raise MetadataMismatch(f"output {layout.class_scores_output!r} has shape {list(scores.shape[1:])[::-1]}, expected "
+                               f"{pred.shape[2]} detections of at least {end} class scores")
+    return np.concatenate([pred, scores[:, start:end]], axis=1)
 
 
 def identity_geometry(spec: ModelSpec) -> Geometry:

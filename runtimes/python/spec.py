@@ -29,7 +29,8 @@ COLOR_SPACES = ("RGB", "BGR")
 RESIZE_MODES = ("letterbox",)
 BOX_FORMATS = ("cxcywh", "xyxy")
 BOX_UNITS = ("input_pixels", "normalized")
-PREDICTION_ORDERS = ("batch, channels, anchors", "batch, anchors, channels", "batch, detections, values")
+PREDICTION_ORDERS = ("batch, channels, anchors", "batch, anchors, channels", "batch, detections, values", "detections, values")
+ROW_ORDERS = PREDICTION_ORDERS[2:]  # rows of final detections (in-model NMS; CoreML's NMS pipeline has no batch axis)
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,14 @@ class OutputLayout:
     keypoints_normalized: bool = False
     nms_applied: bool = False  # rows are final detections (in-model NMS): score, then class index, no NMS here
     class_index: int | None = None  # channel holding the class id when nms_applied
+    # CoreML's NMS pipeline: per-class scores in this separate output (its first class_scores_width channels are
+    # appended after the predictions' own channels by split_outputs; class_scores already points past them)
+    class_scores_output: str | None = None
 
     @property
     def channels(self) -> int:
-        """How many channels (values per anchor or detection) the predictions output must have."""
+        """How many channels (values per anchor or detection) the predictions output must have (with the
+        appended class scores, for a separate class_scores_output)."""
         ranges = [self.box, self.class_scores, self.mask_coefficients, self.keypoints]
         ends = [r[1] for r in ranges if r is not None]
         return max(ends + ([self.class_index + 1] if self.class_index is not None else []))
@@ -215,16 +220,27 @@ def _output_layout(reader: Reader, task: str) -> OutputLayout:
             keypoints_normalized=pred.choice("keypoint_units", BOX_UNITS, units) == "normalized",
         )
     nms_applied = pred.get("nms_applied", bool, False)
-    if nms_applied:
+    order = pred.choice("shape_order", PREDICTION_ORDERS, PREDICTION_ORDERS[0])
+    if (order in ROW_ORDERS) != nms_applied:
+        raise pred.fail("shape_order", f"is {order!r} with nms_applied {nms_applied}: rows of detections ({', '.join(ROW_ORDERS)}) "
+                        "and nms_applied go together")
+    box, scores = pred.span("box", [0, 4]), pred.span("class_scores")
+    scores_output = pred.get("class_scores_output", str, None)
+    if scores_output is not None:  # the scores follow the box channels once split_outputs appends them
+        if order != "detections, values":
+            raise pred.fail("class_scores_output", "is only read with shape_order 'detections, values' (CoreML's NMS pipeline)")
+        fields["class_scores_output"] = scores_output
+        scores = (box[1] + scores[0], box[1] + scores[1])
+    elif nms_applied:
         fields["class_index"] = pred.integer("class_index", 0, MAX_DIM)
     return OutputLayout(
         predictions=pred.get("output", str),
-        anchors_last=pred.choice("shape_order", PREDICTION_ORDERS, PREDICTION_ORDERS[0]) == PREDICTION_ORDERS[0],
+        anchors_last=order == PREDICTION_ORDERS[0],
         nms_applied=nms_applied,
-        box=pred.span("box", [0, 4]),
+        box=box,
         box_format=pred.choice("box_format", BOX_FORMATS, "cxcywh"),
         box_normalized=units == "normalized",
-        class_scores=pred.span("class_scores"),
+        class_scores=scores,
         scores_activated=pred.get("scores_activated", bool, True),
         **fields,
     )
@@ -278,7 +294,7 @@ def _check_consistent(reader: Reader, spec: ModelSpec) -> None:
     """Facts inside metadata.json that must agree with each other."""
     layout = spec.layout
     start, end = layout.class_scores
-    if not layout.nms_applied and end - start != len(spec.class_names):
+    if (not layout.nms_applied or layout.class_scores_output) and end - start != len(spec.class_names):
         raise reader.fail(
             "class_names", f"lists {len(spec.class_names)} classes but output_layout.predictions.class_scores spans {end - start}"
         )
@@ -286,12 +302,12 @@ def _check_consistent(reader: Reader, spec: ModelSpec) -> None:
     if count != len(spec.class_names):
         raise reader.fail("num_classes", f"is {count} but class_names lists {len(spec.class_names)}")
     known = set(spec.output_names)
-    for name in (layout.predictions, layout.prototypes):
+    for name in (layout.predictions, layout.prototypes, layout.class_scores_output):
         if name is not None and name not in known:
             raise reader.fail("output_layout", f"names output {name!r}, not one of outputs {sorted(known)}")
     shape = next(o.shape for o in spec.outputs if o.name == layout.predictions)
     width = shape[1 if layout.anchors_last else 2] if len(shape) == 3 else -1
-    if width > 0 and width != layout.channels:
+    if width > 0 and width != layout.channels and layout.class_scores_output is None:
         raise reader.fail("outputs", f"give {layout.predictions!r} {width} channels but output_layout needs {layout.channels}")
     if spec.task == "pose" and spec.keypoint_names and layout.keypoints is not None:
         count = (layout.keypoints[1] - layout.keypoints[0]) // layout.keypoint_dims

@@ -60,6 +60,8 @@ struct Postprocessing {
 struct OutputLayout {
     std::string predictions_output;
     bool anchors_last = true;       // [batch, channels, anchors]; false: [batch, anchors, channels]
+    bool nms_applied = false;       // rows of final detections ([batch, detections, values], in-model NMS): no NMS here
+    int class_index = -1;           // nms_applied: the value holding the class id (class_scores then holds the one score)
     ChannelRange box;
     bool box_xyxy = false;          // false: cx, cy, w, h
     bool box_normalized = false;    // false: input pixels
@@ -71,6 +73,13 @@ struct OutputLayout {
     bool keypoints_normalized = false;  // keypoint x, y in 0..1 of the input (keypoint_units, default box_units)
     std::string prototypes_output;  // segment only
     bool prototypes_channels_first = true;  // [batch, coefficients, h, w]; false: [batch, h, w, coefficients]
+
+    // How many channels (values per anchor or detection) the predictions output must have.
+    int channels_needed() const {
+        int needed = box.end > class_scores.end ? box.end : class_scores.end;
+        for (int end : {mask_coefficients.end, keypoints.end, class_index + 1}) needed = end > needed ? end : needed;
+        return needed;
+    }
 };
 
 struct ModelMetadata {

@@ -46,8 +46,14 @@ struct PredictionsView {
 std::vector<Candidate> decode_candidates(const PredictionsView& predictions, const OutputLayout& layout, int input_width,
                                          int input_height, float confidence_threshold);
 
+// Rows of an in-model-NMS output (nms_applied): those whose score (class_scores.begin) is > confidence_threshold, in
+// row order, class id from the class_index value, boxes converted to xyxy model-input pixels.
+std::vector<Candidate> decode_rows(const PredictionsView& rows, const OutputLayout& layout, int input_width, int input_height,
+                                   float confidence_threshold);
+
 // Greedy NMS, torchvision semantics: visit boxes by descending score, drop a box whose IoU with a kept box is
-// > iou_threshold. Class-aware unless agnostic (each class offset by class_id * 7680 px, Ultralytics' max_wh).
+// > iou_threshold. Class-aware unless agnostic: each class offset by class_id * max(7680 px, 2 * max|coordinate| + 1),
+// Ultralytics' max_wh grown so classes never touch even for boxes past 7680 px.
 // Returns indices into `candidates`, best score first, at most max_detections of them.
 std::vector<int> non_max_suppression(const std::vector<Candidate>& candidates, double iou_threshold, bool agnostic, int max_detections);
 

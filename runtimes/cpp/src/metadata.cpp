@@ -215,7 +215,17 @@ OutputLayout parse_output_layout(const Reader& r, const json& root, const ModelM
     if (!predictions)
         r.fail("output_layout.predictions.output names \"" + out.predictions_output + "\", which is not one of outputs[].name");
 
-    out.anchors_last = r.choice(p, "shape_order", "output_layout.predictions.shape_order", {"batch, channels, anchors", "batch, anchors, channels"}) == 0;
+    out.nms_applied = r.boolean(p, "nms_applied", "output_layout.predictions.nms_applied", false);
+    const bool rows = p.contains("shape_order") && p["shape_order"] == "batch, detections, values";
+    if (rows != out.nms_applied)
+        r.fail("output_layout.predictions: shape_order \"batch, detections, values\" and nms_applied true go together" + std::string(kRegenerateHint));
+    if (rows) {
+        out.anchors_last = false;  // one row per detection: read like [batch, anchors, channels]
+        out.class_index = r.integer(p, "class_index", "output_layout.predictions.class_index");
+        if (out.class_index < 0) r.wrong("output_layout.predictions.class_index", "an integer >= 0", p["class_index"]);
+    } else {
+        out.anchors_last = r.choice(p, "shape_order", "output_layout.predictions.shape_order", {"batch, channels, anchors", "batch, anchors, channels"}) == 0;
+    }
     out.box = r.range(p, "box", "output_layout.predictions.box");
     if (out.box.size() != 4) r.wrong("output_layout.predictions.box", "a range of 4 channels", p["box"]);
     const std::string format = r.string(p, "box_format", "output_layout.predictions.box_format");
@@ -227,12 +237,12 @@ OutputLayout parse_output_layout(const Reader& r, const json& root, const ModelM
     out.box_normalized = units == "normalized";
 
     out.class_scores = r.range(p, "class_scores", "output_layout.predictions.class_scores");
-    if (out.class_scores.size() != meta.num_classes())
+    if (!out.nms_applied && out.class_scores.size() != meta.num_classes())
         r.fail("output_layout.predictions.class_scores spans " + std::to_string(out.class_scores.size()) + " channels but class_names has " +
                std::to_string(meta.num_classes()) + " names" + kRegenerateHint);
     out.scores_activated = r.boolean(p, "scores_activated", "output_layout.predictions.scores_activated", true);
 
-    int needed = std::max(out.box.end, out.class_scores.end);
+    int needed = std::max({out.box.end, out.class_scores.end, out.class_index + 1});
     if (meta.task == Task::Segment) {
         out.mask_coefficients = r.range(p, "mask_coefficients", "output_layout.predictions.mask_coefficients");
         const json& prototypes = r.object(layout, "prototypes", "output_layout.prototypes");

@@ -6,6 +6,7 @@
 #include <onnxruntime_cxx_api.h>
 #include <opencv2/imgproc.hpp>
 
+#include "decode.h"
 #include "letterbox.h"
 
 namespace exportkit {
@@ -144,34 +145,6 @@ struct ONNXInference::Impl {
         }
     }
 
-    PredictionsView predictions_view(const FloatTensor& t) const {
-        if (t.shape.size() != 3 || t.shape[0] < 1)
-            throw InferenceError("output \"" + meta.layout.predictions_output + "\" should be [batch, channels, anchors], got rank " +
-                                 std::to_string(t.shape.size()));
-        const OutputLayout& l = meta.layout;
-        const int needed = std::max({l.box.end, l.class_scores.end, l.mask_coefficients.end, l.keypoints.end});
-        const int64_t channels = t.shape[l.anchors_last ? 1 : 2], anchors = t.shape[l.anchors_last ? 2 : 1];
-        if (channels < needed)
-            throw InferenceError("output \"" + l.predictions_output + "\" has " + std::to_string(channels) + " channels; metadata.json's output_layout needs " +
-                                 std::to_string(needed));
-        return {t.data, static_cast<int>(channels), static_cast<int>(anchors), l.anchors_last};  // batch 0
-    }
-
-    // Prototypes of image 0, channels first; a [batch, h, w, coefficients] output is transposed into `t.converted`.
-    PrototypesView prototypes_view(FloatTensor& t) const {
-        if (t.shape.size() != 4) throw InferenceError("output \"" + meta.layout.prototypes_output + "\" should have rank 4, got " + std::to_string(t.shape.size()));
-        if (meta.layout.prototypes_channels_first)
-            return {t.data, static_cast<int>(t.shape[1]), static_cast<int>(t.shape[2]), static_cast<int>(t.shape[3])};
-        const int h = static_cast<int>(t.shape[1]), w = static_cast<int>(t.shape[2]), c = static_cast<int>(t.shape[3]);
-        std::vector<float> chw(static_cast<size_t>(c) * h * w);
-        for (int i = 0; i < h * w; ++i)
-            for (int k = 0; k < c; ++k) chw[static_cast<size_t>(k) * h * w + i] = t.data[static_cast<size_t>(i) * c + k];
-        t.converted = std::move(chw);
-        t.data = t.converted.data();
-        t.shape = {t.shape[0], c, h, w};
-        return {t.data, c, h, w};
-    }
-
     Results predict(const cv::Mat& raw, double conf, double iou) {
         Results results;
         auto start = Clock::now();
@@ -190,31 +163,15 @@ struct ONNXInference::Impl {
 
         start = Clock::now();
         const FloatTensor predictions = as_float(outputs[0], output_names[0]);
-        const PredictionsView view = predictions_view(predictions);
-        const std::vector<Candidate> candidates =
-            decode_candidates(view, meta.layout, meta.input_width, meta.input_height, static_cast<float>(conf));
-        const std::vector<int> kept =
-            non_max_suppression(candidates, iou, meta.postprocessing.agnostic_nms, meta.postprocessing.max_detections);
-
         FloatTensor prototypes;
-        PrototypesView protos;
-        if (meta.task == Task::Segment) {
-            prototypes = as_float(outputs[1], output_names[1]);
-            protos = prototypes_view(prototypes);
-        }
-        for (int index : kept) {
-            const Candidate& c = candidates[index];
-            Detection d;
-            d.class_id = c.class_id;
-            d.class_name = meta.class_names[c.class_id];
-            d.confidence = c.score;
-            d.box = box_to_source(c.box, geometry);
-            if (meta.task == Task::Segment) {
-                d.mask = build_mask(view, meta.layout, c.anchor, protos, geometry, d.box);
-                if (cv::countNonZero(d.mask) == 0) continue;  // as Ultralytics: an instance without mask pixels is dropped
-            }
-            if (meta.task == Task::Pose) d.keypoints = decode_keypoints(view, meta.layout, c.anchor, geometry);
-            results.detections.push_back(std::move(d));
+        if (meta.task == Task::Segment) prototypes = as_float(outputs[1], output_names[1]);
+        const TensorView protos{prototypes.data, prototypes.shape};
+        DecodeLimits limits = decode_limits(meta, conf, iou);
+        try {
+            results.detections = decode_detections(meta, {predictions.data, predictions.shape}, meta.task == Task::Segment ? &protos : nullptr,
+                                                   geometry, limits);
+        } catch (const MetadataError& e) {
+            throw InferenceError(e.what());  // the model's outputs disagree with metadata.json
         }
         results.timing.postprocess_ms = milliseconds_since(start);
         return results;

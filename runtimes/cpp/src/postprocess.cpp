@@ -24,12 +24,40 @@ float box_iou(const BoxXYXY& a, const BoxXYXY& b) {
     return uni > 0.f ? inter / uni : 0.f;
 }
 
+namespace {
+
+BoxXYXY input_box(const PredictionsView& p, const OutputLayout& layout, int anchor, int input_width, int input_height) {
+    const int b = layout.box.begin;
+    float v0 = p.at(b, anchor), v1 = p.at(b + 1, anchor), v2 = p.at(b + 2, anchor), v3 = p.at(b + 3, anchor);
+    if (layout.box_normalized) v0 *= input_width, v1 *= input_height, v2 *= input_width, v3 *= input_height;
+    if (layout.box_xyxy) return {v0, v1, v2, v3};
+    const float half_w = v2 / 2, half_h = v3 / 2;
+    return {v0 - half_w, v1 - half_h, v0 + half_w, v1 + half_h};
+}
+
+}  // namespace
+
+std::vector<Candidate> decode_rows(const PredictionsView& p, const OutputLayout& layout, int input_width, int input_height,
+                                   float confidence_threshold) {
+    std::vector<Candidate> rows;
+    for (int a = 0; a < p.anchors; ++a) {
+        const float score = p.at(layout.class_scores.begin, a);
+        if (!(score > confidence_threshold)) continue;
+        Candidate c;
+        c.box = input_box(p, layout, a, input_width, input_height);
+        c.score = score;
+        c.class_id = static_cast<int>(p.at(layout.class_index, a));
+        c.anchor = a;
+        rows.push_back(c);
+    }
+    return rows;
+}
+
 std::vector<Candidate> decode_candidates(const PredictionsView& p, const OutputLayout& layout, int input_width, int input_height,
                                          float confidence_threshold) {
     std::vector<Candidate> candidates;
     const int first = layout.class_scores.begin;
     const int count = layout.class_scores.size();
-    const int b = layout.box.begin;
     for (int a = 0; a < p.anchors; ++a) {
         int best = 0;
         float best_score = p.at(first, a);
@@ -40,15 +68,8 @@ std::vector<Candidate> decode_candidates(const PredictionsView& p, const OutputL
         if (!layout.scores_activated) best_score = sigmoid(best_score);
         if (!(best_score > confidence_threshold)) continue;
 
-        float v0 = p.at(b, a), v1 = p.at(b + 1, a), v2 = p.at(b + 2, a), v3 = p.at(b + 3, a);
-        if (layout.box_normalized) v0 *= input_width, v1 *= input_height, v2 *= input_width, v3 *= input_height;
         Candidate c;
-        if (layout.box_xyxy) {
-            c.box = {v0, v1, v2, v3};
-        } else {
-            const float half_w = v2 / 2, half_h = v3 / 2;
-            c.box = {v0 - half_w, v1 - half_h, v0 + half_w, v1 + half_h};
-        }
+        c.box = input_box(p, layout, a, input_width, input_height);
         c.score = best_score;
         c.class_id = best;
         c.anchor = a;
@@ -63,11 +84,16 @@ std::vector<int> non_max_suppression(const std::vector<Candidate>& candidates, d
     std::stable_sort(order.begin(), order.end(), [&](int i, int j) { return candidates[i].score > candidates[j].score; });
     if (order.size() > static_cast<size_t>(kMaxBoxesIntoNms)) order.resize(kMaxBoxesIntoNms);
 
+    float largest = 0.f;  // the offset outgrows the boxes (Python runtime: max(max_wh, 2 * max|coordinate| + 1))
+    for (int i : order)
+        largest = std::max({largest, std::fabs(candidates[i].box.x1), std::fabs(candidates[i].box.y1), std::fabs(candidates[i].box.x2),
+                             std::fabs(candidates[i].box.y2)});
+    const float class_offset = std::max(kClassOffset, largest * 2 + 1);
     std::vector<BoxXYXY> boxes(order.size());
     std::vector<float> areas(order.size());
     for (size_t k = 0; k < order.size(); ++k) {
         const Candidate& c = candidates[order[k]];
-        const float offset = agnostic ? 0.f : static_cast<float>(c.class_id) * kClassOffset;
+        const float offset = agnostic ? 0.f : static_cast<float>(c.class_id) * class_offset;
         boxes[k] = {c.box.x1 + offset, c.box.y1 + offset, c.box.x2 + offset, c.box.y2 + offset};
         areas[k] = boxes[k].area();
     }

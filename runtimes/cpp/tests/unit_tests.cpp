@@ -425,6 +425,41 @@ TEST(metadata_errors_for_segment_and_pose_facts) {
                       MetadataError, "keypoint_format must be");
 }
 
+TEST(metadata_reads_in_model_nms_rows) {
+    const auto rows = [](json& m) {
+        m["outputs"][0]["shape"] = {1, 300, 6};
+        json& p = m["output_layout"]["predictions"];
+        p["shape_order"] = "batch, detections, values";
+        p["box_format"] = "xyxy";
+        p["class_scores"] = {4, 5};
+        p["class_index"] = 5;
+        p["nms_applied"] = true;
+    };
+    const ModelMetadata m = parse(with(valid_detect_metadata(), rows));
+    CHECK(m.layout.nms_applied);
+    CHECK(!m.layout.anchors_last);
+    CHECK_EQ(m.layout.class_index, 5);
+    CHECK_EQ(m.layout.channels_needed(), 6);
+    CHECK_THROWS_WITH(parse(with(valid_detect_metadata(), [&](json& d) { rows(d); d["output_layout"]["predictions"].erase("nms_applied"); })),
+                      MetadataError, "\"batch, detections, values\" and nms_applied true go together");
+    CHECK_THROWS_WITH(parse(with(valid_detect_metadata(), [&](json& d) { rows(d); d["output_layout"]["predictions"].erase("class_index"); })),
+                      MetadataError, "missing key output_layout.predictions.class_index");
+    CHECK_THROWS_WITH(parse(with(valid_detect_metadata(), [&](json& d) { rows(d); d["outputs"][0]["shape"] = {1, 300, 5}; })),
+                      MetadataError, "output_layout needs 6 channels");
+}
+
+TEST(nms_class_offset_outgrows_large_boxes) {
+    // a class-1 box at 100 px shifted by a fixed 7680 would land on the class-0 box at 7780 px
+    std::vector<Candidate> c(2);
+    c[0].box = {7780, 7780, 8780, 8780};
+    c[0].score = 0.9f;
+    c[1].box = {100, 100, 1100, 1100};
+    c[1].score = 0.8f;
+    c[1].class_id = 1;
+    CHECK_EQ(non_max_suppression(c, 0.45, false, 300).size(), 2u);
+    CHECK_EQ(non_max_suppression(c, 0.45, true, 300).size(), 2u);  // agnostic: no overlap either
+}
+
 TEST(metadata_file_errors) {
     CHECK_THROWS_WITH(load_metadata("/nonexistent/metadata.json"), MetadataError, "/nonexistent/metadata.json: cannot open");
 }

@@ -23,6 +23,8 @@ public struct ModelMetadata: Codable {
         public var max_detections: Int? = 300
         public var agnostic_nms: Bool? = false
     }
+    /// output_layout.predictions (exportkit/schema/metadata.schema.json, `predictions_layout`). Optional keys
+    /// decode as nil when absent; the defaults the schema states are applied where they are read.
     public struct Predictions: Codable {
         public let output: String
         public var shape_order: String? = "batch, channels, anchors"
@@ -31,8 +33,18 @@ public struct ModelMetadata: Codable {
         public var box_units: String? = "input_pixels"
         public let class_scores: [Int]
         public var scores_activated: Bool? = true
+        /// Rows are final detections (in-model NMS, or CoreML's NMS pipeline): no NMS here.
+        public var nms_applied: Bool? = false
+        /// nms_applied rows of Ultralytics' in-graph NMS: the value holding the class id (class_scores: the score).
+        public var class_index: Int? = nil
+        /// CoreML's NMS pipeline: per-class scores in this separate output (`confidence`), padded to class_scores_padded_to.
+        public var class_scores_output: String? = nil
+        public var class_scores_padded_to: Int? = nil
     }
     public struct OutputLayout: Codable { public let predictions: Predictions }
+
+    public static let anchorOrders = ["batch, channels, anchors", "batch, anchors, channels"]
+    public static let rowOrders = ["batch, detections, values", "detections, values"]
 
     public let task: String
     public let export_format: String
@@ -72,12 +84,27 @@ public struct ModelMetadata: Codable {
         guard input_shape.count == 3, input_shape[0] > 0, input_shape[1] > 0 else {
             throw MetadataError.invalid("\(source): input_shape is \(input_shape), expected [height, width, channels]")
         }
-        let scores = output_layout.predictions.class_scores
-        guard scores.count == 2, scores[1] - scores[0] == class_names.count else {
+        let p = output_layout.predictions
+        let scores = p.class_scores
+        let order = p.shape_order ?? ModelMetadata.anchorOrders[0]
+        let rows = p.nms_applied ?? false
+        guard (ModelMetadata.anchorOrders + ModelMetadata.rowOrders).contains(order) else {
+            throw MetadataError.invalid("\(source): output_layout.predictions.shape_order is '\(order)', this runtime supports "
+                                        + (ModelMetadata.anchorOrders + ModelMetadata.rowOrders).joined(separator: ", "))
+        }
+        guard ModelMetadata.rowOrders.contains(order) == rows else {
+            throw MetadataError.invalid("\(source): output_layout.predictions.shape_order '\(order)' and nms_applied \(rows) disagree "
+                                        + "(rows of detections go with nms_applied true)")
+        }
+        if rows && p.class_scores_output == nil && p.class_index == nil {
+            throw MetadataError.invalid("\(source): output_layout.predictions.class_index is missing; re-export the model with exportkit")
+        }
+        let perClass = !rows || p.class_scores_output != nil
+        guard scores.count == 2, scores[0] >= 0, scores[0] < scores[1], !perClass || scores[1] - scores[0] == class_names.count else {
             throw MetadataError.invalid("\(source): class_names lists \(class_names.count) classes but class_scores is \(scores)")
         }
-        guard outputs.contains(where: { $0.name == output_layout.predictions.output }) else {
-            throw MetadataError.invalid("\(source): output_layout names output '\(output_layout.predictions.output)', not one of \(outputs.map { $0.name })")
+        for name in [p.output, p.class_scores_output].compactMap({ $0 }) where !outputs.contains(where: { $0.name == name }) {
+            throw MetadataError.invalid("\(source): output_layout names output '\(name)', not one of \(outputs.map { $0.name })")
         }
     }
 }

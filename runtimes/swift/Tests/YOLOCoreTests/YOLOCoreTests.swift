@@ -40,7 +40,7 @@ final class YOLOCoreTests: XCTestCase {
         let meta = try metadata()
         let values: [Float] = [0.5, 0.2, 0.5, 0.5, 0.2, 0.5, 0.25, 0.1, 0.24, 0.25, 0.1, 0.24, 0.9, 0.1, 0.8, 0.05, 0.6, 0.1]
         let plan = LetterboxPlan.plan(imageWidth: 192, imageHeight: 192, targetWidth: 192, targetHeight: 192)
-        let results = Decoder.decode(values: values, shape: [1, 6, 3], metadata: meta, plan: plan, imageWidth: 192, imageHeight: 192)
+        let results = try Decoder.decode(values: values, shape: [1, 6, 3], metadata: meta, plan: plan, imageWidth: 192, imageHeight: 192)
         XCTAssertEqual(results.detections.count, 2)
         XCTAssertEqual(results.detections[0].bbox, BoundingBox(x1: 72, y1: 72, x2: 120, y2: 120))
         XCTAssertEqual(results.detections[1].className, "b")
