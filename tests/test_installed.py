@@ -77,7 +77,7 @@ def installed(tmp_path_factory):
     """(python, bin folder, site-packages) of a fresh virtualenv holding the exportkit wheel."""
     base = tmp_path_factory.mktemp("installed")
     source = base / "src"  # a clean copy: the build writes build/ and *.egg-info beside its sources
-    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+    shutil.copytree(ROOT, source, symlinks=True, ignore=_outputs(
         ".git", ".venv", ".cache", "exports", "build", "*.egg-info", "__pycache__", "runs", "tests", "*.pt", ".doit*"))
     wheel = build_wheel(source, base / "wheels")
     python = make_venv(base / "venv", [dev_packages(base / "dev-packages")])
@@ -204,7 +204,16 @@ def test_runtime_distribution_installs_alone_and_predicts(exports, tmp_path):
     assert subprocess.run([str(python), "-c", "import runtimes"], capture_output=True, env=env, cwd=tmp_path).returncode != 0
 
 
+def _outputs(*patterns):
+    """shutil.ignore_patterns, except that the package exportkit/build/ (the build layer) is source, not output."""
+    plain = shutil.ignore_patterns(*patterns)
+
+    def ignore(folder, names):
+        return {n for n in plain(folder, names) if not (n == "build" and Path(folder).name == "exportkit")}
+    return ignore
+
+
 def build_wheel_copy(source: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "src"
-    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    shutil.copytree(source, copy, ignore=_outputs("__pycache__", "build", "*.egg-info"))
     return build_wheel(copy, tmp_path / "wheels")
