@@ -36,7 +36,7 @@ def test_file_drift_names_missing_and_changed_files(tmp_path):
     (tmp_path / "a").write_bytes(b"a")
     (tmp_path / "b").write_bytes(b"b, edited")
     expected = {n: hashlib.sha256(n.encode()).hexdigest() for n in ("a", "b", "c")}
-    assert file_drift(tmp_path, expected, HashCache(tmp_path / "h.json").sha256) == [("b", "changed"), ("c", "missing")]
+    assert list(file_drift(tmp_path, expected, HashCache(tmp_path / "h.json").sha256)) == [("b", "changed"), ("c", "missing")]
 
 
 def test_a_lock_entry_rebuilds_with_the_guides_command_line(tmp_path, monkeypatch):

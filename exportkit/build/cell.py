@@ -2,7 +2,7 @@
 its bytes, whether its artifacts drifted, its lock entry, and how it runs.
 
 Everything here runs without torch: an up-to-date build only composes configs, hashes (cached) and compares.
-The work itself runs the guide's `export.py` contract in a subprocess (exportkit/build/runner.py).
+The work itself runs the guide's `export.py` contract through the executor the user picks (exportkit/build/executors).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -61,9 +62,6 @@ class Cell:
     def key(self, hashes: HashCache) -> dict:
         return cell_key(self, hashes)
 
-    def drift(self, hashes: HashCache) -> str | None:
-        return artifact_drift(self.out, hashes)
-
     def is_current(self, hashes: HashCache) -> bool:
         return is_current(self, hashes)
 
@@ -100,9 +98,6 @@ class Cell:
             if self.validation.get(key):
                 command += [f"--{key}", str(project.resolve(self.validation[key]))]
         return command
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def library_versions(format_name: str) -> dict:
@@ -153,17 +148,15 @@ def canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def file_drift(folder: Path, expected: dict[str, str], sha256) -> list[tuple[str, str]]:
+def file_drift(folder: Path, expected: dict[str, str], sha256) -> Iterator[tuple[str, str]]:
     """``(file, "missing" | "changed")`` for each file of ``expected`` ({name: sha256}) that is not in ``folder``
     with that digest; ``sha256`` hashes a path (the build's cached hash, or a fresh one for `doit verify`)."""
-    problems = []
     for name, digest in expected.items():
         path = Path(folder) / name
         if not path.exists():
-            problems.append((name, "missing"))
+            yield name, "missing"
         elif sha256(path) != digest:
-            problems.append((name, "changed"))
-    return problems
+            yield name, "changed"
 
 
 def artifact_drift(out: Path, hashes: HashCache) -> str | None:
@@ -176,9 +169,11 @@ def artifact_drift(out: Path, hashes: HashCache) -> str | None:
     except ValueError:
         return "metadata.json unreadable"
     expected = {entry["path"]: entry["sha256"] for entry in metadata.get("artifacts", [])}
-    for name, problem in file_drift(out, expected, hashes.sha256)[:1]:
-        return f"{name} missing" if problem == "missing" else f"{name} changed on disk (sha256 differs from metadata.json)"
-    return None
+    first = next(file_drift(out, expected, hashes.sha256), None)  # the first problem: hash no further
+    if first is None:
+        return None
+    name, problem = first
+    return f"{name} missing" if problem == "missing" else f"{name} changed on disk (sha256 differs from metadata.json)"
 
 
 def is_current(cell: Cell, hashes: HashCache) -> bool:
