@@ -20,8 +20,8 @@ import os
 import sys
 
 SUBCOMMANDS = {
-    "validate": "exportkit.commands:validate_main",
-    "report": "exportkit.commands:report_main",
+    "validate": "exportkit.validation.commands:validate_main",
+    "report": "exportkit.validation.commands:report_main",
     "capabilities": "exportkit.capabilities:main",
     "export": "exportkit.cli:main",
     "init": "exportkit.init:main",

@@ -8,12 +8,23 @@ refuses would be refused by a deployment too, whatever the numbers say. Rows are
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-
-from exportkit.parity import Check
 
 FORMAT_CHECK = "format_check"  # the ``input`` of every checker row in validation.json
 ONNX_CHECKER = "onnx.checker.check_model(full_check=True)"
+
+
+@dataclass
+class Check:
+    """One row of validation.json: what was compared on which input, the value, its limit, the verdict."""
+
+    input: str
+    criterion: str
+    value: float
+    threshold: float | None
+    passed: bool | None  # None: recorded, not gating
+    detail: str = ""
 
 
 def gather_format_checks(report, fmt, folder: Path, metadata: dict) -> bool:

@@ -135,7 +135,7 @@ def run_export(plan: ExportPlan) -> ExportResult:
 def export_yolo_into(plan: ExportPlan, staging: Path) -> ExportResult:
     """The YOLO family's export (exportkit.families.yolo): one Ultralytics model, one artifact set."""
     from exportkit.checkpoint import load_checkpoint
-    from exportkit.metadata import build_metadata, embedded_metadata, write_metadata
+    from exportkit.metadata import build_metadata, embedded_metadata, read_metadata, write_metadata
 
     yolo, info = load_checkpoint(plan.checkpoint, imgsz=plan.options["imgsz"])
     if plan.options.get("vocabulary"):
@@ -158,9 +158,10 @@ def export_yolo_into(plan: ExportPlan, staging: Path) -> ExportResult:
     write_metadata(metadata, staging)
     result = ExportResult(plan, files, metadata, 0.0)
     if plan.include_validation:
-        from exportkit.validate import validate_folder
+        from exportkit.families import family_for_metadata  # the family validates (exportkit.validation, a layer above)
 
-        result.validation = validate_folder(staging, thresholds=plan.validation, loaded=(yolo, info))
+        written = read_metadata(staging)
+        result.validation = family_for_metadata(written)().validate_folder(staging, written, None, plan.validation, (yolo, info))
     return result
 
 

@@ -121,7 +121,7 @@ class ExportFormat:
     @classmethod
     def format_checks(cls, folder: Path, metadata: dict) -> list:
         """The format's own checkers on the artifact in ``folder`` (onnx.checker, OpenVINO's read_model ...),
-        as gating ``exportkit.parity.Check`` rows (``exportkit.checkers``); gathered, never raising. None by default."""
+        as gating ``exportkit.checkers.Check`` rows (``exportkit.checkers``); gathered, never raising. None by default."""
         return []
 
 

@@ -61,7 +61,7 @@ def parity_images(own: dict, metadata: dict) -> list[Path] | None:
     if own.get("data"):
         data = _from_yaml(Path(own["data"]), own["data"])
         return list(_evenly(list(data.eval_images), PARITY_IMAGES_FROM_DATA))
-    from exportkit.accuracy import applies_to
+    from exportkit.validation.accuracy import applies_to
 
     if not applies_to(metadata):
         log.warning("validation: %s's classes are not the shapes classes; parity compares on the synthetic sample images "
@@ -74,8 +74,8 @@ def data_accuracy(own: dict, run_exported, run_reference, metadata: dict, ref_me
     """Box mAP50 and mAP50-95 of the artifact and of the .pt on validation.data's val split (None without data)."""
     if not own.get("data"):
         return None
-    from exportkit.accuracy import evaluate, labelled
     from exportkit.formats._calibration import _from_yaml
+    from exportkit.validation.accuracy import evaluate, labelled
 
     data = _from_yaml(Path(own["data"]), own["data"])
     split = labelled(data.eval_images)

@@ -17,20 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "tests" / "mutation-equivalents.md"
 GOAL = 0.85
 
-# Module -> the functions under test ("*" = all). validate.py's criteria: the report and its decision,
+# Module -> the functions under test ("*" = all). validation/harness.py's criteria: the report and its decision,
 # the thresholds and the cases that gather checks; pipeline.py: its staging checks and the
 # guarded call of publish.py, whose atomic publish (and folder lock, staging and recovery) counts whole.
 CORE = {
-    "exportkit.parity": "*",
-    "exportkit.validate": ("ParityReport", "thresholds_for", "_image_case", "run_cases", "_random_case",
-                           "_batch_case", "in_input_pixels", "artifact_input_size"),
+    "exportkit.validation.parity": "*",
+    "exportkit.validation.harness": ("ParityReport", "thresholds_for", "_image_case", "run_cases", "_random_case",
+                                     "_batch_case", "in_input_pixels", "artifact_input_size"),
     "exportkit.metadata": "*",
     "exportkit.pipeline": ("_publish", "_check_files", "_clean_staging", "check_output_dir"),
     "exportkit.publish": "*",
     "exportkit.build": ("checkpoint_identity", "calibration_identity", "cell_key", "canonical", "artifact_drift",
                         "is_current", "checkpoint_path", "library_versions", "hash_cache_path"),
-    "exportkit.hashing": "*",
-    "exportkit.lock": "*",
+    "exportkit.build.hashing": "*",
+    "exportkit.build.lock": "*",
     "exportkit.errors": "*",
     "exportkit.cli": "*",
     "exportkit.options": "*",

@@ -13,7 +13,7 @@ from exportkit.checkpoint import sha256_file
 from exportkit.errors import ConfigError, EnvironmentUnsupported
 from exportkit.metadata import read_metadata, validate_schema, write_metadata
 from exportkit.registry import get_format
-from exportkit.validate import Check, ParityReport
+from exportkit.validation import Check, ParityReport
 
 COREML = get_format("coreml")
 ON_MACOS = sys.platform == "darwin"
@@ -116,7 +116,7 @@ def test_cli_says_parity_was_skipped(exports):
 
 @pytest.mark.slow
 def test_spec_checks_catch_metadata_that_does_not_match(exports, tmp_path):
-    from exportkit.validate import validate_folder
+    from exportkit.validation import validate_folder
 
     out = tmp_path / "copy"
     shutil.copytree(exports.get("detect", "coreml"), out)

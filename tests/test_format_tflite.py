@@ -208,7 +208,7 @@ def test_int8_validation_on_images(exports, task):
     """INT8 passes validation at the INT8 limits: on every sample image the same objects, classes, boxes and
     scores; keypoints within 12 model-input pixels. The seeded random tensor is recorded, not gating (noise
     lies outside the ranges INT8 was calibrated on)."""
-    from exportkit.validate import validate_folder
+    from exportkit.validation import validate_folder
 
     report = validate_folder(exports.get(task, "tflite", int8=True, include_validation=False))
     assert report.status == "passed", report.summary()

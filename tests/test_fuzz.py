@@ -21,7 +21,7 @@ from exportkit.cli import parse_config
 from exportkit.errors import ConfigError, EnvironmentUnsupported
 from exportkit.pipeline import ExportPlan, plan_export
 from exportkit.registry import get_format, list_formats
-from exportkit.validate import thresholds_for
+from exportkit.validation import thresholds_for
 from runtimes.python.errors import ModelLoadError
 from runtimes.python.spec import MAX_DIM, MAX_INPUT_SIZE, ModelSpec, load_spec
 

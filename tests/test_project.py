@@ -222,7 +222,7 @@ def test_other_classes_are_told_they_compare_on_synthetic_samples(caplog):
 
 
 def test_sample_images_come_from_the_package():
-    from exportkit.validate import sample_images
+    from exportkit.validation import sample_images
 
     assert [p.name for p in sample_images()] == sorted(p.name for p in (ROOT / "models/samples").glob("*.jpg"))
     assert all(p.parent == project.samples_dir() for p in sample_images())
@@ -258,7 +258,7 @@ def test_report_chart_has_one_point_per_artifact_with_latency_and_accuracy():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from exportkit.report import Row, accuracy_against_latency
+    from exportkit.validation.report import Row, accuracy_against_latency
 
     def row(fmt, latency, map50):
         return Row(Path("."), "m", "detect", fmt, "fp32", 1.0, 1.0, "passed", 1.0, 0.0, 0.0, map50, map50, latency)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import ENV, ROOT
 
-from exportkit.accuracy import map50
+from exportkit.validation.accuracy import map50
 
 
 def test_map50_on_hand_made_predictions():
@@ -55,7 +55,7 @@ def test_report_rows_name_the_artifact_and_show_relative_raw_differences(tmp_pat
     """Two exports of one model are told apart by their folder; an FP16 row shows the relative raw difference."""
     from pathlib import Path
 
-    from exportkit.report import HEADER, Row, html_page, markdown, worst_relative_raw
+    from exportkit.validation.report import HEADER, Row, html_page, markdown, worst_relative_raw
 
     validation = {"status": "passed", "checks": [
         {"criterion": "output0.rel_max_abs_diff", "value": 2.5e-3}, {"criterion": "output0.max_abs_diff", "value": 0.48},

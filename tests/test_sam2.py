@@ -197,7 +197,7 @@ def test_latency_benchmark_prints_its_table(sam2_exports):
 
 
 def test_report_lists_each_sam2_export(sam2_exports):
-    from exportkit.report import write_report
+    from exportkit.validation.report import write_report
 
     root = sam2_exports["onnx"][0].parent
     write_report(root, accuracy=False)

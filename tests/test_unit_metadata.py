@@ -193,7 +193,7 @@ def test_nms_metadata_is_not_held_to_the_raw_channel_rule(onnx_folder):
 
 
 def test_validation_fails_inconsistent_metadata_with_one_check_per_problem(onnx_folder):
-    from exportkit.validate import metadata_checks
+    from exportkit.validation.harness import metadata_checks
 
     metadata = build(onnx_folder)
     assert metadata_checks(metadata) == []

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exportkit.parity import (
+from exportkit.validation import DEFAULT_THRESHOLDS, ParityReport, thresholds_for
+from exportkit.validation.parity import (
     MATCH_IOU,
     Check,
     _gate,
@@ -20,7 +21,6 @@ from exportkit.parity import (
     raw_checks,
     top_k_checks,
 )
-from exportkit.validate import DEFAULT_THRESHOLDS, ParityReport, thresholds_for
 from runtimes.python.results import Result
 
 LIMITS = DEFAULT_THRESHOLDS["fp32"]  # the guide's criteria: IoU > 0.95, confidence diff < 0.05, same class

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exportkit.parity import Check
+from exportkit.checkers import Check
 from exportkit.registry import ArtifactIO, TensorInfo
-from exportkit.validate import (
+from exportkit.validation.harness import (
     ParityReport,
     _batch_case,
     _random_case,

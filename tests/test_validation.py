@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ENV, ROOT, SAMPLES
 
-from exportkit.validate import ParityReport, box_iou, thresholds_for
+from exportkit.validation import ParityReport, box_iou, thresholds_for
 
 
 def validate(folder, *args):

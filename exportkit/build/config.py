@@ -121,7 +121,7 @@ def check_composed(cfg: Any) -> None:
     if cfg.model.task not in ("detect", "segment", "pose", "classify", "obb"):
         raise ConfigError(f"conf/model/{cfg.model.name}.yaml: task {cfg.model.task!r} is not a YOLO task")
     for key in cfg.validation.thresholds:
-        from exportkit.validate import thresholds_for
+        from exportkit.validation import thresholds_for
 
         thresholds_for(cfg.precision.name, {key: cfg.validation.thresholds[key]})
 

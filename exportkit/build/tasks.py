@@ -154,7 +154,7 @@ class ValidationAgrees:
         return f"<validation.json: {self.reason}>"
 
     def __call__(self, task, values) -> bool:
-        from exportkit.validate import thresholds_for
+        from exportkit.validation import thresholds_for
 
         try:
             report = json.loads((self.out / "validation.json").read_text())

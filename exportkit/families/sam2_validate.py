@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from exportkit.checkers import Check
 from exportkit.errors import ConfigError
-from exportkit.parity import Check, _gate, raw_checks
+from exportkit.validation.parity import _gate, raw_checks
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ SAMPLE = "shapes_3_480x320.jpg"
 def thresholds_for(overrides: dict | None) -> dict:
     """SAM2's criteria with ``overrides`` applied; a YOLO criterion (box_iou ...; a build's shared validation
     group sets them) has nothing to gate here and is ignored; any other key is a ConfigError."""
-    from exportkit.validate import DEFAULT_THRESHOLDS as YOLO_THRESHOLDS
+    from exportkit.validation import DEFAULT_THRESHOLDS as YOLO_THRESHOLDS
 
     merged = dict(DEFAULT_THRESHOLDS)
     for key, value in (overrides or {}).items():
@@ -148,7 +149,7 @@ def validate_sam2_folder(folder: Path, metadata: dict, checkpoint, thresholds, l
     from exportkit.families.sam2_load import load_sam2
     from exportkit.project import samples_dir
     from exportkit.runtime_import import runtime_module
-    from exportkit.validate import ParityReport
+    from exportkit.validation import ParityReport
 
     InferenceError = runtime_module("errors").InferenceError
     SAM2Inference = runtime_module("sam2").SAM2Inference

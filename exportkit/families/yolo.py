@@ -17,7 +17,7 @@ class YoloFamily(ModelFamily):
 
     @classmethod
     def check_thresholds(cls, thresholds: dict) -> None:
-        from exportkit.validate import thresholds_for  # numpy, not torch
+        from exportkit.validation import thresholds_for  # numpy, not torch
 
         thresholds_for("fp32", thresholds)
 
@@ -27,6 +27,6 @@ class YoloFamily(ModelFamily):
         return export_yolo_into(plan, staging)
 
     def validate_folder(self, folder: Path, metadata: dict, checkpoint, thresholds, loaded=None):
-        from exportkit.validate import validate_yolo_folder
+        from exportkit.validation import validate_yolo_folder
 
         return validate_yolo_folder(folder, metadata, checkpoint, thresholds, loaded)

@@ -161,7 +161,7 @@ class CoremlFormat(ExportFormat):
 
 def spec_checks(spec, metadata: dict) -> list:
     """The spec against metadata.json: inputs, outputs, image size, deployment target, NMS, embedded JSON."""
-    from exportkit.parity import Check
+    from exportkit.checkers import Check
 
     def check(criterion: str, ok: bool, detail: str = "") -> Check:
         return Check("spec", criterion, float(ok), 1.0, bool(ok), detail)
@@ -218,7 +218,7 @@ def traced_output_shapes(request: ExportRequest) -> list[list[int]]:
     (in-graph NMS: batch, max detections, 6 + mask coefficients or keypoints)."""
     import numpy as np
 
-    from exportkit.validate import reference_runner
+    from exportkit.reference import reference_runner
 
     raw = [list(y.shape) for y in reference_runner(request.yolo)(np.zeros((1, 3, request.imgsz, request.imgsz), np.float32))]
     if request.options["nms"] and request.task != "detect":

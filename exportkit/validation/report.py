@@ -92,8 +92,8 @@ class _PtCache:
         return self.models[path]
 
     def map50(self, metadata: dict, size) -> float:
-        from exportkit.accuracy import evaluate
-        from exportkit.validate import reference_metadata, reference_runner
+        from exportkit.validation import reference_metadata, reference_runner
+        from exportkit.validation.accuracy import evaluate
 
         key = (metadata["checkpoint"]["sha256"], tuple(size))
         if key not in self.scores:
@@ -103,9 +103,9 @@ class _PtCache:
 
 
 def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
-    from exportkit.accuracy import applies_to, evaluate
     from exportkit.registry import get_format
-    from exportkit.validate import artifact_input_size, sample_images
+    from exportkit.validation import artifact_input_size, sample_input
+    from exportkit.validation.accuracy import applies_to, evaluate
 
     metadata = json.loads((folder / "metadata.json").read_text())
     validation = json.loads((folder / "validation.json").read_text()) if (folder / "validation.json").exists() else None
@@ -123,12 +123,7 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
     except Exception as exc:  # e.g. CoreML off macOS, TensorRT without a GPU
         row.note = " ".join(str(exc).split())[:120]
         return row
-    import cv2
-
-    from exportkit.validate import exported_input
-
-    tensor, _ = exported_input(cv2.imread(str(sample_images()[0])), metadata)
-    row.latency_ms = measure_latency(run, tensor)
+    row.latency_ms = measure_latency(run, sample_input(metadata))
     measured = (validation or {}).get("accuracy")  # validation.data: mAP on the user's own val split
     if accuracy and measured:
         row.map50, row.map50_pt, row.map50_95 = measured["map50"], measured["map50_pt"], measured.get("map50_95")

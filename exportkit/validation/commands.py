@@ -27,7 +27,7 @@ def validate_main(argv: list[str]) -> int:
             raise ConfigError(f"{folder} has no metadata.json; expected the output_dir of an export")
         thresholds = parse_config(args.thresholds)
         thresholds.update({k: getattr(args, k) for k in ("images", "data") if getattr(args, k)})
-        from exportkit.validate import validate_folder
+        from exportkit.validation import validate_folder
 
         report = validate_folder(folder, checkpoint=args.checkpoint_path, thresholds=thresholds)
         print(json.dumps({"status": report.status, "summary": report.summary()}))
@@ -45,7 +45,7 @@ def report_main(argv: list[str]) -> int:
     def body() -> int:
         args = parser.parse_args(argv)
         setup_logging()
-        from exportkit.report import write_report
+        from exportkit.validation.report import write_report
 
         paths = write_report(args.folder)
         print("\n".join(str(p) for p in paths))

@@ -1,25 +1,15 @@
 """Comparisons between reference and exported outputs: raw tensors, matched detections, top-k candidates.
 
-Each function returns ``Check`` rows (gathered, never raising); ``exportkit.validate`` decides.
+Each function returns ``Check`` rows (gathered, never raising); ``exportkit.validation.harness`` decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from exportkit.checkers import Check
+
 MATCH_IOU = 0.5  # below this two boxes are not the same object
-
-
-@dataclass
-class Check:
-    input: str
-    criterion: str
-    value: float
-    threshold: float | None
-    passed: bool | None  # None: recorded, not gating
-    detail: str = ""
 
 
 def _gate(name: str, criterion: str, value: float, limit, higher_is_better: bool, detail: str = "") -> Check:

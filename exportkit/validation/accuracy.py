@@ -62,7 +62,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
 def map50(predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: list[np.ndarray], num_classes: int,
           iou: float = 0.5) -> float:
     """predictions: per image (boxes xyxy, scores, class ids); truths: per image rows [class, x1, y1, x2, y2]."""
-    from exportkit.validate import box_iou
+    from exportkit.validation.parity import box_iou
 
     aps = []
     for c in range(num_classes):
@@ -103,7 +103,7 @@ def evaluate(run, metadata: dict, split=None, both: bool = False, progress: str 
     import cv2
 
     from exportkit.runtime_import import runtime_module
-    from exportkit.validate import exported_input
+    from exportkit.validation.harness import exported_input
 
     decode = runtime_module("postprocess").decode
     items = validation_split() if split is None else split

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from exportkit.checkers import gather_format_checks
+from exportkit.checkers import Check, gather_format_checks
 from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
-from exportkit.parity import Check, box_iou, detection_checks, raw_checks, top_k_checks  # noqa: F401 (box_iou: public API)
+from exportkit.validation.parity import detection_checks, raw_checks, top_k_checks
+from exportkit.validation.reference import reference_metadata, reference_runner, reference_tensor
 
 log = logging.getLogger(__name__)
 
@@ -98,64 +99,6 @@ def thresholds_for(precision: str, overrides: dict | None) -> dict:
     return merged
 
 
-# -- the reference ----------------------------------------------------------------------------------
-def reference_runner(yolo):
-    """The PyTorch model in export mode: the same raw outputs the exporter traced."""
-    import copy
-
-    import torch
-    from ultralytics.nn.modules import Detect
-
-    model = copy.deepcopy(yolo.model).float().eval().fuse()
-    for module in model.modules():
-        if isinstance(module, Detect):
-            module.export, module.format, module.dynamic = True, "onnx", False
-            module.shape = None
-
-    def run(x: np.ndarray) -> list[np.ndarray]:
-        with torch.inference_mode():
-            y = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-        y = y if isinstance(y, (list, tuple)) else [y]
-        return [t.float().numpy() for t in y]
-
-    return run
-
-
-def reference_tensor(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Ultralytics' own preprocessing (LetterBox, BGR->RGB, /255), independent of metadata.json."""
-    from ultralytics.data.augment import LetterBox
-
-    boxed = LetterBox(new_shape=size, auto=False, scaleup=True, center=True)(image=image_bgr)
-    return np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
-
-
-def reference_metadata(metadata: dict, info, size: tuple[int, int]) -> dict:
-    """metadata.json as it should be for this checkpoint (what the reference decodes with)."""
-    from exportkit.metadata import POSTPROCESSING, PREPROCESSING, keypoint_facts
-
-    ref = json.loads(json.dumps(metadata))
-    nc = len(info.names)
-    ref.update(class_names=info.names, num_classes=nc, task=info.task, input_shape=[size[0], size[1], 3],
-               preprocessing=dict(PREPROCESSING), postprocessing=dict(POSTPROCESSING))
-    ref["dynamic"] = {"batch": True, "spatial": False}
-    names = [o["name"] for o in metadata["outputs"]]
-    pred = {"output": names[0], "shape_order": "batch, channels, anchors", "box": [0, 4], "box_format": "cxcywh",
-            "box_units": "input_pixels", "class_scores": [4, 4 + nc], "scores_activated": True}
-    layout = {"predictions": pred}
-    if info.task == "segment":
-        pred["mask_coefficients"] = [4 + nc, 4 + nc + 32]
-        layout["prototypes"] = {"output": names[1], "shape_order": "batch, coefficients, height, width"}
-    if info.task == "pose":
-        k, dims = info.kpt_shape
-        pred["keypoints"], pred["keypoint_format"] = [4 + nc, 4 + nc + k * dims], "x, y, visibility" if dims == 3 else "x, y"
-        ref["keypoint_names"], ref["skeleton"] = keypoint_facts(info)
-        ref["num_keypoints"] = k
-    ref["output_layout"] = layout
-    ref["outputs"] = [{**o, "shape": [-1, *o["shape"][1:]]} for o in metadata["outputs"]]
-    ref["inputs"] = [{**metadata["inputs"][0], "shape": [-1, 3, size[0], size[1]], "dtype": "float32"}]
-    return ref
-
-
 # -- inputs and the loop ------------------------------------------------------------------------------
 def artifact_input_size(io, metadata: dict) -> tuple[int, int]:
     """The input size the artifact really has (from the artifact, not from metadata.json)."""
@@ -171,7 +114,7 @@ def __getattr__(name: str):
         from exportkit.project import samples_dir
 
         return samples_dir()
-    raise AttributeError(f"module 'exportkit.validate' has no attribute {name!r}")
+    raise AttributeError(f"module 'exportkit.validation.harness' has no attribute {name!r}")
 
 
 def sample_images() -> list[Path]:
@@ -179,6 +122,13 @@ def sample_images() -> list[Path]:
     from exportkit.project import samples_dir
 
     return sorted(samples_dir().glob("*.jpg")) + sorted(samples_dir().glob("*.png"))
+
+
+def sample_input(metadata: dict) -> np.ndarray:
+    """The first sample image as a deployment feeds it to the artifact (what the report times)."""
+    import cv2
+
+    return exported_input(cv2.imread(str(sample_images()[0])), metadata)[0]
 
 
 def _image_case(name, image, run_ref, run_exp, metadata, ref_meta, size, limits):
