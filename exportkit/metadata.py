@@ -10,7 +10,7 @@ from pathlib import Path
 from exportkit import __version__
 from exportkit.checkpoint import CheckpointInfo, sha256_file
 from exportkit.errors import ExportError
-from exportkit.registry import ArtifactIO, ExportFormat
+from exportkit.registry import ArtifactIO, ExportFormat, TensorInfo
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "metadata.schema.json"
 SCHEMA_VERSION = 1
@@ -68,69 +68,70 @@ def input_layout(io: ArtifactIO) -> str:
     return "NHWC" if len(shape) == 4 and shape[-1] in (1, 3) and shape[1] not in (1, 3) else "NCHW"
 
 
-def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_pixels") -> dict:
-    """Where boxes, scores, mask coefficients and keypoints sit in the raw outputs.
+LAYOUT_KINDS = ("raw", "nms", "pipeline")
+PIPELINE_CLASS_PAD = 80  # Ultralytics pads an NMS pipeline's class scores to a multiple of 80 (an Apple NMS bug)
 
-    ``box_units`` is "normalized" where the artifact divides box (and keypoint x, y) coordinates by the
-    input width and height, as LiteRT exports do so INT8 keeps score resolution.
+
+def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_pixels", *, kind: str = "raw",
+                  check: bool = True) -> dict:
+    """Where boxes, scores, mask coefficients and keypoints sit in the raw outputs: the one layout builder.
+
+    ``kind``: ``raw`` (batch, channels, anchors: the head as traced), ``nms`` (Ultralytics' in-model NMS:
+    batch, detections, x1 y1 x2 y2 score class [extra]) or ``pipeline`` (Apple's NMS pipeline: ``io.outputs``
+    are its class scores then its boxes, rows of detections). ``box_units`` is "normalized" where the artifact
+    divides box (and keypoint x, y) coordinates by the input width and height, as LiteRT exports do so INT8
+    keeps score resolution. ``check``: raise ExportError where the first output's width disagrees with the
+    layout (off for the reference, which decodes its own outputs under the artifact's names).
     """
+    if kind not in LAYOUT_KINDS:
+        raise ValueError(f"output layout kind {kind!r} is not one of {LAYOUT_KINDS}")
+    if kind == "pipeline":
+        return _pipeline_layout(info, io, box_units)
     nc = len(info.names)
-    channels = 4 + nc
-    layout: dict = {
-        "predictions": {
-            "output": io.outputs[0].name,
-            "shape_order": "batch, channels, anchors",
-            "box": [0, 4],
-            "box_format": "cxcywh",
-            "box_units": box_units,
-            "class_scores": [4, channels],
-            "scores_activated": True,
-        }
-    }
-    if info.task == "segment":
-        layout["predictions"]["mask_coefficients"] = [channels, channels + NUM_MASK_COEFFICIENTS]
-        channels += NUM_MASK_COEFFICIENTS
-        layout["prototypes"] = {"output": io.outputs[1].name, "shape_order": "batch, coefficients, height, width"}
-    if info.task == "pose":
-        k, dims = info.kpt_shape
-        layout["predictions"]["keypoints"] = [channels, channels + k * dims]
-        layout["predictions"]["keypoint_format"] = "x, y, visibility" if dims == 3 else "x, y"
-        layout["predictions"]["keypoint_units"] = box_units
-        channels += k * dims
-    found = io.outputs[0].shape[1]
-    if found not in (channels, -1):  # -1: not fixed in the graph (an unsimplified dynamic ONNX); checked when run
-        raise ExportError(f"exported output {io.outputs[0].name} has {found} channels, expected {channels} for {info.task}")
-    return layout
-
-
-def nms_output_layout(info: CheckpointInfo, io: ArtifactIO) -> dict:
-    """The layout of Ultralytics' in-model NMS output: (batch, detections, x1 y1 x2 y2 score class [extra])."""
-    extra = NUM_MASK_COEFFICIENTS if info.task == "segment" else 0
-    predictions: dict = {
-        "output": io.outputs[0].name,
-        "shape_order": "batch, detections, values",
-        "box": [0, 4],
-        "box_format": "xyxy",
-        "box_units": "input_pixels",
-        "class_scores": [4, 5],
-        "scores_kind": "best_class",
-        "class_index": 5,
-        "nms_applied": True,
-    }
-    if info.task == "segment":
-        predictions["mask_coefficients"] = [6, 6 + extra]
-    if info.task == "pose":
-        k, dims = info.kpt_shape
-        extra = k * dims
-        predictions.update(keypoints=[6, 6 + extra], keypoint_format="x, y, visibility" if dims == 3 else "x, y",
-                           keypoint_units="input_pixels")
+    first = io.outputs[0]
+    if kind == "nms":
+        predictions: dict = {"output": first.name, "shape_order": "batch, detections, values", "box": [0, 4],
+                             "box_format": "xyxy", "box_units": box_units, "class_scores": [4, 5],
+                             "scores_kind": "best_class", "class_index": 5, "nms_applied": True}
+        start = 6
+    else:
+        predictions = {"output": first.name, "shape_order": "batch, channels, anchors", "box": [0, 4],
+                       "box_format": "cxcywh", "box_units": box_units, "class_scores": [4, 4 + nc],
+                       "scores_activated": True}
+        start = 4 + nc
     layout: dict = {"predictions": predictions}
+    width = start
     if info.task == "segment":
+        predictions["mask_coefficients"] = [start, start + NUM_MASK_COEFFICIENTS]
+        width += NUM_MASK_COEFFICIENTS
         layout["prototypes"] = {"output": io.outputs[1].name, "shape_order": "batch, coefficients, height, width"}
-    found = io.outputs[0].shape[-1]
-    if found not in (6 + extra, -1):
-        raise ExportError(f"exported NMS output {io.outputs[0].name} has {found} values per detection, expected {6 + extra}")
+    if info.task == "pose":
+        k, dims = info.kpt_shape
+        predictions.update(keypoints=[start, start + k * dims], keypoint_format="x, y, visibility" if dims == 3 else "x, y",
+                           keypoint_units=box_units)
+        width += k * dims
+    if check:
+        _check_width(first, width, kind, info.task)
     return layout
+
+
+def _check_width(output: TensorInfo, width: int, kind: str, task: str) -> None:
+    found = output.shape[-1] if kind == "nms" else output.shape[1]
+    if found in (width, -1):  # -1: not fixed in the graph (an unsimplified dynamic ONNX); checked when run
+        return
+    if kind == "nms":
+        raise ExportError(f"exported NMS output {output.name} has {found} values per detection, expected {width}")
+    raise ExportError(f"exported output {output.name} has {found} channels, expected {width} for {task}")
+
+
+def _pipeline_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str) -> dict:
+    scores, boxes = io.outputs[0].name, io.outputs[1].name
+    nc = len(info.names)
+    return {"predictions": {
+        "output": boxes, "shape_order": "detections, values", "box": [0, 4], "box_format": "cxcywh",
+        "box_units": box_units, "class_scores_output": scores, "class_scores": [0, nc],
+        "class_scores_padded_to": -(-nc // PIPELINE_CLASS_PAD) * PIPELINE_CLASS_PAD, "nms_applied": True,
+    }}
 
 
 def format_facts(fmt: type[ExportFormat], info: CheckpointInfo, io: ArtifactIO, options: dict, folder: Path) -> dict:

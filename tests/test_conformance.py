@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from exportkit.checkpoint import CheckpointInfo
-from exportkit.metadata import SCHEMA_PATH, nms_output_layout, output_layout
+from exportkit.metadata import SCHEMA_PATH, output_layout
 from exportkit.registry import ArtifactIO, TensorInfo
 from runtimes.conformance import generate
 from runtimes.python.postprocess import batched_nms, decode
@@ -91,16 +91,17 @@ EXPORTED_LAYOUTS = {
     "segment": lambda: output_layout(_info("segment"), _io([1, 39, 84], [1, 32, 16, 16])),
     "pose": lambda: output_layout(_info("pose", [17, 3]), _io([1, 58, 84])),
     "pose_xy": lambda: output_layout(_info("pose", [4, 2]), _io([1, 15, 84])),
-    "nms_detect": lambda: nms_output_layout(_info("detect"), _io([1, 300, 6])),
-    "nms_segment": lambda: nms_output_layout(_info("segment"), _io([1, 300, 38], [1, 32, 16, 16])),
-    "nms_pose": lambda: nms_output_layout(_info("pose", [17, 3]), _io([1, 300, 57])),
+    "nms_detect": lambda: output_layout(_info("detect"), _io([1, 300, 6]), kind="nms"),
+    "nms_segment": lambda: output_layout(_info("segment"), _io([1, 300, 38], [1, 32, 16, 16]), kind="nms"),
+    "nms_pose": lambda: output_layout(_info("pose", [17, 3]), _io([1, 300, 57]), kind="nms"),
 }
 
 
-def _pipeline_layout():
-    from exportkit.formats.coreml import pipeline_layout
+def _pipeline_layout(info=None):
+    """CoreML's NMS pipeline layout, as coreml.metadata_facts builds it (its outputs named as Apple's stage names them)."""
+    from exportkit.formats.coreml import pipeline_io
 
-    return pipeline_layout(_info("detect"))
+    return output_layout(info or _info("detect"), pipeline_io(ArtifactIO([], [])), "normalized", kind="pipeline")
 
 
 @pytest.mark.parametrize("build", [*EXPORTED_LAYOUTS.values(), _pipeline_layout], ids=[*EXPORTED_LAYOUTS, "coreml_pipeline"])
@@ -111,16 +112,14 @@ def test_every_layout_the_exporters_write_follows_the_schema(build):
 def test_vectors_use_the_layouts_the_exporters_write():
     """Where a vector's sizes allow it, its output_layout is the exporter's, key for key (segment and pose use
     smaller sizes than a real model: 4 mask coefficients, 3 keypoints)."""
-    from exportkit.formats.coreml import pipeline_layout
-
     def names(name):
         return load(name)["metadata"]["class_names"]
 
     info = CheckpointInfo(Path("/m.pt"), "ab" * 32, "detect", names("decode_detect.json"), 64, [8], "yolo11n", None, None)
     assert load("decode_detect.json")["metadata"]["output_layout"] == output_layout(info, _io([1, 7, 24]))
-    assert load("decode_nms_applied.json")["metadata"]["output_layout"] == nms_output_layout(info, _io([1, 7, 6]))
+    assert load("decode_nms_applied.json")["metadata"]["output_layout"] == output_layout(info, _io([1, 7, 6]), kind="nms")
     info = CheckpointInfo(Path("/m.pt"), "ab" * 32, "detect", names("decode_coreml_pipeline.json"), 64, [8], "yolo11n", None, None)
-    assert load("decode_coreml_pipeline.json")["metadata"]["output_layout"] == pipeline_layout(info)
+    assert load("decode_coreml_pipeline.json")["metadata"]["output_layout"] == _pipeline_layout(info)
 
 
 @pytest.mark.parametrize(

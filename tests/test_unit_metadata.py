@@ -131,18 +131,18 @@ def test_keypoint_names():
 
 
 def test_nms_layout(onnx_folder):
-    detect = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32")]))
+    detect = md.output_layout(info(), ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32")]), kind="nms")
     pred = detect["predictions"]
     assert pred["box"] == [0, 4] and pred["box_format"] == "xyxy" and pred["class_index"] == 5 and pred["nms_applied"]
     assert pred["shape_order"] == "batch, detections, values" and pred["class_scores"] == [4, 5] and "prototypes" not in detect
-    seg = md.nms_output_layout(info("segment"), ArtifactIO([], [TensorInfo("output0", [1, 300, 38], "float32"), PROTOS]))
+    seg = md.output_layout(info("segment"), ArtifactIO([], [TensorInfo("output0", [1, 300, 38], "float32"), PROTOS]), kind="nms")
     assert seg["predictions"]["mask_coefficients"] == [6, 38] and seg["prototypes"]["output"] == "output1"
-    pose = md.nms_output_layout(info("pose", kpt_shape=[17, 3]), ArtifactIO([], [TensorInfo("output0", [1, 300, 57], "float32")]))
+    pose = md.output_layout(info("pose", kpt_shape=[17, 3]), ArtifactIO([], [TensorInfo("output0", [1, 300, 57], "float32")]), kind="nms")
     assert pose["predictions"]["keypoints"] == [6, 57] and pose["predictions"]["keypoint_format"] == "x, y, visibility"
-    pose2 = md.nms_output_layout(info("pose", kpt_shape=[4, 2]), ArtifactIO([], [TensorInfo("output0", [1, 300, 14], "float32")]))
+    pose2 = md.output_layout(info("pose", kpt_shape=[4, 2]), ArtifactIO([], [TensorInfo("output0", [1, 300, 14], "float32")]), kind="nms")
     assert pose2["predictions"]["keypoint_format"] == "x, y"
     with pytest.raises(ExportError, match="has 7 values per detection, expected 6"):
-        md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("output0", [1, 300, 7], "float32")]))
+        md.output_layout(info(), ArtifactIO([], [TensorInfo("output0", [1, 300, 7], "float32")]), kind="nms")
 
 
 def test_embedded_metadata_has_no_timestamp():
@@ -187,7 +187,7 @@ def test_inconsistent_metadata_is_refused_by_schema_checks_and_the_runtime(onnx_
 
 def test_nms_metadata_is_not_held_to_the_raw_channel_rule(onnx_folder):
     metadata = build(onnx_folder)
-    metadata["output_layout"] = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32")]))
+    metadata["output_layout"] = md.output_layout(info(), ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32")]), kind="nms")
     metadata["outputs"][0]["shape"] = [1, 300, 6]
     assert md.consistency_problems(metadata) == []
 
@@ -212,7 +212,7 @@ def test_a_channel_count_the_graph_leaves_open_is_not_a_mismatch(onnx_folder):
     assert metadata["output_layout"]["predictions"]["class_scores"] == [4, 7]
     assert md.consistency_problems(metadata) == []
     ModelSpec.from_dict(metadata)
-    nms = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("output0", [-1, 300, -1], "float32")]))
+    nms = md.output_layout(info(), ArtifactIO([], [TensorInfo("output0", [-1, 300, -1], "float32")]), kind="nms")
     assert nms["predictions"]["class_index"] == 5
 
 
@@ -248,14 +248,14 @@ def test_artifact_entries_list_every_file_of_a_folder_artifact(tmp_path):
 
 def test_nms_layouts_in_full():
     # Ultralytics' in-model NMS rows: x1 y1 x2 y2 score class, then 32 mask coefficients or k * dims keypoint values
-    detect = md.nms_output_layout(info(), ArtifactIO([], [TensorInfo("out", [1, 300, 6], "float32")]))
+    detect = md.output_layout(info(), ArtifactIO([], [TensorInfo("out", [1, 300, 6], "float32")]), kind="nms")
     base = {"output": "out", "shape_order": "batch, detections, values", "box": [0, 4], "box_format": "xyxy",
             "box_units": "input_pixels", "class_scores": [4, 5], "scores_kind": "best_class", "class_index": 5, "nms_applied": True}
     assert detect == {"predictions": base}
-    seg = md.nms_output_layout(info("segment"), ArtifactIO([], [TensorInfo("out", [1, 300, 38], "float32"), PROTOS]))
+    seg = md.output_layout(info("segment"), ArtifactIO([], [TensorInfo("out", [1, 300, 38], "float32"), PROTOS]), kind="nms")
     assert seg == {"predictions": {**base, "mask_coefficients": [6, 38]},
                    "prototypes": {"output": "output1", "shape_order": "batch, coefficients, height, width"}}
-    pose = md.nms_output_layout(info("pose", kpt_shape=[17, 3]), ArtifactIO([], [TensorInfo("out", [1, 300, 57], "float32")]))
+    pose = md.output_layout(info("pose", kpt_shape=[17, 3]), ArtifactIO([], [TensorInfo("out", [1, 300, 57], "float32")]), kind="nms")
     assert pose == {"predictions": {**base, "keypoints": [6, 57], "keypoint_format": "x, y, visibility", "keypoint_units": "input_pixels"}}
 
 
@@ -367,7 +367,7 @@ def test_nms_output_of_the_wrong_width_names_the_expected_count():
     # segment: x1 y1 x2 y2 score class + 32 mask coefficients = 38 values per detection
     bad = ArtifactIO([], [TensorInfo("output0", [1, 300, 6], "float32"), PROTOS])
     with pytest.raises(ExportError, match=r"output0 has 6 values per detection, expected 38$"):
-        md.nms_output_layout(info("segment"), bad)
+        md.output_layout(info("segment"), bad, kind="nms")
 
 
 def test_a_two_pixel_tall_nhwc_input_is_nhwc():

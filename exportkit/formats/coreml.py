@@ -30,7 +30,6 @@ PIPELINE_OUTPUTS = ("confidence", "coordinates")  # Apple's NMS stage (detect wi
 # Keys coremltools or Ultralytics stamp with the date; dropped so identical exports give identical specs.
 DATED_KEYS = (*VOLATILE_KEYS, "com.github.apple.coremltools.conversion_date")
 _DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
-_NMS_CLASS_PAD = 80  # Ultralytics pads the pipeline's class scores to a multiple of 80 (an Apple NMS bug)
 
 
 @register_format
@@ -122,7 +121,7 @@ class CoremlFormat(ExportFormat):
     # -- facts for metadata.json and validation ----------------------------------------------
     @classmethod
     def metadata_facts(cls, info, io: ArtifactIO, options: dict, folder: Path) -> dict:
-        from exportkit.metadata import POSTPROCESSING, nms_output_layout, output_layout
+        from exportkit.metadata import POSTPROCESSING, output_layout
 
         spec = load_spec(Path(folder) / "model.mlpackage")
         kind = spec.WhichOneof("Type")
@@ -137,7 +136,8 @@ class CoremlFormat(ExportFormat):
             return facts
         facts["postprocessing"] = {"apply_nms": False, "nms_in_model": True, "iou_threshold": POSTPROCESSING["iou_threshold"],
                                    "confidence_threshold": POSTPROCESSING["confidence_threshold"]}
-        facts["output_layout"] = pipeline_layout(info) if kind == "pipeline" else nms_output_layout(info, io)
+        facts["output_layout"] = (output_layout(info, pipeline_io(io), "normalized", kind="pipeline") if kind == "pipeline"
+                                  else output_layout(info, io, kind="nms"))
         return facts
 
     @classmethod
@@ -185,14 +185,10 @@ def spec_checks(spec, metadata: dict) -> list:
     ]
 
 
-def pipeline_layout(info) -> dict:
-    """Apple's NMS pipeline: ``coordinates`` (n, 4) normalized cx cy w h and ``confidence`` (n, classes padded to 80)."""
-    nc = len(info.names)
-    return {"predictions": {
-        "output": PIPELINE_OUTPUTS[1], "shape_order": "detections, values", "box": [0, 4], "box_format": "cxcywh",
-        "box_units": "normalized", "class_scores_output": PIPELINE_OUTPUTS[0], "class_scores": [0, nc],
-        "class_scores_padded_to": -(-nc // _NMS_CLASS_PAD) * _NMS_CLASS_PAD, "nms_applied": True,
-    }}
+def pipeline_io(io: ArtifactIO) -> ArtifactIO:
+    """Apple's NMS stage's outputs in ``PIPELINE_OUTPUTS`` order (class scores, then boxes), as the layout reads them."""
+    found = {t.name: t for t in io.outputs}
+    return ArtifactIO(io.inputs, [found.get(name, TensorInfo(name, [-1], "float32")) for name in PIPELINE_OUTPUTS])
 
 
 @contextmanager

@@ -25,25 +25,18 @@ def reference_tensor(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray
 
 def reference_metadata(metadata: dict, info, size: tuple[int, int]) -> dict:
     """metadata.json as it should be for this checkpoint (what the reference decodes with)."""
-    from exportkit.metadata import POSTPROCESSING, PREPROCESSING, keypoint_facts
+    from exportkit.metadata import POSTPROCESSING, PREPROCESSING, keypoint_facts, output_layout
+    from exportkit.registry import ArtifactIO, TensorInfo
 
     ref = json.loads(json.dumps(metadata))
-    nc = len(info.names)
-    ref.update(class_names=info.names, num_classes=nc, task=info.task, input_shape=[size[0], size[1], 3],
+    ref.update(class_names=info.names, num_classes=len(info.names), task=info.task, input_shape=[size[0], size[1], 3],
                preprocessing=dict(PREPROCESSING), postprocessing=dict(POSTPROCESSING))
     ref["dynamic"] = {"batch": True, "spatial": False}
-    names = [o["name"] for o in metadata["outputs"]]
-    pred = {"output": names[0], "shape_order": "batch, channels, anchors", "box": [0, 4], "box_format": "cxcywh",
-            "box_units": "input_pixels", "class_scores": [4, 4 + nc], "scores_activated": True}
-    layout = {"predictions": pred}
-    if info.task == "segment":
-        pred["mask_coefficients"] = [4 + nc, 4 + nc + 32]
-        layout["prototypes"] = {"output": names[1], "shape_order": "batch, coefficients, height, width"}
+    outputs = [TensorInfo(o["name"], o["shape"], o.get("dtype", "float32")) for o in metadata["outputs"]]
+    layout = output_layout(info, ArtifactIO([], outputs), check=False)  # the reference's own raw head, the artifact's names
     if info.task == "pose":
-        k, dims = info.kpt_shape
-        pred["keypoints"], pred["keypoint_format"] = [4 + nc, 4 + nc + k * dims], "x, y, visibility" if dims == 3 else "x, y"
         ref["keypoint_names"], ref["skeleton"] = keypoint_facts(info)
-        ref["num_keypoints"] = k
+        ref["num_keypoints"] = info.kpt_shape[0]
     ref["output_layout"] = layout
     ref["outputs"] = [{**o, "shape": [-1, *o["shape"][1:]]} for o in metadata["outputs"]]
     ref["inputs"] = [{**metadata["inputs"][0], "shape": [-1, 3, size[0], size[1]], "dtype": "float32"}]
