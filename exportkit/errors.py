@@ -79,6 +79,10 @@ class EnvironmentUnsupported(ExportError):
     """The format cannot run on this machine (no GPU, not macOS, missing tool)."""
 
 
+class RuntimeRefused(ExportError):
+    """The deployment runtime refuses the artifact or its metadata.json (validation records it as a failed check)."""
+
+
 class ValidationFailed(ExportkitError):
     """The export succeeded but its outputs do not match the PyTorch model."""
 

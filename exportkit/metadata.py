@@ -135,13 +135,8 @@ def _pipeline_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str) -> di
 
 
 def format_facts(fmt: type[ExportFormat], info: CheckpointInfo, io: ArtifactIO, options: dict, folder: Path) -> dict:
-    """What the format knows beyond tensors (its optional ``metadata_facts`` classmethod).
-
-    Keys: ``output_layout`` (replaces the raw layout), ``preprocessing`` / ``postprocessing`` (merged over
-    the defaults), anything else becomes a top-level key (for example TFLite's INT8 ``accuracy``).
-    """
-    hook = getattr(fmt, "metadata_facts", None)
-    return dict(hook(info, io, options, Path(folder))) if hook else {}
+    """What the format knows beyond tensors: its ``ExportFormat.metadata_facts`` hook."""
+    return dict(fmt.metadata_facts(info, io, options, Path(folder)))
 
 
 def task_fields(info: CheckpointInfo, io: ArtifactIO) -> dict:

@@ -119,6 +119,13 @@ class ExportFormat:
         raise EnvironmentUnsupported(f"format {self.name!r} has no runner on this machine")
 
     @classmethod
+    def metadata_facts(cls, info, io: ArtifactIO, options: dict, folder: Path) -> dict:
+        """What the format knows beyond its tensors, for metadata.json: ``output_layout`` (replaces the raw
+        layout), ``preprocessing`` / ``postprocessing`` (merged over the defaults), anything else a top-level
+        key (TFLite's INT8 ``accuracy``). None by default."""
+        return {}
+
+    @classmethod
     def format_checks(cls, folder: Path, metadata: dict) -> list:
         """The format's own checkers on the artifact in ``folder`` (onnx.checker, OpenVINO's read_model ...),
         as gating ``exportkit.checkers.Check`` rows (``exportkit.checkers``); gathered, never raising. None by default."""

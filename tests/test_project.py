@@ -212,7 +212,7 @@ def test_validation_group_data_calibrates_int8_cells(user_project):
 
 
 def test_other_classes_are_told_they_compare_on_synthetic_samples(caplog):
-    from exportkit.userdata import parity_images
+    from exportkit.validation.own_data import parity_images
 
     with caplog.at_level("WARNING"):
         assert parity_images({}, {"model_name": "coco", "class_names": ["person", "car"]}) is None

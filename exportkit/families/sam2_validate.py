@@ -19,7 +19,8 @@ import numpy as np
 
 from exportkit.checkers import Check
 from exportkit.errors import ConfigError
-from exportkit.validation.parity import _gate, raw_checks
+from exportkit.validation import gate as _gate
+from exportkit.validation import raw_checks
 
 log = logging.getLogger(__name__)
 

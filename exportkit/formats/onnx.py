@@ -47,13 +47,10 @@ class OnnxFormat(ExportFormat):
         )
 
     def runner(self, folder: Path):
-        session = _session(Path(folder) / "model.onnx")
-        name = session.get_inputs()[0].name
+        """The Python runtime's ONNX Runtime backend, as a deployment loads it (exportkit.formats._backend)."""
+        from exportkit.formats._backend import backend_runner
 
-        def run(x):
-            return session.run(None, {name: x})
-
-        return run
+        return backend_runner(folder, self.name)
 
     @classmethod
     def format_checks(cls, folder: Path, metadata: dict) -> list:

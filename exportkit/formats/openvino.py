@@ -35,17 +35,10 @@ class OpenVinoFormat(ExportFormat):
         )
 
     def runner(self, folder: Path):
-        core = _core()
-        compiled = core.compile_model(
-            core.read_model(str(Path(folder) / "model.xml")), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
-        )
-        outputs = list(compiled.outputs)
+        """The Python runtime's OpenVINO backend (CPU, f32 inference precision), as a deployment loads it."""
+        from exportkit.formats._backend import backend_runner
 
-        def run(x):
-            result = compiled(x)
-            return [result[o] for o in outputs]
-
-        return run
+        return backend_runner(folder, self.name)
 
     @classmethod
     def format_checks(cls, folder: Path, metadata: dict) -> list:

@@ -105,25 +105,15 @@ class TfliteFormat(ExportFormat):
         return flatbuffer_io(Path(folder) / "model.tflite")
 
     def runner(self, folder: Path):
-        """NCHW float input -> the artifact's raw outputs in metadata.json's order (predictions, then prototypes).
+        """The Python runtime's LiteRT backend, as a deployment loads it: NHWC transposed and integer tensors
+        (de)quantized by the backend; box and keypoint x, y stay normalized, as metadata.json's ``box_units`` says.
+        An Edge TPU model needs libedgetpu's delegate, which the CPU interpreter lacks: not run here."""
+        from exportkit.formats._backend import backend_runner
 
-        Box and keypoint x, y stay normalized, as metadata.json's ``box_units`` says; an NHWC or integer
-        input is transposed or quantized here, integer outputs are dequantized.
-        """
-        import numpy as np
-
-        interpreter = _interpreter(Path(folder) / "model.tflite")
-        source = interpreter.get_input_details()[0]
-        outputs = _ordered_outputs(interpreter)
-        nhwc = _is_nhwc(source["shape"])
-
-        def run(x):
-            x = x.transpose(0, 2, 3, 1) if nhwc else x
-            interpreter.set_tensor(source["index"], _quantize(np.ascontiguousarray(x), source))
-            interpreter.invoke()
-            return [_dequantize(interpreter.get_tensor(d["index"]), d) for d in outputs]
-
-        return run
+        metadata = json.loads((Path(folder) / "metadata.json").read_text())
+        if metadata.get("export_config", {}).get("tflite_model") == "edgetpu":
+            raise EnvironmentUnsupported("cannot run an Edge TPU model.tflite with the LiteRT CPU interpreter: it needs libedgetpu's delegate")
+        return backend_runner(folder, self.name)
 
     @classmethod
     def format_checks(cls, folder: Path, metadata: dict) -> list:
@@ -316,27 +306,3 @@ def flatbuffer_io(path: Path) -> ArtifactIO:
     inputs = [detail(i) for i in graph.InputsAsNumpy()]
     outputs = sorted((detail(i) for i in graph.OutputsAsNumpy()), key=_output_order)
     return ArtifactIO([TensorInfo(**d) for d in inputs], [TensorInfo(**d) for d in outputs])
-
-
-def _is_nhwc(shape) -> bool:
-    return len(shape) == 4 and shape[-1] in (1, 3) and shape[1] not in (1, 3)
-
-
-def _quantize(x, detail: dict):
-    import numpy as np
-
-    dtype = np.dtype(detail["dtype"])
-    if dtype.kind != "i":
-        return x.astype(dtype, copy=False)
-    scale, zero = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-
-
-def _dequantize(y, detail: dict):
-    import numpy as np
-
-    if np.dtype(detail["dtype"]).kind != "i":
-        return y.astype(np.float32, copy=True)
-    scale, zero = detail["quantization"]
-    return (y.astype(np.float32) - zero) * scale

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from exportkit.checkers import Check, gather_format_checks
-from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError
+from exportkit.errors import ConfigError, EnvironmentUnsupported, ExportError, RuntimeRefused
 from exportkit.validation.parity import detection_checks, raw_checks, top_k_checks
 from exportkit.validation.reference import reference_metadata, reference_runner, reference_tensor
 
@@ -250,6 +250,7 @@ def validate_yolo_folder(folder: Path, metadata: dict, checkpoint: Path | None, 
     fmt = get_format(metadata["export_format"])()
     report = ParityReport(fmt.name, metadata.get("precision", "fp32"))
     from exportkit import userdata
+    from exportkit.validation import own_data
 
     thresholds, own = userdata.split_validation(thresholds)
     report.thresholds = limits = thresholds_for(report.precision, thresholds)
@@ -267,15 +268,17 @@ def validate_yolo_folder(folder: Path, metadata: dict, checkpoint: Path | None, 
     if gather_format_checks(report, fmt, folder, metadata):
         try:
             run_exported = fmt.runner(folder)
+        except RuntimeRefused as exc:  # the runtime a deployment runs cannot load it: a failure, not a skip
+            report.checks.append(Check("artifact", "runtime.load", 0, None, False, exc.one_line()))
         except (EnvironmentUnsupported, ExportError) as exc:
             report.skipped = exc.one_line()
     else:
         report.skipped = "numeric parity not run: the artifact fails its format's checker"
     if run_exported is not None:
         size = artifact_input_size(fmt.describe(folder), metadata)
-        images = userdata.parity_images(own, metadata)
+        images = own_data.parity_images(own, metadata)
         run_cases(report, reference_runner(yolo), run_exported, metadata, reference_metadata(metadata, info, size), size, limits, images)
-        report.accuracy = userdata.data_accuracy(own, run_exported, reference_runner(yolo), metadata, reference_metadata(metadata, info, size))
+        report.accuracy = own_data.data_accuracy(own, run_exported, reference_runner(yolo), metadata, reference_metadata(metadata, info, size))
     (folder / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     log.info("validation %s: %s", fmt.name, report.summary())
     log.info("%s", format_table(report))

@@ -96,18 +96,7 @@ class YOLOInference:
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Raw outputs for a preprocessed batch; a fixed-batch model gets it in pieces (the last zero-padded)."""
-        size = self.backend.fixed_batch
-        if size is None or len(batch) == size:
-            return self.backend.run(batch)
-        pieces = [self._run_padded(batch[i : i + size], size) for i in range(0, len(batch), size)]
-        return {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
-
-    def _run_padded(self, batch: np.ndarray, size: int) -> dict[str, np.ndarray]:
-        short = size - len(batch)
-        if short:
-            batch = np.concatenate([batch, np.zeros((short, *batch.shape[1:]), batch.dtype)])
-        outputs = self.backend.run(batch)
-        return {name: value[: size - short] for name, value in outputs.items()}
+        return self.backend.run_any(batch)
 
 
 def resolve_model(path: Path, suffixes: tuple[str, ...], spec: ModelSpec, engine: str | None = None) -> Path:

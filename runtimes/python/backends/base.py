@@ -76,6 +76,21 @@ class Backend(ABC):
         order = self.output_order()
         return {name: outputs[i] for name, i in zip(self.spec.output_names, order, strict=True)}
 
+    def run_any(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Any batch size: a fixed-batch model gets it in pieces of its size, the last one zero-padded."""
+        size = self.fixed_batch
+        if size is None or len(batch) == size:
+            return self.run(batch)
+        pieces = [self._run_padded(batch[i : i + size], size) for i in range(0, len(batch), size)]
+        return {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+
+    def _run_padded(self, batch: np.ndarray, size: int) -> dict[str, np.ndarray]:
+        short = size - len(batch)
+        if short:
+            batch = np.concatenate([batch, np.zeros((short, *batch.shape[1:]), batch.dtype)])
+        outputs = self.run(batch)
+        return {name: value[: size - short] for name, value in outputs.items()}
+
     def output_order(self) -> list[int]:
         """For each metadata output, the index of the model output it is (by name, else by rank, else by position)."""
         if self._output_order is None:
