@@ -16,7 +16,10 @@ SAMPLES = sorted((MODELS / "samples").glob("*.jpg"))
 TASKS = ("detect", "segment", "pose")  # the bundled models' tasks, one model each
 BUNDLED = {"detect": MODELS / "shapes-det.pt", "segment": MODELS / "shapes-seg.pt", "pose": MODELS / "shapes-pose.pt"}
 
-ENV = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
+# mutmut's stats phase (MUTANT_UNDER_TEST=stats) records which tests reach which function; a subprocess started
+# elsewhere than the project (a user's folder) finds no mutmut config there and dies recording: it runs unmutated
+_OWN = {k: v for k, v in os.environ.items() if not (k == "MUTANT_UNDER_TEST" and v == "stats")}
+ENV = {**_OWN, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
 
 
 def run_export(checkpoint: Path, fmt: str, output_dir: Path, config: dict | None = None, env: dict | None = None, timeout: int = 600):
