@@ -347,7 +347,12 @@ def test_format_facts_hook_sees_the_artifact_io(tmp_path):
     artifact = io(7)
     assert md.format_facts(Fake, info(), artifact, {}, str(tmp_path)) == {"accuracy": {"top1": 1.0}}
     assert seen == [(artifact, tmp_path)]
-    assert md.format_facts(object, info(), artifact, {}, tmp_path) == {}
+    from exportkit.registry import ExportFormat
+
+    class Plain(ExportFormat):  # no hook of its own: ExportFormat's declared default
+        name = "plain"
+
+    assert md.format_facts(Plain, info(), artifact, {}, tmp_path) == {}
 
 
 def test_schema_error_lists_every_consistency_problem(onnx_folder):
