@@ -1,6 +1,7 @@
 """A matrix built from scratch by each executor, side by side in one run: wall time, per cell, ratio to today's.
 
-    python benchmarks/scaleout.py [--matrix release] [--rows subprocess local subprocess-n2 local-n2] [--output DIR]
+    python benchmarks/scaleout.py [--matrix release] [--rows subprocess local subprocess-n2 local-n2] [--cells CELL ...]
+                                  [--output DIR]
 
 Each row is one `doit export` into an empty output folder (so every cell is stale):
   subprocess        `doit export`: a fresh `python export.py` per cell, one cell at a time (today's serial build)
@@ -57,11 +58,13 @@ def environment() -> dict:
             "YOLO_CONFIG_DIR": os.environ.get("YOLO_CONFIG_DIR", str(ROOT / ".cache" / "ultralytics"))}
 
 
-def build(row: Row, matrix: str, output: Path) -> Row:
-    """`doit export` of ``matrix`` into an empty ``output``; fills in the row's time, cells and artifacts."""
+def build(row: Row, matrix: str, output: Path, cells: list[str]) -> Row:
+    """`doit export` of ``matrix`` (or only its ``cells``) into an empty ``output``; fills in the row's time, cells
+    and artifacts."""
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
-    proc = doit([*row.doit_args, "export", f"matrix={matrix}", f"output={output}", *row.variables], row.env)
+    tasks = [f"export:{name}" for name in cells] or ["export"]
+    proc = doit([*row.doit_args, *tasks, f"matrix={matrix}", f"output={output}", *row.variables], row.env)
     row.seconds = time.perf_counter() - start
     if proc.returncode != 0:
         row.failed = f"exit {proc.returncode}: {(proc.stdout + proc.stderr).strip().splitlines()[-1:]}"
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--matrix", default="release")
     parser.add_argument("--rows", nargs="+", default=ORDER, help=f"rows to run, in order (default: {' '.join(ORDER)})")
+    parser.add_argument("--cells", nargs="+", default=[], help="only these cells (model-format-precision)")
     parser.add_argument("--output", type=Path, default=ROOT / ".cache" / "bench-scaleout",
                         help="scratch folder, emptied before each row (default .cache/bench-scaleout)")
     args = parser.parse_args(argv)
@@ -113,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scaleout: error: unknown row {unknown[0]!r}; expected one of: {', '.join(available)}", file=sys.stderr)
         return 3
     output = args.output.resolve()
-    doit(["list", f"matrix={args.matrix}", f"output={output}"])  # composes the matrix once (cached): no row pays it
+    listed = doit(["list", f"matrix={args.matrix}", f"output={output}"])  # composes the matrix once (cached)
+    if listed.returncode != 0:
+        print(f"scaleout: {(listed.stdout + listed.stderr).strip().splitlines()[-1:]}", file=sys.stderr)
+        return listed.returncode
     rows = []
     for label in args.rows:
-        row = build(available[label], args.matrix, output)
+        row = build(available[label], args.matrix, output, args.cells)
         print(f"{row.label}: {row.cells} cells in {row.seconds:.1f}s{' FAILED ' + row.failed if row.failed else ''}",
               flush=True)
         rows.append(row)

@@ -54,7 +54,7 @@ class WarmWorker:
 
     def run(self, entry: list[str], args: list[str], log: Path) -> int:
         """Run `python ENTRY ARGS` in a fork of the worker, output in ``log``; its exit code (-N: killed by signal N)."""
-        request = {"entry": entry, "args": args, "env": self.env, "cwd": str(self.cwd), "log": str(log)}
+        request = {"entry": entry, "args": args, "env": self.env, "cwd": str(self.cwd), "log": os.path.abspath(log)}
         pid = status = None
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:

@@ -71,7 +71,7 @@ def run_contract(request: dict) -> int:
         return 1
 
 
-def child(request: dict, keep_open: list) -> None:
+def child(request: dict, keep_open: list, zygote: int) -> None:
     """In the forked child: become `python export.py ...` with its output in the log, then exit with its code."""
     code = 1
     try:
@@ -80,7 +80,7 @@ def child(request: dict, keep_open: list) -> None:
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
-        die_with_parent()
+        die_with_parent(zygote)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -107,14 +107,14 @@ def child(request: dict, keep_open: list) -> None:
             os._exit(code & 0xFF)
 
 
-def die_with_parent() -> None:
+def die_with_parent(zygote: int) -> None:
     """SIGTERM when the zygote dies (Linux prctl PR_SET_PDEATHSIG): a cell never outlives its worker."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-        if os.getppid() == 1:
-            os._exit(1)
+    if os.getppid() != zygote:  # it died before the prctl took effect
+        os._exit(1)
 
 
 # -- the zygote ----------------------------------------------------------------------------------------------------
@@ -160,9 +160,10 @@ class Zygote:
             return
         sys.stdout.flush()
         sys.stderr.flush()
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
-            child(request, [conn.fileno(), *self.own_fds()])
+            child(request, [conn.fileno(), *self.own_fds()], zygote)
         self.children[pid] = conn
         self.send(conn, {"pid": pid})
 
