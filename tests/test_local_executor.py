@@ -66,7 +66,7 @@ def test_local_builds_the_same_bytes_as_a_subprocess_per_cell(built):
             "/subprocess/", "/local/")  # the same contract, whichever executor ran it
 
 
-def test_exit_codes_1_2_and_3_come_through_with_their_line(built, tmp_path):
+def test_exit_codes_1_2_and_3_come_through_with_their_line(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(os.urandom(256))
     cases = {
@@ -83,7 +83,7 @@ def test_exit_codes_1_2_and_3_come_through_with_their_line(built, tmp_path):
         assert last.startswith("exportkit: error: ") and "Traceback" not in (cell.out / "export.log").read_text()
 
 
-def test_a_child_killed_by_a_signal_fails_only_its_cell_and_the_worker_goes_on(built, tmp_path, monkeypatch):
+def test_a_child_killed_by_a_signal_fails_only_its_cell_and_the_worker_goes_on(tmp_path, monkeypatch):
     pid = worker_pid()
     killer = tmp_path / "kill_self.py"  # stands in for export.py: the child SIGKILLs itself mid-cell
     killer.write_text("import os, signal\nprint('exporting ...', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
@@ -100,7 +100,7 @@ def test_a_child_killed_by_a_signal_fails_only_its_cell_and_the_worker_goes_on(b
     assert worker_pid() == pid  # the same warm worker built the next cell
 
 
-def test_nothing_one_cell_changes_is_seen_by_the_next(built, tmp_path):
+def test_nothing_one_cell_changes_is_seen_by_the_next(tmp_path):
     from exportkit.build.executors import get_executor
 
     probe = tmp_path / "probe.py"  # each run reports what it finds, then changes Ultralytics' and exportkit's globals
@@ -144,3 +144,12 @@ def zombie_state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_an_installed_exportkit_runs_its_module_the_way_python_m_does(tmp_path):
+    from exportkit.build.executors import get_executor
+
+    log = tmp_path / "export.log"  # what export_entry() gives without a checkout: `python -m exportkit.cli ARGS`
+    args = ["--checkpoint_path", str(BUNDLED["detect"]), "--export_format", "nope", "--output_dir", str(tmp_path / "o")]
+    assert get_executor(LOCAL).worker().run(["-m", "exportkit.cli"], args, log) == 3
+    assert log.read_text().strip().splitlines()[-1].startswith("exportkit: error: unknown export format 'nope'")
