@@ -52,3 +52,20 @@ def test_safe_load_benchmark_prints_one_row_per_model():
         plain, scan, safe = (float(c) for c in row[1:4])
         assert 0 < scan < safe and plain > 0  # the scan is part of exportkit's load
         assert re.fullmatch(r"[\d.]+x", row[4].strip())
+
+
+@pytest.mark.slow
+def test_scaleout_prints_one_row_per_executor_with_identical_artifacts(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/scaleout.py"), "--matrix", "default", "--rows",
+                           "subprocess", "local", "--cells", "shapes-det-torchscript-fp32", "--output", str(tmp_path)],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in proc.stdout.splitlines() if line.startswith("| ")]
+    header, rows = rows[0], rows[1:]
+    assert header[:3] == ["build", "command", "cells"] and [r[0] for r in rows] == ["subprocess", "local"]
+    assert rows[1][1] == "`doit export executor=local`"
+    for row in rows:
+        cells, wall, per_cell = int(row[2]), float(row[3]), float(row[4])
+        assert cells == 1 and wall > 0 and per_cell == pytest.approx(wall, abs=0.06)
+        assert row[6] == "yes"  # the same sha256 as the first row's, file for file
+    assert rows[0][5] == "1.00x" and float(rows[1][5].rstrip("x")) == pytest.approx(float(rows[1][3]) / float(rows[0][3]), abs=0.02)
