@@ -5,6 +5,7 @@ An executor is registered by name (``@register_executor``) and picked by the use
 or ``EXPORTKIT_EXECUTOR``; its settings come the same way (``address=`` / ``EXPORTKIT_RAY_ADDRESS`` ...).
 
 - ``subprocess``: a fresh `python export.py ...` per cell, exactly the command reproduce.sh shows.
+- ``ray``: one Ray task per cell on a cluster (``address=HOST:PORT``); the driver checks and publishes what comes back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import ClassVar
 from exportkit.errors import ConfigError
 
 DEFAULT = "subprocess"
-EXECUTOR_MODULES = {"subprocess": "exportkit.build.executors.subprocess_executor"}
+EXECUTOR_MODULES = {"subprocess": "exportkit.build.executors.subprocess_executor",
+                    "ray": "exportkit.build.executors.ray_executor"}
 
 
 @dataclass
