@@ -98,6 +98,21 @@ def test_checked_files_keep_exportkits_own_files_and_drop_strays(cell):
         ray_executor.checked_files(metadata, files, "d")
 
 
+def test_an_address_where_nothing_listens_fails_every_cell_at_once_with_exit_3(cell):
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    executor = ray_executor.RayExecutor({"address": address})
+    cell.out.mkdir()
+    start = time.perf_counter()
+    for _ in range(2):
+        assert executor.export(cell, [], cell.out / "export.log").exit_code == 3
+    assert time.perf_counter() - start < 30  # ray.init alone would retry for minutes
+    assert f"cannot connect to the Ray cluster at {address}: ConnectionError" in (cell.out / "export.log").read_text()
+
+
 # -- a two-node local cluster (slow) ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -225,3 +240,15 @@ def test_a_lost_worker_is_retried_and_its_cell_completes_on_another_node(cluster
         assert artifacts(out) == artifacts(project["root"] / "local" / "mine" / "onnx-fp32")
     finally:
         cluster.remove_node(spare)
+
+
+@pytest.mark.slow
+def test_with_a_shared_folder_results_travel_through_it(cluster, project, builds):
+    shared = project["root"] / "mounted"
+    shared.mkdir()
+    env = {"EXPORTKIT_MATRIX": "one", "EXPORTKIT_RAY_SHARED": str(shared),
+           **on_ray(cluster, project["root"] / "markers-shared", {"*": {"node_b": 1}})}
+    doit(project, "shared", "export", env=env)
+    out = project["root"] / "shared" / "mine" / "onnx-fp32"
+    assert artifacts(out) == artifacts(project["root"] / "local" / "mine" / "onnx-fp32")
+    assert list((shared / "results").iterdir()) == []  # the driver removed what it published

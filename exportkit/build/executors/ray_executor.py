@@ -47,6 +47,7 @@ class RayExecutor(Executor):
         self._lock = threading.Lock()  # `doit -n N -P thread`: cells of one process share the connection
         self._checkpoints: dict[tuple, object] = {}  # (path, size, mtime) -> its ObjectRef: one upload per model
         self._task = None
+        self._unreachable: ConfigError | None = None
 
     def export(self, cell, command: list[str], log_path: Path) -> ExportOutcome:
         start = time.perf_counter()
@@ -79,11 +80,16 @@ class RayExecutor(Executor):
             raise ConfigError("executor=ray needs the cluster's address: doit export executor=ray address=HOST:PORT "
                               "(or EXPORTKIT_RAY_ADDRESS)")
         with self._lock:
+            if self._unreachable:  # said once per cell, tried once per process
+                raise self._unreachable
             if not ray.is_initialized():
                 try:
+                    check_reachable(address)
                     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
                 except (ConnectionError, ValueError, RuntimeError) as exc:
-                    raise ConfigError(f"cannot connect to the Ray cluster at {address}: {_first_line(exc)}") from None
+                    self._unreachable = ConfigError(f"cannot connect to the Ray cluster at {address}: "
+                                                    f"{_first_line(exc)}; is it running? (`ray status` there)")
+                    raise self._unreachable from None
             if self._task is None:
                 from exportkit.build.executors.ray_worker import export_on_worker
 
@@ -100,6 +106,19 @@ class RayExecutor(Executor):
             if key not in self._checkpoints:
                 self._checkpoints[key] = ray.put(Path(path).read_bytes())
             return self._checkpoints[key]
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that accepts no TCP connection fails now (ray.init would retry it for minutes, cell after cell)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # `auto`, `ray://...`: Ray's own lookup
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing accepts connections at {address} ({exc.strerror or exc})") from None
 
 
 def task_options(cell, settings: dict, cluster: dict) -> dict:
