@@ -21,7 +21,7 @@ from conftest import BUNDLED, ENV, ROOT, run_export
 
 from exportkit.build.cell import Cell, library_versions
 from exportkit.build.executors import ray_executor
-from exportkit.build.executors.ray_worker import MARKERS_ENV
+from exportkit.build.executors.ray_worker import MARKERS_ENV, SCRATCH_PREFIX
 from exportkit.errors import ConfigError, ExportError
 
 MODEL = "defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: {name}\ncheckpoint: {ckpt}\ntask: detect\nimgsz: 64\ncapability: yolo11n\n"
@@ -113,6 +113,16 @@ def test_an_address_where_nothing_listens_fails_every_cell_at_once_with_exit_3(c
     assert f"cannot connect to the Ray cluster at {address}: ConnectionError" in (cell.out / "export.log").read_text()
 
 
+def test_an_attempt_removes_the_scratch_folders_of_workers_that_are_gone(tmp_path):
+    from exportkit.build.executors.ray_worker import remove_abandoned_scratch
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for pid in (int(gone.stdout), os.getpid()):
+        (tmp_path / f"{SCRATCH_PREFIX}{pid}-abcd").mkdir()
+    remove_abandoned_scratch(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{SCRATCH_PREFIX}{os.getpid()}-abcd"]
+
+
 # -- a two-node local cluster (slow) ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -120,6 +130,7 @@ def cluster(tmp_path_factory):
 
     patch = pytest.MonkeyPatch()
     patch.setenv("RAY_TMPDIR", str(tmp_path_factory.mktemp("ray")))
+    patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("scratch")))  # the workers' node-local scratch folders
     for name, value in ENV.items():  # the nodes' workers import this checkout and run offline
         if name in ("PYTHONPATH", "YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR"):
             patch.setenv(name, value)
@@ -238,6 +249,8 @@ def test_a_lost_worker_is_retried_and_its_cell_completes_on_another_node(cluster
         out = project["root"] / "kill" / "mine" / "onnx-fp32"
         assert "exported on Ray node 127.0.0.5 " in (out / "export.log").read_text()
         assert artifacts(out) == artifacts(project["root"] / "local" / "mine" / "onnx-fp32")
+        left = [name for name in os.listdir(os.environ["TMPDIR"]) if name.startswith(SCRATCH_PREFIX)]
+        assert left == []  # the killed attempt's scratch went with the retry
     finally:
         cluster.remove_node(spare)
 

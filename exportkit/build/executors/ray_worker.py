@@ -33,7 +33,8 @@ def export_on_worker(checkpoint: bytes, checkpoint_name: str, format_name: str, 
     from exportkit.build.cell import library_versions
 
     where = {"node": _node_ip(), "pid": os.getpid(), "host": socket.gethostname()}
-    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+    remove_abandoned_scratch(Path(tempfile.gettempdir()))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     try:
         path = scratch / Path(checkpoint_name).name
         path.write_bytes(checkpoint)
@@ -55,6 +56,24 @@ def export_on_worker(checkpoint: bytes, checkpoint_name: str, format_name: str, 
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_abandoned_scratch(folder: Path) -> None:
+    """Scratch folders of attempts whose worker is gone (killed with its node or by the OOM killer: no ``finally``)."""
+    for scratch in folder.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = scratch.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def exported_files(folder: Path, metadata: dict) -> dict[str, bytes]:
