@@ -74,7 +74,7 @@ def test_the_executor_is_the_users_choice_and_an_unknown_one_is_a_config_error()
     assert spec_from(lambda var, env, default: given.get(var, default)) == ExecutorSpec("subprocess", {})
     assert spec_from(lambda var, env, default: default).name == "subprocess"  # nothing given: a subprocess per cell
     assert get_executor({"name": "subprocess", "settings": {}}) is get_executor(ExecutorSpec())  # one per process
-    with pytest.raises(ConfigError, match="unknown executor 'nope'; expected one of: subprocess"):
+    with pytest.raises(ConfigError, match="unknown executor 'nope'; expected one of: subprocess\\|"):
         spec_from(lambda var, env, default: "nope" if var == "executor" else default)
 
 

@@ -6,6 +6,7 @@ or ``EXPORTKIT_EXECUTOR``; its settings come the same way (``address=`` / ``EXPO
 
 - ``subprocess``: a fresh `python export.py ...` per cell, exactly the command reproduce.sh shows.
 - ``local``: the same command in a fresh fork of a warm worker that imported torch and Ultralytics once.
+- ``ray``: one Ray task per cell on a cluster (``address=HOST:PORT``); the driver checks and publishes what comes back.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from exportkit.errors import ConfigError
 
 DEFAULT = "subprocess"
 EXECUTOR_MODULES = {"subprocess": "exportkit.build.executors.subprocess_executor",
-                    "local": "exportkit.build.executors.local_executor"}
+                    "local": "exportkit.build.executors.local_executor",
+                    "ray": "exportkit.build.executors.ray_executor"}
 
 
 @dataclass
