@@ -67,5 +67,7 @@ def test_scaleout_prints_one_row_per_executor_with_identical_artifacts(tmp_path)
     for row in rows:
         cells, wall, per_cell = int(row[2]), float(row[3]), float(row[4])
         assert cells == 1 and wall > 0 and per_cell == pytest.approx(wall, abs=0.06)
-        assert row[6] == "yes"  # the same sha256 as the first row's, file for file
-    assert rows[0][5] == "1.00x" and float(rows[1][5].rstrip("x")) == pytest.approx(float(rows[1][3]) / float(rows[0][3]), abs=0.02)
+        assert row[header.index("artifacts identical")] == "yes"  # the same sha256 as the first row's, file for file
+    ratio, extra = header.index("ratio"), header.index("+s per cell")
+    assert rows[0][ratio] == "1.00x" and float(rows[1][ratio].rstrip("x")) == pytest.approx(float(rows[1][3]) / float(rows[0][3]), abs=0.02)
+    assert float(rows[0][extra]) == 0 and float(rows[1][extra]) == pytest.approx(float(rows[1][3]) - float(rows[0][3]), abs=0.06)
