@@ -8,6 +8,7 @@
     exportkit export --checkpoint_path M.pt --export_format onnx --output_dir out   (the guide's contract, as export.py)
     exportkit init --checkpoint M.pt [--name NAME]      exportkit where [GROUP]
     exportkit lock | verify [--rebuild] | build          (the project's doit tasks, without a dodo.py)
+    exportkit k8s-job matrix=release --image IMAGE [--pvc NAME]    exportkit collect OUTPUT   (Kubernetes)
 
 `--project DIR` (before the subcommand) or EXPORTKIT_PROJECT names the project folder; otherwise it is the
 nearest folder upward holding exportkit.yaml or conf/config.yaml (exportkit/project.py).
@@ -29,6 +30,8 @@ SUBCOMMANDS = {
     "lock": "exportkit.__main__:lock_main",
     "verify": "exportkit.__main__:verify_main",
     "build": "exportkit.__main__:build_main",
+    "k8s-job": "exportkit.build.k8s:main",
+    "collect": "exportkit.build.collect:main",
 }
 HYDRA_VALUES = ("job", "hydra", "all", "config", "defaults", "defaults-tree", "plugins", "searchpath")  # --cfg, --info
 HYDRA_FLAGS = ("--hydra-help", "-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd")
@@ -109,6 +112,8 @@ SUMMARIES = {
     "lock": "write exports.lock for the project's matrix (doit lock)",
     "verify": "check the artifacts against exports.lock; --rebuild rebuilds and compares (doit verify)",
     "build": "export and validate the project's matrix (doit export validate)",
+    "k8s-job": "print the matrix as Kubernetes Indexed Jobs (YAML): --image IMAGE [--pvc NAME] [--parallelism N]",
+    "collect": "record the cells a Kubernetes Job exported (OUTPUT copied back) as build state, for lock and verify",
 }
 
 

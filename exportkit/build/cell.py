@@ -218,18 +218,28 @@ def export_cell(cell_dict: dict, key: dict | None = None, position: str = "", ex
     (out / "reproduce.sh").write_text("#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd " + shlex.quote(str(project.root())) + "\n" + shlex.join(command) + "\n")
     start = time.perf_counter()
     outcome = get_executor(executor).export(cell, command, out / "export.log")
-    code = outcome.exit_code
-    mismatch = version_mismatch(outcome.versions, cell.format["name"])
+    return record_outcome(cell, outcome.exit_code, time.perf_counter() - start, command, key, outcome.versions, prefix)
+
+
+def record_outcome(cell: Cell, code: int, seconds: float, command: list[str], key: dict | None = None,
+                   versions: dict | None = None, prefix: str = "", extra: dict | None = None) -> bool:
+    """The one writer of a cell's status.json and build state, whoever ran its export (an executor here, a
+    Kubernetes pod that `exportkit collect` reads back). ``versions``: the exporting process's libraries when that
+    was not this process (a mismatch fails the cell: its key would record versions that did not build it)."""
+    out = cell.out
+    mismatch = version_mismatch(versions, cell.format["name"])
     if code == 0 and mismatch:
         with open(out / "export.log", "a") as log:
             log.write(f"exportkit: the worker's libraries differ from this machine's: {mismatch}\n")
         code = 1  # the key would record versions that did not build the artifact
-    status = {"cell": cell.name, "exit_code": code, "ok": code == 0, "seconds": round(time.perf_counter() - start, 2),
-              "command": command}
+    status = {"cell": cell.name, "exit_code": code, "ok": code == 0, "seconds": round(seconds, 2), "command": command,
+              **(extra or {})}
     (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
     if code != 0:
-        tail = (out / "export.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
-        say(f"{prefix}{cell.name}: export failed (exit {code}): {tail[0]}  [log: {out / 'export.log'}]", sys.stderr)
+        log_file = out / "export.log"
+        lines = log_file.read_text().strip().splitlines() if log_file.exists() else []
+        tail = lines[-1:] or ["(no output)"]
+        say(f"{prefix}{cell.name}: export failed (exit {code}): {tail[0]}  [log: {log_file}]", sys.stderr)
         return False
     hashes = cell.hashes()
     (out / STATE_FILE).write_text(canonical(key or cell.key(hashes)) + "\n")
@@ -276,4 +286,4 @@ def as_dict(cell: Cell) -> dict:
 
 __all__ = ["STATE_FILE", "Cell", "artifact_drift", "as_dict", "calibration_identity", "canonical", "cell_key",
            "checkpoint_identity", "checkpoint_path", "clean_cell", "export_cell", "export_command", "file_drift",
-           "hash_cache_path", "is_current", "library_versions", "validate_cell"]
+           "hash_cache_path", "is_current", "library_versions", "record_outcome", "validate_cell"]
