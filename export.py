@@ -1,4 +1,5 @@
 """`python export.py --checkpoint_path ... --export_format ... --output_dir ... --export_config '{...}'`"""
+
 import sys
 
 from exportkit.cli import main

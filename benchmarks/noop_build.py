@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def doit(args: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args], capture_output=True,
-                          text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     return time.perf_counter() - start, proc
 
 
@@ -30,12 +35,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--matrix", default="release")
-    parser.add_argument("--output", type=Path, default=ROOT / ".cache" / "bench-noop",
-                        help="where the matrix is built (default .cache/bench-noop; `exports` reuses what doit built there)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / ".cache" / "bench-noop",
+        help="where the matrix is built (default .cache/bench-noop; `exports` reuses what doit built there)",
+    )
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXPORTKIT_MATRIX": args.matrix,
-           "EXPORTKIT_OUTPUT": str(args.output.resolve()), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
-    print(f"matrix {args.matrix}: building what is stale into {env['EXPORTKIT_OUTPUT']} (minutes the first time) ...", flush=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "EXPORTKIT_MATRIX": args.matrix,
+        "EXPORTKIT_OUTPUT": str(args.output.resolve()),
+        "YOLO_OFFLINE": "1",
+        "YOLO_AUTOINSTALL": "False",
+    }
+    print(
+        f"matrix {args.matrix}: building what is stale into {env['EXPORTKIT_OUTPUT']} (minutes the first time) ...",
+        flush=True,
+    )
     seconds, proc = doit(["export"], env)
     if proc.returncode != 0:
         print(proc.stdout + proc.stderr, file=sys.stderr)
@@ -51,7 +69,10 @@ def main() -> int:
             print(f"not a no-op, rebuilt: {rebuilt}", file=sys.stderr)
             return 1
         times["doit export (no-op)"].append(elapsed)
-        print(f"run {run}/{args.runs}: doit list {times['doit list'][-1]:.2f}s, doit export (no-op) {elapsed:.2f}s", flush=True)
+        print(
+            f"run {run}/{args.runs}: doit list {times['doit list'][-1]:.2f}s, doit export (no-op) {elapsed:.2f}s",
+            flush=True,
+        )
     base = statistics.median(times["doit list"])
     print(f"\n{'command':24} {'median (s)':>10} {'min (s)':>8} {'ratio':>6}")
     for name, values in times.items():

@@ -84,8 +84,18 @@ def export(case: Case) -> Path:
     out = CACHE / f"{case.checkpoint.stem}-{case.config.get('imgsz', 'default')}-onnx"
     if (out / "metadata.json").exists() and (out / "model.onnx").exists():
         return out
-    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(case.checkpoint), "--export_format",
-           "onnx", "--output_dir", str(out), "--export_config", json.dumps(case.config)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "export.py"),
+        "--checkpoint_path",
+        str(case.checkpoint),
+        "--export_format",
+        "onnx",
+        "--output_dir",
+        str(out),
+        "--export_config",
+        json.dumps(case.config),
+    ]
     subprocess.run(cmd, env=ENV, cwd=ROOT, check=True, capture_output=True)
     return out
 
@@ -116,12 +126,16 @@ def openvino_methods(folder: Path, tensor) -> dict[str, Callable[[], object]]:
     core = ov.Core()
     methods = {}
     for label, hint in (("openvino f32", {"INFERENCE_PRECISION_HINT": "f32"}), ("openvino default", {})):
-        request = core.compile_model(str(folder / "model.onnx"), "CPU", {"PERFORMANCE_HINT": "LATENCY", **hint}).create_infer_request()
+        request = core.compile_model(
+            str(folder / "model.onnx"), "CPU", {"PERFORMANCE_HINT": "LATENCY", **hint}
+        ).create_infer_request()
         methods[label] = lambda request=request: request.infer({0: tensor})
     return methods
 
 
-def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int, spin: bool, engines: bool = False) -> dict:
+def measure(
+    case: Case, folder: Path, image_path: Path, rounds: int, block: int, spin: bool, engines: bool = False
+) -> dict:
     import onnxruntime as ort
     from ultralytics import YOLO
 
@@ -145,21 +159,32 @@ def measure(case: Case, folder: Path, image_path: Path, rounds: int, block: int,
         _, geometries = runtime.normalizer.letterbox_batch([image])
         decode_batch(outputs, runtime.spec, geometries, limits)
 
-    times = blocks({
-        "session.run": lambda: session.run(None, feed),
-        "runtime session.run": lambda: runtime.backend.session.run(None, feed),
-        "runtime": lambda: runtime.predict(image, conf, iou),
-        "runtime path": lambda: runtime.predict(image_path, conf, iou),
-        "ultralytics": lambda: ultralytics.predict(image, **options),
-        "ultralytics path": lambda: ultralytics.predict(str(image_path), **options),
-        "pre+post": pre_post,
-    }, rounds, block)
+    times = blocks(
+        {
+            "session.run": lambda: session.run(None, feed),
+            "runtime session.run": lambda: runtime.backend.session.run(None, feed),
+            "runtime": lambda: runtime.predict(image, conf, iou),
+            "runtime path": lambda: runtime.predict(image_path, conf, iou),
+            "ultralytics": lambda: ultralytics.predict(image, **options),
+            "ultralytics path": lambda: ultralytics.predict(str(image_path), **options),
+            "pre+post": pre_post,
+        },
+        rounds,
+        block,
+    )
     if engines:  # timed apart: OpenVINO's worker threads must not run beside the main table's sessions
         tensor = feed[session.get_inputs()[0].name]
         on_openvino = YOLOInference(folder / "model.onnx", backend="openvino")  # f32, the same precision
-        times |= blocks({"engines ort": lambda: session.run(None, feed), **openvino_methods(folder, tensor),
-                         "engines runtime openvino": lambda: on_openvino.predict(image, conf, iou),
-                         "engines ultralytics": lambda: ultralytics.predict(image, **options)}, rounds, block)
+        times |= blocks(
+            {
+                "engines ort": lambda: session.run(None, feed),
+                **openvino_methods(folder, tensor),
+                "engines runtime openvino": lambda: on_openvino.predict(image, conf, iou),
+                "engines ultralytics": lambda: ultralytics.predict(image, **options),
+            },
+            rounds,
+            block,
+        )
     found = len(runtime.predict(image, conf, iou))
     medians = {name: {kind: statistics.median(v) for kind, v in t.items()} for name, t in times.items()}
     medians["floor"] = min(medians["session.run"], medians["runtime session.run"], key=lambda m: m["wall"])
@@ -190,21 +215,27 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         cells = [f"{r[k]['wall']:.1f} ({r[k]['cpu']:.1f})" for k, _ in COLUMNS]
         cells += [f"{r[a]['wall'] / r[b]['wall']:.2f}x ({r[a]['cpu'] / r[b]['cpu']:.2f}x)" for a, b, _ in RATIOS]
-        lines.append(f"| {r['case'].name} | {r['case'].task} | {r['input']} | {r['detections']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {r['case'].name} | {r['case'].task} | {r['input']} | {r['detections']} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
 def engines_table(rows: list[dict]) -> str:
     """Inference alone on the same model.onnx and tensor: ONNX Runtime vs OpenVINO's CPU plugin."""
-    head = ("| model | input | ORT session.run (ORT defaults) | OpenVINO f32 | OpenVINO default precision "
-            "| ORT / OpenVINO f32 | ORT / OpenVINO default | runtime predict, backend='openvino' (f32) | ultralytics "
-            "| ultralytics / runtime on OpenVINO |")
+    head = (
+        "| model | input | ORT session.run (ORT defaults) | OpenVINO f32 | OpenVINO default precision "
+        "| ORT / OpenVINO f32 | ORT / OpenVINO default | runtime predict, backend='openvino' (f32) | ultralytics "
+        "| ultralytics / runtime on OpenVINO |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     keys = ("engines ort", "openvino f32", "openvino default", "engines runtime openvino", "engines ultralytics")
     for r in rows:
         floor, f32, default, runtime, ultralytics = (r[k]["wall"] for k in keys)
-        lines.append(f"| {r['case'].name} | {r['input']} | {floor:.1f} | {f32:.1f} | {default:.1f} | {floor / f32:.2f}x "
-                     f"| {floor / default:.2f}x | {runtime:.1f} | {ultralytics:.1f} | {ultralytics / runtime:.2f}x |")
+        lines.append(
+            f"| {r['case'].name} | {r['input']} | {floor:.1f} | {f32:.1f} | {default:.1f} | {floor / f32:.2f}x "
+            f"| {floor / default:.2f}x | {runtime:.1f} | {ultralytics:.1f} | {ultralytics / runtime:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -214,10 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", type=Path, default=SAMPLES / "shapes_3_480x320.jpg")
     p.add_argument("--rounds", type=int, default=6, help="rounds; each calls every method in a block")
     p.add_argument("--block", type=int, default=8, help="timed calls per method and round (median of all reported)")
-    p.add_argument("--no-spin", dest="spin", action="store_false", help="run the runtime's session with "
-                   "spin=False (no busy-waiting intra-op threads, for shared hosts)")
-    p.add_argument("--engines", action="store_true", help="also time OpenVINO's CPU plugin on the same model.onnx "
-                   "(f32 and its default precision) and print a second table")
+    p.add_argument(
+        "--no-spin",
+        dest="spin",
+        action="store_false",
+        help="run the runtime's session with spin=False (no busy-waiting intra-op threads, for shared hosts)",
+    )
+    p.add_argument(
+        "--engines",
+        action="store_true",
+        help="also time OpenVINO's CPU plugin on the same model.onnx "
+        "(f32 and its default precision) and print a second table",
+    )
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     os.environ.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False")
@@ -227,10 +266,14 @@ def main(argv: list[str] | None = None) -> int:
         if ensure_checkpoint(case):
             rows.append(measure(case, export(case), args.image, args.rounds, args.block, args.spin, args.engines))
     load = os.getloadavg()
-    print(f"image {args.image.name}; median of {args.rounds} rounds x {args.block} calls per method; milliseconds wall-clock "
-          f"(process CPU); {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(
+        f"image {args.image.name}; median of {args.rounds} rounds x {args.block} calls per method; milliseconds wall-clock "
+        f"(process CPU); {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
     if load[0] > (os.cpu_count() or 1):
-        print("the machine is busy: wall-clock times include waiting for a CPU; the CPU-time ratios are the steadier ones")
+        print(
+            "the machine is busy: wall-clock times include waiting for a CPU; the CPU-time ratios are the steadier ones"
+        )
     print(table(rows))
     if args.engines:
         print("\nother engines on the same model.onnx and tensor, timed apart (ms wall-clock)")

@@ -53,9 +53,23 @@ def median_ms(fn, path: Path, rounds: int) -> float:
 def export_seconds(path: Path) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(path), "--export_format",
-                        "onnx", "--output_dir", out, "-q"], check=True, capture_output=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "export.py"),
+                "--checkpoint_path",
+                str(path),
+                "--export_format",
+                "onnx",
+                "--output_dir",
+                out,
+                "-q",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         return time.perf_counter() - start
 
 
@@ -81,8 +95,10 @@ def main() -> int:
     for model in args.models:  # warm imports and caches once, outside the timings
         unrestricted(ROOT / "models" / f"{model}.pt")
         exportkit_load(ROOT / "models" / f"{model}.pt")
-    print("| model | unrestricted ms | scan ms | exportkit ms | exportkit / unrestricted | ONNX export s | "
-          "exportkit load / export |")
+    print(
+        "| model | unrestricted ms | scan ms | exportkit ms | exportkit / unrestricted | ONNX export s | "
+        "exportkit load / export |"
+    )
     print("|---|---|---|---|---|---|---|")
     for model in args.models:
         path = ROOT / "models" / f"{model}.pt"
@@ -94,8 +110,10 @@ def main() -> int:
         plain_ms, scan_ms, safe_ms = (statistics.median(v) for v in (plain, scan, safe))
         export = None if args.no_export else export_seconds(path)
         share = f"{safe_ms / 1000 / export:.1%}" if export else "-"
-        print(f"| {model} | {plain_ms:.0f} | {scan_ms:.0f} | {safe_ms:.0f} | {safe_ms / plain_ms:.2f}x | "
-              f"{f'{export:.1f}' if export else '-'} | {share} |")
+        print(
+            f"| {model} | {plain_ms:.0f} | {scan_ms:.0f} | {safe_ms:.0f} | {safe_ms / plain_ms:.2f}x | "
+            f"{f'{export:.1f}' if export else '-'} | {share} |"
+        )
     return 0
 
 

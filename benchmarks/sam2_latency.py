@@ -31,8 +31,16 @@ def export_folder(fmt: str) -> Path:
 
     folder = ROOT / ".cache" / "benchmarks" / f"sam2-t-{fmt}"
     if not (folder / "metadata.json").exists():
-        cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(build_architecture("sam2-t")),
-               "--export_format", fmt, "--output_dir", str(folder)]
+        cmd = [
+            sys.executable,
+            str(ROOT / "export.py"),
+            "--checkpoint_path",
+            str(build_architecture("sam2-t")),
+            "--export_format",
+            fmt,
+            "--output_dir",
+            str(folder),
+        ]
         subprocess.run(cmd, check=True, cwd=ROOT)
     return folder
 
@@ -60,7 +68,9 @@ def measure(folder: Path, rounds: int, encoder_rounds: int) -> dict:
     coords, labels = np.array([[[w / 2, h / 2]]], np.float32) * sam.letterbox.gain, np.ones((1, 1), np.float32)
     row["decoder"] = median_ms(lambda: sam.decode(coords, labels), rounds)
     row["predict"] = median_ms(lambda: sam.predict(points=[[w / 2, h / 2]]), rounds)
-    row["predict x3"] = median_ms(lambda: sam.predict(points=[[w * 0.2, h * 0.3], [w / 2, h / 2], [w * 0.8, h * 0.7]]), rounds)
+    row["predict x3"] = median_ms(
+        lambda: sam.predict(points=[[w * 0.2, h * 0.3], [w / 2, h / 2], [w * 0.8, h * 0.7]]), rounds
+    )
     row["predict box"] = median_ms(lambda: sam.predict(boxes=[[w * 0.2, h * 0.2, w * 0.7, h * 0.8]]), rounds)
     return row
 
@@ -74,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folders = args.model_dir or [export_folder(fmt) for fmt in args.formats]
     columns = ["encoder", "decoder", "predict", "predict x3", "predict box"]
-    print(f"SAM2 latency, median ms ({args.rounds} decoder calls, {args.encoder_rounds} encoder calls), image {IMAGE.name}")
+    print(
+        f"SAM2 latency, median ms ({args.rounds} decoder calls, {args.encoder_rounds} encoder calls), image {IMAGE.name}"
+    )
     print("| export | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for folder in folders:

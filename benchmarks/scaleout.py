@@ -72,8 +72,9 @@ def local_cluster(scratch: Path):
     os.environ["PYTHONPATH"] = str(ROOT)
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "node_ip_address": "127.0.0.2"})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.2"}
+    )
     cluster.add_node(num_cpus=1, node_ip_address="127.0.0.3")
     cluster.wait_for_nodes()
     try:
@@ -83,8 +84,13 @@ def local_cluster(scratch: Path):
 
 
 def environment() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False",
-            "YOLO_CONFIG_DIR": os.environ.get("YOLO_CONFIG_DIR", str(ROOT / ".cache" / "ultralytics"))}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "YOLO_OFFLINE": "1",
+        "YOLO_AUTOINSTALL": "False",
+        "YOLO_CONFIG_DIR": os.environ.get("YOLO_CONFIG_DIR", str(ROOT / ".cache" / "ultralytics")),
+    }
 
 
 def build(row: Row, matrix: str, output: Path, cells: list[str]) -> Row:
@@ -103,8 +109,13 @@ def build(row: Row, matrix: str, output: Path, cells: list[str]) -> Row:
 
 
 def doit(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args], capture_output=True,
-                          text=True, env={**environment(), **(env or {})}, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**environment(), **(env or {})},
+        cwd=ROOT,
+    )
 
 
 def artifact_digests(output: Path) -> dict[str, str]:
@@ -119,17 +130,23 @@ def artifact_digests(output: Path) -> dict[str, str]:
 
 def table(rows: list[Row]) -> str:
     base = rows[0]
-    lines = ["| build | command | cells | wall (s) | per cell (s) | +s per cell | ratio | artifacts identical |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| build | command | cells | wall (s) | per cell (s) | +s per cell | ratio | artifacts identical |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for row in rows:
         same = "yes" if row.artifacts == base.artifacts and row.artifacts else "NO"
         if row.failed:
             same = f"build failed ({row.failed})"
         per_cell = row.seconds / row.cells if row.cells else float("nan")
         extra = (row.seconds - base.seconds) / base.cells if base.cells else float("nan")
-        command = " ".join(["doit", *row.doit_args, "export", *(v for v in row.variables if not v.startswith("address="))])
-        lines.append(f"| {row.label} | `{command}` | {row.cells} | {row.seconds:.1f} | {per_cell:.2f} | {extra:+.2f} "
-                     f"| {row.seconds / base.seconds:.2f}x | {same} |")
+        command = " ".join(
+            ["doit", *row.doit_args, "export", *(v for v in row.variables if not v.startswith("address="))]
+        )
+        lines.append(
+            f"| {row.label} | `{command}` | {row.cells} | {row.seconds:.1f} | {per_cell:.2f} | {extra:+.2f} "
+            f"| {row.seconds / base.seconds:.2f}x | {same} |"
+        )
     return "\n".join(lines)
 
 
@@ -138,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matrix", default="release")
     parser.add_argument("--rows", nargs="+", default=ORDER, help=f"rows to run, in order (default: {' '.join(ORDER)})")
     parser.add_argument("--cells", nargs="+", default=[], help="only these cells (model-format-precision)")
-    parser.add_argument("--output", type=Path, default=ROOT / ".cache" / "bench-scaleout",
-                        help="scratch folder, emptied before each row (default .cache/bench-scaleout)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / ".cache" / "bench-scaleout",
+        help="scratch folder, emptied before each row (default .cache/bench-scaleout)",
+    )
     args = parser.parse_args(argv)
     available = {row.label: row for rows in ROWS for row in rows(args)}
     unknown = [label for label in args.rows if label not in available]
@@ -160,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
                 if label.startswith("ray"):
                     row.variables = [*row.variables, f"address={cluster.address}"]
                 row = build(row, args.matrix, output, args.cells)
-                print(f"{row.label}: {row.cells} cells in {row.seconds:.1f}s{' FAILED ' + row.failed if row.failed else ''}",
-                      flush=True)
+                print(
+                    f"{row.label}: {row.cells} cells in {row.seconds:.1f}s{' FAILED ' + row.failed if row.failed else ''}",
+                    flush=True,
+                )
                 rows.append(row)
     print(f"\nmatrix {args.matrix}, built from scratch ({os.cpu_count()} CPUs); ratio: wall time / the first row's\n")
     print(table(rows))

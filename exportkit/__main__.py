@@ -34,7 +34,21 @@ SUBCOMMANDS = {
     "collect": "exportkit.build.collect:main",
 }
 HYDRA_VALUES = ("job", "hydra", "all", "config", "defaults", "defaults-tree", "plugins", "searchpath")  # --cfg, --info
-HYDRA_FLAGS = ("--hydra-help", "-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd")
+HYDRA_FLAGS = (
+    "--hydra-help",
+    "-m",
+    "--multirun",
+    "--cfg",
+    "-c",
+    "--info",
+    "--resolve",
+    "--package",
+    "-p",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+)
 
 
 def _is_hydra(argv: list[str]) -> bool:

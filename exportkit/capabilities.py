@@ -35,10 +35,14 @@ _WORLD_NO = (
     "the {fmt} converter; export ONNX, TorchScript or OpenVINO instead"
 )
 _SAM2_SPLIT = "SAM2-t exports as an image encoder + prompt decoder pair (video memory attention is not exported)"
-_SAM2_TRT = ("SAM2-t x TensorRT: both parts built from the ONNX pair on an NVIDIA GPU, the decoder with dynamic-shape "
-             "profiles for objects N (1-16) and points P (1-16); refused without a GPU")
-_SAM2_OV = ("SAM2-t x OpenVINO: converted from the ONNX pair, FP32 only (no FP16 or INT8 compression); image encoder and "
-            "prompt decoder only, no video memory attention")
+_SAM2_TRT = (
+    "SAM2-t x TensorRT: both parts built from the ONNX pair on an NVIDIA GPU, the decoder with dynamic-shape "
+    "profiles for objects N (1-16) and points P (1-16); refused without a GPU"
+)
+_SAM2_OV = (
+    "SAM2-t x OpenVINO: converted from the ONNX pair, FP32 only (no FP16 or INT8 compression); image encoder and "
+    "prompt decoder only, no video memory attention"
+)
 _SAM2_NO = "SAM2-t x {fmt}: the {fmt} converter cannot take SAM2's encoder and prompt decoder (windowed attention, dynamic prompts); export ONNX instead"
 
 FAMILIES = (
@@ -49,15 +53,27 @@ FAMILIES = (
     ModelFamily("yolo11n-seg", "YOLO11n-seg", ("yolo11n-seg",), _ALL_FULL),
     ModelFamily("yolo11n-pose", "YOLO11n-pose", ("yolo11n-pose",), _ALL_FULL),
     ModelFamily(
-        "yolo-world-v2-s", "YOLO-World-v2-s", ("yolov8s-worldv2",),
-        {**_ALL_FULL, "coreml": Capability(UNSUPPORTED, _WORLD_NO.format(fmt="CoreML")),
-         "tflite": Capability(UNSUPPORTED, _WORLD_NO.format(fmt="TFLite"))},
+        "yolo-world-v2-s",
+        "YOLO-World-v2-s",
+        ("yolov8s-worldv2",),
+        {
+            **_ALL_FULL,
+            "coreml": Capability(UNSUPPORTED, _WORLD_NO.format(fmt="CoreML")),
+            "tflite": Capability(UNSUPPORTED, _WORLD_NO.format(fmt="TFLite")),
+        },
     ),
     ModelFamily(
-        "sam2-t", "SAM2-t", ("sam2-t", "sam2_t"),
-        {"onnx": Capability(FULL, _SAM2_SPLIT), "tensorrt": Capability(PARTIAL, _SAM2_TRT),
-         "coreml": Capability(UNSUPPORTED, _SAM2_NO.format(fmt="CoreML")), "tflite": Capability(UNSUPPORTED, _SAM2_NO.format(fmt="TFLite")),
-         "torchscript": Capability(FULL, _SAM2_SPLIT), "openvino": Capability(PARTIAL, _SAM2_OV)},
+        "sam2-t",
+        "SAM2-t",
+        ("sam2-t", "sam2_t"),
+        {
+            "onnx": Capability(FULL, _SAM2_SPLIT),
+            "tensorrt": Capability(PARTIAL, _SAM2_TRT),
+            "coreml": Capability(UNSUPPORTED, _SAM2_NO.format(fmt="CoreML")),
+            "tflite": Capability(UNSUPPORTED, _SAM2_NO.format(fmt="TFLite")),
+            "torchscript": Capability(FULL, _SAM2_SPLIT),
+            "openvino": Capability(PARTIAL, _SAM2_OV),
+        },
     ),
 )
 

@@ -35,8 +35,12 @@ def gather_format_checks(report, fmt, folder: Path, metadata: dict) -> bool:
     checkers = [c for c in checks if c.input == FORMAT_CHECK]  # (CoreML adds its spec-vs-metadata rows)
     passed = all(c.passed is not False for c in checkers)
     if checkers:
-        report.inputs[FORMAT_CHECK] = {"mode": "checker", "boxes_compared": 0, "passed": passed,
-                                       "checkers": [c.criterion for c in checkers]}
+        report.inputs[FORMAT_CHECK] = {
+            "mode": "checker",
+            "boxes_compared": 0,
+            "passed": passed,
+            "checkers": [c.criterion for c in checkers],
+        }
     return passed
 
 

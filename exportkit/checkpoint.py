@@ -9,7 +9,13 @@ from pathlib import Path
 
 from exportkit.errors import CheckpointError
 
-TASK_TYPES = {"detect": "detection", "segment": "segmentation", "pose": "pose", "classify": "classification", "obb": "obb"}
+TASK_TYPES = {
+    "detect": "detection",
+    "segment": "segmentation",
+    "pose": "pose",
+    "classify": "classification",
+    "obb": "obb",
+}
 
 
 @dataclass
@@ -131,7 +137,9 @@ def inspect_model(yolo, path: Path, raw: dict, imgsz: int | None = None) -> Chec
         if isinstance(first, (list, tuple)) and len(first) == kpt_shape[0]:
             kpt_names = [_short_text(path, "keypoint name", n) for n in first]
     if yolo.task not in TASK_TYPES:
-        raise CheckpointError(f"checkpoint {path.name}: task {str(yolo.task)[:40]!r} is not one of {', '.join(TASK_TYPES)}")
+        raise CheckpointError(
+            f"checkpoint {path.name}: task {str(yolo.task)[:40]!r} is not one of {', '.join(TASK_TYPES)}"
+        )
     yaml_file = model.yaml.get("yaml_file", "") if isinstance(getattr(model, "yaml", None), dict) else ""
     return CheckpointInfo(
         path=path.resolve(),
@@ -170,8 +178,10 @@ def _checked_imgsz(path: Path, raw: dict) -> int:
     value = (raw.get("train_args") or {}).get("imgsz", 640) if isinstance(raw.get("train_args"), dict) else 640
     value = value[0] if isinstance(value, (list, tuple)) and value else value
     if isinstance(value, bool) or not isinstance(value, int) or not option.minimum <= value <= option.maximum:
-        raise CheckpointError(f"checkpoint {path.name}: train_args.imgsz {str(value)[:20]} is not an image size in "
-                              f"{option.minimum}-{option.maximum}; pass {{\"imgsz\": N}} in export_config")
+        raise CheckpointError(
+            f"checkpoint {path.name}: train_args.imgsz {str(value)[:20]} is not an image size in "
+            f'{option.minimum}-{option.maximum}; pass {{"imgsz": N}} in export_config'
+        )
     return value
 
 
@@ -179,9 +189,14 @@ def _checked_strides(path: Path, model) -> list[int]:
     stride = getattr(model, "stride", None)
     values = stride.tolist() if hasattr(stride, "tolist") else stride
     values = values if isinstance(values, list) else [values]
-    if not values or len(values) > 8 or not all(isinstance(s, (int, float)) and 1 <= s <= 256 and float(s).is_integer()
-                                                  for s in values):
-        raise CheckpointError(f"checkpoint {path.name}: model strides {str(values)[:40]} are not 1-8 whole numbers in 1-256")
+    if (
+        not values
+        or len(values) > 8
+        or not all(isinstance(s, (int, float)) and 1 <= s <= 256 and float(s).is_integer() for s in values)
+    ):
+        raise CheckpointError(
+            f"checkpoint {path.name}: model strides {str(values)[:40]} are not 1-8 whole numbers in 1-256"
+        )
     return [int(s) for s in values]
 
 
@@ -190,13 +205,21 @@ def _checked_kpt_shape(path: Path, head) -> list[int] | None:
     if shape is None:
         return None
     shape = list(shape) if isinstance(shape, (list, tuple)) else shape
-    if (not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
-            or not 1 <= shape[0] <= MAX_KEYPOINTS or shape[1] not in (2, 3)):
-        raise CheckpointError(f"checkpoint {path.name}: kpt_shape {str(shape)[:40]} must be [keypoints 1-{MAX_KEYPOINTS}, 2 or 3]")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+        or not 1 <= shape[0] <= MAX_KEYPOINTS
+        or shape[1] not in (2, 3)
+    ):
+        raise CheckpointError(
+            f"checkpoint {path.name}: kpt_shape {str(shape)[:40]} must be [keypoints 1-{MAX_KEYPOINTS}, 2 or 3]"
+        )
     channels = _keypoint_channels(head)
     if getattr(head, "nk", shape[0] * shape[1]) != shape[0] * shape[1] or channels not in (None, shape[0] * shape[1]):
-        raise CheckpointError(f"checkpoint {path.name}: kpt_shape {shape} does not fit the pose head "
-                              f"({channels} keypoint channels)")
+        raise CheckpointError(
+            f"checkpoint {path.name}: kpt_shape {shape} does not fit the pose head ({channels} keypoint channels)"
+        )
     return shape
 
 
@@ -300,10 +323,14 @@ def apply_vocabulary(yolo, path: Path) -> list[str]:
             data = json.loads(path.read_text())
             names, embeddings = [str(n) for n in data["names"]], np.asarray(data["embeddings"], np.float32)
     except (KeyError, ValueError, OSError) as exc:
-        raise ConfigError(f"vocabulary {path} must hold 'names' and 'embeddings' ({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"vocabulary {path} must hold 'names' and 'embeddings' ({type(exc).__name__}: {exc})"
+        ) from None
     width = model.txt_feats.shape[-1]
     if embeddings.shape != (len(names), width):
-        raise ConfigError(f"vocabulary {path}: embeddings must have shape ({len(names)}, {width}), got {embeddings.shape}")
+        raise ConfigError(
+            f"vocabulary {path}: embeddings must have shape ({len(names)}, {width}), got {embeddings.shape}"
+        )
     model.txt_feats = torch.from_numpy(embeddings).reshape(1, len(names), width)
     model.model[-1].nc = len(names)
     model.names = dict(enumerate(names))

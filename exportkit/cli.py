@@ -20,7 +20,12 @@ from pathlib import Path
 from exportkit.errors import EXIT_OK, ConfigError, ExportkitError, missing_module
 from exportkit.registry import FORMAT_MODULES
 
-ENV_VARS = {"checkpoint_path": "CHECKPOINT_PATH", "export_format": "EXPORT_FORMAT", "output_dir": "OUTPUT_DIR", "export_config": "EXPORT_CONFIG"}
+ENV_VARS = {
+    "checkpoint_path": "CHECKPOINT_PATH",
+    "export_format": "EXPORT_FORMAT",
+    "output_dir": "OUTPUT_DIR",
+    "export_config": "EXPORT_CONFIG",
+}
 FORMATS = FORMAT_MODULES  # the guide's order, from the registry
 
 
@@ -40,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint_path", help="trained checkpoint (.pt file)  [env CHECKPOINT_PATH]")
     parser.add_argument("--export_format", help=f"{'|'.join(FORMATS)}  [env EXPORT_FORMAT]")
     parser.add_argument("--output_dir", help="output directory for the exported files  [env OUTPUT_DIR]")
-    parser.add_argument("--export_config", help="JSON object, or a path to a JSON file, with format options  [env EXPORT_CONFIG]")
+    parser.add_argument(
+        "--export_config", help="JSON object, or a path to a JSON file, with format options  [env EXPORT_CONFIG]"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
     return parser
 
@@ -75,11 +82,15 @@ def parse_config(text: str | None) -> dict:
     try:
         value = json.loads(stripped, object_pairs_hook=unique, parse_float=finite, parse_constant=constant)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {text.strip()[:60]!r}") from None
+        raise ConfigError(
+            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {text.strip()[:60]!r}"
+        ) from None
     except (ValueError, RecursionError) as exc:  # an integer past Python's 4300-digit limit; nesting past the stack
-        raise ConfigError(f"{source} is not usable JSON ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+        raise ConfigError(
+            f"{source} is not usable JSON ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+        ) from None
     if not isinstance(value, dict):
-        raise ConfigError(f"{source} must be a JSON object like {{\"opset_version\": 17}}, got {type(value).__name__}")
+        raise ConfigError(f'{source} must be a JSON object like {{"opset_version": 17}}, got {type(value).__name__}')
     return value
 
 
@@ -178,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         values = resolve_arguments(args)
         from exportkit.pipeline import plan_export, run_export
 
-        plan = plan_export(values["checkpoint_path"], values["export_format"], values["output_dir"], values["export_config"])
+        plan = plan_export(
+            values["checkpoint_path"], values["export_format"], values["output_dir"], values["export_config"]
+        )
         result = run_export(plan)
-        print(f"exported {plan.format.name} to {plan.output_dir}: {', '.join(p.name for p in result.files)} + metadata.json ({result.seconds:.1f}s)")
+        print(
+            f"exported {plan.format.name} to {plan.output_dir}: {', '.join(p.name for p in result.files)} + metadata.json ({result.seconds:.1f}s)"
+        )
         if result.validation is not None:
             print(f"validation: {result.validation.summary()}")
         return EXIT_OK

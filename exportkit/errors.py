@@ -49,8 +49,10 @@ class MissingDependency(ExportError):
     def __init__(self, package: str, extra: str):
         outside = outside_project_venv()
         if outside:
-            advice = (f"this Python ({outside[0]}) is not the project's environment {outside[1]}; run it there: "
-                      f"`source {outside[1]}/bin/activate`, or {outside[1]}/bin/python ...")
+            advice = (
+                f"this Python ({outside[0]}) is not the project's environment {outside[1]}; run it there: "
+                f"`source {outside[1]}/bin/activate`, or {outside[1]}/bin/python ..."
+            )
         else:
             advice = f"install it with: pip install -e '.[{extra}]'"
         super().__init__(f"package {package!r} is not installed; {advice}")

@@ -28,13 +28,17 @@ GITIGNORE_TEXT = "/exports/\n/.cache/\n.doit.db*\n"
 
 
 def model_yaml(name: str, checkpoint: str, task: str, imgsz: int) -> str:
-    return (f"# {name}: written by `exportkit init`; edit freely.\ndefaults:\n  - /exportkit_model_schema@_here_\n  - _self_\n"
-            f"name: {name}\ncheckpoint: {checkpoint}\ntask: {task}\nimgsz: {imgsz}\n")
+    return (
+        f"# {name}: written by `exportkit init`; edit freely.\ndefaults:\n  - /exportkit_model_schema@_here_\n  - _self_\n"
+        f"name: {name}\ncheckpoint: {checkpoint}\ntask: {task}\nimgsz: {imgsz}\n"
+    )
 
 
 def matrix_yaml(name: str) -> str:
-    return (f"# `doit export` builds these cells: {name} to the CPU formats.\ndefaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\n"
-            f"name: default\nblocks:\n  - models: [{name}]\n    formats: [{', '.join(CPU_FORMATS)}]\n    precisions: [fp32]\n")
+    return (
+        f"# `doit export` builds these cells: {name} to the CPU formats.\ndefaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\n"
+        f"name: default\nblocks:\n  - models: [{name}]\n    formats: [{', '.join(CPU_FORMATS)}]\n    precisions: [fp32]\n"
+    )
 
 
 def read_facts(checkpoint: Path) -> tuple[str, int]:
@@ -77,7 +81,9 @@ def init_project(folder: Path, checkpoint: str, name: str | None = None) -> list
     files = plan_files(folder, path, name)
     existing = [str(p.relative_to(folder)) for p in files if p.exists()]
     if existing:
-        raise ConfigError(f"init: {', '.join(existing)} already exist in {folder}; nothing was written (init never overwrites)")
+        raise ConfigError(
+            f"init: {', '.join(existing)} already exist in {folder}; nothing was written (init never overwrites)"
+        )
     written = []
     for target, text in files.items():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,8 +96,12 @@ def init_project(folder: Path, checkpoint: str, name: str | None = None) -> list
 def main(argv: list[str]) -> int:
     from exportkit.cli import _Parser, run_guarded
 
-    parser = _Parser(prog="exportkit init", description="Write a starter exportkit project for a checkpoint into this folder.")
-    parser.add_argument("--checkpoint", required=True, help="the trained .pt (a path relative to this folder is kept relative)")
+    parser = _Parser(
+        prog="exportkit init", description="Write a starter exportkit project for a checkpoint into this folder."
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, help="the trained .pt (a path relative to this folder is kept relative)"
+    )
     parser.add_argument("--name", help="model name (default: the checkpoint's file name)")
 
     def body() -> int:

@@ -16,13 +16,44 @@ SCHEMA_PATH = Path(__file__).with_name("schema") / "metadata.schema.json"
 SCHEMA_VERSION = 1
 
 COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
     "right_ankle",
 )
 COCO_SKELETON = (
-    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9), (8, 10), (9, 11),
-    (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+    (16, 14),
+    (14, 12),
+    (17, 15),
+    (15, 13),
+    (12, 13),
+    (6, 12),
+    (7, 13),
+    (6, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (9, 11),
+    (2, 3),
+    (1, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+    (5, 7),
 )
 NUM_MASK_COEFFICIENTS = 32
 PREPROCESSING = {
@@ -72,8 +103,9 @@ LAYOUT_KINDS = ("raw", "nms", "pipeline")
 PIPELINE_CLASS_PAD = 80  # Ultralytics pads an NMS pipeline's class scores to a multiple of 80 (an Apple NMS bug)
 
 
-def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_pixels", *, kind: str = "raw",
-                  check: bool = True) -> dict:
+def output_layout(
+    info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_pixels", *, kind: str = "raw", check: bool = True
+) -> dict:
     """Where boxes, scores, mask coefficients and keypoints sit in the raw outputs: the one layout builder.
 
     ``kind``: ``raw`` (batch, channels, anchors: the head as traced), ``nms`` (Ultralytics' in-model NMS:
@@ -90,14 +122,28 @@ def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_
     nc = len(info.names)
     first = io.outputs[0]
     if kind == "nms":
-        predictions: dict = {"output": first.name, "shape_order": "batch, detections, values", "box": [0, 4],
-                             "box_format": "xyxy", "box_units": box_units, "class_scores": [4, 5],
-                             "scores_kind": "best_class", "class_index": 5, "nms_applied": True}
+        predictions: dict = {
+            "output": first.name,
+            "shape_order": "batch, detections, values",
+            "box": [0, 4],
+            "box_format": "xyxy",
+            "box_units": box_units,
+            "class_scores": [4, 5],
+            "scores_kind": "best_class",
+            "class_index": 5,
+            "nms_applied": True,
+        }
         start = 6
     else:
-        predictions = {"output": first.name, "shape_order": "batch, channels, anchors", "box": [0, 4],
-                       "box_format": "cxcywh", "box_units": box_units, "class_scores": [4, 4 + nc],
-                       "scores_activated": True}
+        predictions = {
+            "output": first.name,
+            "shape_order": "batch, channels, anchors",
+            "box": [0, 4],
+            "box_format": "cxcywh",
+            "box_units": box_units,
+            "class_scores": [4, 4 + nc],
+            "scores_activated": True,
+        }
         start = 4 + nc
     layout: dict = {"predictions": predictions}
     width = start
@@ -107,8 +153,11 @@ def output_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str = "input_
         layout["prototypes"] = {"output": io.outputs[1].name, "shape_order": "batch, coefficients, height, width"}
     if info.task == "pose":
         k, dims = info.kpt_shape
-        predictions.update(keypoints=[start, start + k * dims], keypoint_format="x, y, visibility" if dims == 3 else "x, y",
-                           keypoint_units=box_units)
+        predictions.update(
+            keypoints=[start, start + k * dims],
+            keypoint_format="x, y, visibility" if dims == 3 else "x, y",
+            keypoint_units=box_units,
+        )
         width += k * dims
     if check:
         _check_width(first, width, kind, info.task)
@@ -127,11 +176,19 @@ def _check_width(output: TensorInfo, width: int, kind: str, task: str) -> None:
 def _pipeline_layout(info: CheckpointInfo, io: ArtifactIO, box_units: str) -> dict:
     scores, boxes = io.outputs[0].name, io.outputs[1].name
     nc = len(info.names)
-    return {"predictions": {
-        "output": boxes, "shape_order": "detections, values", "box": [0, 4], "box_format": "cxcywh",
-        "box_units": box_units, "class_scores_output": scores, "class_scores": [0, nc],
-        "class_scores_padded_to": -(-nc // PIPELINE_CLASS_PAD) * PIPELINE_CLASS_PAD, "nms_applied": True,
-    }}
+    return {
+        "predictions": {
+            "output": boxes,
+            "shape_order": "detections, values",
+            "box": [0, 4],
+            "box_format": "cxcywh",
+            "box_units": box_units,
+            "class_scores_output": scores,
+            "class_scores": [0, nc],
+            "class_scores_padded_to": -(-nc // PIPELINE_CLASS_PAD) * PIPELINE_CLASS_PAD,
+            "nms_applied": True,
+        }
+    }
 
 
 def format_facts(fmt: type[ExportFormat], info: CheckpointInfo, io: ArtifactIO, options: dict, folder: Path) -> dict:
@@ -147,11 +204,17 @@ def task_fields(info: CheckpointInfo, io: ArtifactIO) -> dict:
         fields["mask_resolution"] = list(io.outputs[1].shape[2:4])
     if info.task == "pose":
         names, skeleton = keypoint_facts(info)
-        fields.update(num_keypoints=info.kpt_shape[0], keypoint_dims=info.kpt_shape[1], keypoint_names=names, skeleton=skeleton)
+        fields.update(
+            num_keypoints=info.kpt_shape[0], keypoint_dims=info.kpt_shape[1], keypoint_names=names, skeleton=skeleton
+        )
     if info.is_world:
         # the vocabulary's text embeddings are baked into the graph: no text input (class_names lists the vocabulary)
-        fields.update(model_variant="open_vocabulary", text_input_enabled=False, baked_vocabulary=list(info.names),
-                      max_text_length=77)
+        fields.update(
+            model_variant="open_vocabulary",
+            text_input_enabled=False,
+            baked_vocabulary=list(info.names),
+            max_text_length=77,
+        )
     return fields
 
 
@@ -159,8 +222,18 @@ def versions() -> dict:
     """The Python version and every export library that is installed (the metadata's record of the toolchain)."""
     from exportkit.versions import installed
 
-    packages = ("ultralytics", "torch", "onnx", "onnxruntime", "onnxslim", "openvino", "coremltools", "litert-torch",
-                "ai-edge-litert", "tensorrt")
+    packages = (
+        "ultralytics",
+        "torch",
+        "onnx",
+        "onnxruntime",
+        "onnxslim",
+        "openvino",
+        "coremltools",
+        "litert-torch",
+        "ai-edge-litert",
+        "tensorrt",
+    )
     found = {"exportkit": __version__, "python": platform.python_version()}
     found.update({name: v for name, v in installed(packages).items() if v is not None})
     return found
@@ -171,7 +244,9 @@ def artifact_entries(folder: Path, fmt: type[ExportFormat]) -> list[dict]:
     for path in fmt.artifact_paths(folder):
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            entries.append({"path": file.relative_to(folder).as_posix(), "sha256": sha256_file(file), "bytes": file.stat().st_size})
+            entries.append(
+                {"path": file.relative_to(folder).as_posix(), "sha256": sha256_file(file), "bytes": file.stat().st_size}
+            )
     return entries
 
 
@@ -198,7 +273,9 @@ def build_metadata(
         "class_names": info.names,
         "num_classes": len(info.names),
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "export_config": dict(sorted({**options, "imgsz": imgsz, "model_name": model_name}.items())),  # effective values
+        "export_config": dict(
+            sorted({**options, "imgsz": imgsz, "model_name": model_name}.items())
+        ),  # effective values
         "preprocessing": {**PREPROCESSING, "layout": layout, **facts.pop("preprocessing", {})},
         "postprocessing": {**POSTPROCESSING, **facts.pop("postprocessing", {})},
         "layout": layout,
@@ -220,8 +297,14 @@ def build_metadata(
 
 def embedded_metadata(info: CheckpointInfo, imgsz: int) -> dict:
     """The plain-JSON subset embedded inside artifacts (no timestamps, so bytes are reproducible)."""
-    return {"task": info.task, "class_names": info.names, "imgsz": [imgsz, imgsz], "stride": max(info.strides),
-            "kpt_shape": info.kpt_shape, "exportkit": __version__}
+    return {
+        "task": info.task,
+        "class_names": info.names,
+        "imgsz": [imgsz, imgsz],
+        "stride": max(info.strides),
+        "kpt_shape": info.kpt_shape,
+        "exportkit": __version__,
+    }
 
 
 def write_metadata(metadata: dict, folder: Path) -> Path:

@@ -37,7 +37,9 @@ class Option:
         if value is None and self.nullable:
             return None
         if not _is_type(value, self.type):
-            raise ConfigError(f"{where}: option {self.name!r} must be {self.type_name}, got {value!r} ({type(value).__name__})")
+            raise ConfigError(
+                f"{where}: option {self.name!r} must be {self.type_name}, got {value!r} ({type(value).__name__})"
+            )
         if self.type is float:
             value = float(value)
         if self.choices is not None and value not in self.choices:

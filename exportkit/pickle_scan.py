@@ -12,26 +12,31 @@ from pathlib import Path
 
 from exportkit.errors import CheckpointRefused
 
-REBUILD_CALLS = frozenset({
-    "collections.OrderedDict",
-    "builtins.set",
-    "builtins.frozenset",
-    "torch.Size",
-    "torch._utils._rebuild_tensor_v2",
-    "torch._utils._rebuild_parameter",
-    "torch._utils._rebuild_parameter_with_state",
-})
+REBUILD_CALLS = frozenset(
+    {
+        "collections.OrderedDict",
+        "builtins.set",
+        "builtins.frozenset",
+        "torch.Size",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+    }
+)
 STORAGE_TYPES = frozenset(
     f"torch.{kind}Storage"
     for kind in ("Float", "Half", "BFloat16", "Double", "Long", "Int", "Short", "Char", "Byte", "Bool")
 )
-DTYPE_VALUES = frozenset(f"torch.{t}" for t in ("float32", "float16", "bfloat16", "float64", "int64", "int32",
-                                                 "int16", "int8", "uint8", "bool"))
+DTYPE_VALUES = frozenset(
+    f"torch.{t}"
+    for t in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+)
 PLAIN_CLASSES = frozenset({"ultralytics.utils.IterableSimpleNamespace"})  # created empty, then state set
 MODULE_CLASS_PACKAGES = ("torch.nn.modules.", "ultralytics.nn.modules.")
 MODULE_CLASS_MODULES = frozenset({"ultralytics.nn.tasks"})
 
-ALLOWED_OPCODES = frozenset("""
+ALLOWED_OPCODES = frozenset(
+    """
     PROTO FRAME STOP MARK POP POP_MARK DUP
     NONE NEWTRUE NEWFALSE INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT
     STRING BINSTRING SHORT_BINSTRING BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8
@@ -39,7 +44,8 @@ ALLOWED_OPCODES = frozenset("""
     EMPTY_TUPLE TUPLE TUPLE1 TUPLE2 TUPLE3 EMPTY_LIST LIST APPEND APPENDS EMPTY_DICT DICT SETITEM SETITEMS
     EMPTY_SET ADDITEMS FROZENSET PUT BINPUT LONG_BINPUT MEMOIZE GET BINGET LONG_BINGET
     GLOBAL STACK_GLOBAL REDUCE NEWOBJ BUILD BINPERSID
-""".split())
+""".split()
+)
 
 
 def is_module_class_name(name: str) -> bool:
@@ -279,23 +285,47 @@ def _op_dup(w: _Walk, arg) -> None:
 
 
 _HANDLERS = {
-    "PROTO": _op_proto, "FRAME": lambda w, a: None, "STOP": _op_stop,
-    "MARK": lambda w, a: w.stack.append(_MARK), "POP": lambda w, a: w.pop(), "POP_MARK": lambda w, a: w.pop_mark(),
-    "DUP": _op_dup, "GLOBAL": _op_global, "STACK_GLOBAL": _op_stack_global, "REDUCE": _op_reduce,
-    "NEWOBJ": _op_newobj, "BUILD": _op_build, "BINPERSID": _op_binpersid,
-    "EMPTY_TUPLE": _op_tuple_n(0), "TUPLE1": _op_tuple_n(1), "TUPLE2": _op_tuple_n(2), "TUPLE3": _op_tuple_n(3),
-    "TUPLE": _op_tuple, "APPEND": _op_into_container(1), "APPENDS": _op_into_container(None),
-    "SETITEM": _op_into_container(2), "SETITEMS": _op_into_container(None), "ADDITEMS": _op_into_container(None),
-    "LIST": _op_new_container, "DICT": _op_new_container, "FROZENSET": _op_new_container,
-    "EMPTY_LIST": lambda w, a: w.stack.append(_VALUE), "EMPTY_DICT": lambda w, a: w.stack.append(_VALUE),
+    "PROTO": _op_proto,
+    "FRAME": lambda w, a: None,
+    "STOP": _op_stop,
+    "MARK": lambda w, a: w.stack.append(_MARK),
+    "POP": lambda w, a: w.pop(),
+    "POP_MARK": lambda w, a: w.pop_mark(),
+    "DUP": _op_dup,
+    "GLOBAL": _op_global,
+    "STACK_GLOBAL": _op_stack_global,
+    "REDUCE": _op_reduce,
+    "NEWOBJ": _op_newobj,
+    "BUILD": _op_build,
+    "BINPERSID": _op_binpersid,
+    "EMPTY_TUPLE": _op_tuple_n(0),
+    "TUPLE1": _op_tuple_n(1),
+    "TUPLE2": _op_tuple_n(2),
+    "TUPLE3": _op_tuple_n(3),
+    "TUPLE": _op_tuple,
+    "APPEND": _op_into_container(1),
+    "APPENDS": _op_into_container(None),
+    "SETITEM": _op_into_container(2),
+    "SETITEMS": _op_into_container(None),
+    "ADDITEMS": _op_into_container(None),
+    "LIST": _op_new_container,
+    "DICT": _op_new_container,
+    "FROZENSET": _op_new_container,
+    "EMPTY_LIST": lambda w, a: w.stack.append(_VALUE),
+    "EMPTY_DICT": lambda w, a: w.stack.append(_VALUE),
     "EMPTY_SET": lambda w, a: w.stack.append(_VALUE),
-    "PUT": _op_put, "BINPUT": _op_put, "LONG_BINPUT": _op_put, "MEMOIZE": lambda w, a: _op_put(w, None),
-    "GET": _op_get, "BINGET": _op_get, "LONG_BINGET": _op_get,
+    "PUT": _op_put,
+    "BINPUT": _op_put,
+    "LONG_BINPUT": _op_put,
+    "MEMOIZE": lambda w, a: _op_put(w, None),
+    "GET": _op_get,
+    "BINGET": _op_get,
+    "LONG_BINGET": _op_get,
 }
-_TEXT = frozenset({"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING", "SHORT_BINSTRING"})
+_TEXT = frozenset(
+    {"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+)
 _CONSTANTS = ALLOWED_OPCODES - set(_HANDLERS)
-
-
 
 
 def walk(path: Path, pickled: bytes) -> set[str]:

@@ -50,7 +50,9 @@ def plan_export(checkpoint: str | Path, format_name: str, output_dir: str | Path
     from exportkit.userdata import calibration_from_data, split_validation
 
     fmt = get_format(str(format_name).lower())
-    config = section_for(dict(config), fmt.name)  # the guide's {"onnx": {...}, "coreml": {...}} file: this format's part
+    config = section_for(
+        dict(config), fmt.name
+    )  # the guide's {"onnx": {...}, "coreml": {...}} file: this format's part
     validation = config.pop("validation", {})
     if not isinstance(validation, dict):
         raise ConfigError(f"export_config 'validation' must be a JSON object, got {validation!r}")
@@ -103,7 +105,9 @@ def probe_mkdir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"output_dir {path} cannot be created: {exc.strerror} ({exc.filename}); pick a writable folder") from None
+        raise ConfigError(
+            f"output_dir {path} cannot be created: {exc.strerror} ({exc.filename}); pick a writable folder"
+        ) from None
     for folder in created:
         folder.rmdir()
 
@@ -161,7 +165,9 @@ def export_yolo_into(plan: ExportPlan, staging: Path) -> ExportResult:
         from exportkit.families import family_for_metadata  # the family validates (exportkit.validation, a layer above)
 
         written = read_metadata(staging)
-        result.validation = family_for_metadata(written)().validate_folder(staging, written, None, plan.validation, (yolo, info))
+        result.validation = family_for_metadata(written)().validate_folder(
+            staging, written, None, plan.validation, (yolo, info)
+        )
     return result
 
 
@@ -212,5 +218,8 @@ def _log_line(result: ExportResult) -> None:
     size = sum(e["bytes"] for e in result.metadata["artifacts"]) / 1e6
     log.info(
         "%s export success %.1fs, saved as %s (%.1f MB)",
-        result.plan.format.title, result.seconds, ", ".join(str(p) for p in result.files), size,
+        result.plan.format.title,
+        result.seconds,
+        ", ".join(str(p) for p in result.files),
+        size,
     )

@@ -80,7 +80,9 @@ def _acquire(path: Path, timeout: float | None) -> int:
             if deadline is not None and time.monotonic() > deadline:
                 holder = _holder(fd)
                 os.close(fd)
-                raise ExportError(f"output_dir {path.parent} is locked by another export ({holder}); gave up after {timeout:g}s") from None
+                raise ExportError(
+                    f"output_dir {path.parent} is locked by another export ({holder}); gave up after {timeout:g}s"
+                ) from None
             os.close(fd)
             time.sleep(0.2)
             continue

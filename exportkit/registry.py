@@ -23,8 +23,16 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("include_validation", bool, False, "Validate the artifact against the PyTorch model after export"),
     Option("imgsz", int, None, "Square input size; default: the checkpoint's training size", 32, 4096, nullable=True),
     Option("batch", int, 1, "Batch size of the exported input (the maximum with dynamic axes)", 1, 256),
-    Option("model_name", str, None, "Name written to metadata.json; default: the checkpoint's architecture", nullable=True),
-    Option("vocabulary", str, None, "YOLO-World only: a .json or .npz file with class 'names' and their CLIP text 'embeddings'", nullable=True),
+    Option(
+        "model_name", str, None, "Name written to metadata.json; default: the checkpoint's architecture", nullable=True
+    ),
+    Option(
+        "vocabulary",
+        str,
+        None,
+        "YOLO-World only: a .json or .npz file with class 'names' and their CLIP text 'embeddings'",
+        nullable=True,
+    ),
 )
 
 

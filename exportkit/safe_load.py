@@ -72,8 +72,11 @@ def pickle_member(path: Path, data: bytes) -> bytes:
     declared = sum(e.file_size for e in entries)
     if declared > 2 * len(data) + EXPANSION_SLACK:
         biggest = max(entries, key=lambda e: e.file_size)
-        raise CheckpointRefused(path, f"member {biggest.filename!r} declares {biggest.file_size} bytes, an absurd size "
-                                      f"for a {len(data)}-byte archive")
+        raise CheckpointRefused(
+            path,
+            f"member {biggest.filename!r} declares {biggest.file_size} bytes, an absurd size "
+            f"for a {len(data)}-byte archive",
+        )
     prefix = names[0].split("/", 1)[0]  # torch's reader: every record lives under the first entry's folder
     member = f"{prefix}/data.pkl"
     if member not in names:
@@ -119,7 +122,9 @@ def resolve_classes(path: Path, names: list[str]) -> list[type]:
         try:
             obj = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError):
-            raise CheckpointRefused(path, f"it references {name}, which this Ultralytics version does not have") from None
+            raise CheckpointRefused(
+                path, f"it references {name}, which this Ultralytics version does not have"
+            ) from None
         is_module = isinstance(obj, type) and issubclass(obj, torch.nn.Module) and obj.__module__ == module_name
         if not (is_module or (name in PLAIN_CLASSES and isinstance(obj, type))):
             raise CheckpointRefused(path, f"it references {name}, which is not an Ultralytics or torch model class")
@@ -139,7 +144,9 @@ def torch_record(path: Path, data: bytes) -> bytes:
             raise CheckpointRefused(path, "torch's data.pkl declares an absurd size")
         return bytes(reader.get_record("data.pkl"))
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} is not a readable PyTorch file ({' '.join(str(exc).split())[:120]})") from None
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable PyTorch file ({' '.join(str(exc).split())[:120]})"
+        ) from None
 
 
 def load_untrusted(path: Path):
@@ -156,4 +163,6 @@ def load_untrusted(path: Path):
             return torch.load(io.BytesIO(scan.data), map_location="cpu", weights_only=True)
     except Exception as exc:  # the restricted unpickler's own refusals, damaged storages
         detail = " ".join(str(exc).split())[:160]
-        raise CheckpointError(f"checkpoint {path} could not be loaded with weights_only=True ({type(exc).__name__}: {detail})") from None
+        raise CheckpointError(
+            f"checkpoint {path} could not be loaded with weights_only=True ({type(exc).__name__}: {detail})"
+        ) from None

@@ -130,7 +130,9 @@ def label_lines(shapes: list[Shape], task: str, width: int, height: int) -> list
             fields += [f"{v:.6f}" for v in ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)]
         if task == "pose":
             kpts = np.clip(shape.keypoints / scale, 0.0, 1.0)
-            fields += [f"{v:.6f}" if i % 3 < 2 else "2" for i, v in enumerate(np.insert(kpts, 2, 2, axis=1).reshape(-1))]
+            fields += [
+                f"{v:.6f}" if i % 3 < 2 else "2" for i, v in enumerate(np.insert(kpts, 2, 2, axis=1).reshape(-1))
+            ]
         lines.append(" ".join(str(f) for f in fields))
     return lines
 

@@ -79,12 +79,16 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m exportkit.zoo", description=__doc__.strip().splitlines()[0])
     known = [*ARCHITECTURES, *STATE_DICTS]
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"architectures to build (default: all YOLO ones): {', '.join(known)}")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"architectures to build (default: all YOLO ones): {', '.join(known)}"
+    )
     parser.add_argument("--imgsz", type=int, default=640)
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in known]
     if unknown:
-        print(f"exportkit: error: unknown architecture {unknown[0]!r}; choose from: {', '.join(known)}", file=sys.stderr)
+        print(
+            f"exportkit: error: unknown architecture {unknown[0]!r}; choose from: {', '.join(known)}", file=sys.stderr
+        )
         return 3
     for name in args.names or list(ARCHITECTURES):
         print(build_architecture(name, imgsz=args.imgsz))

@@ -22,14 +22,33 @@ GOAL = 0.85
 # guarded call of publish.py, whose atomic publish (and folder lock, staging and recovery) counts whole.
 CORE = {
     "exportkit.validation.parity": "*",
-    "exportkit.validation.harness": ("ParityReport", "thresholds_for", "_image_case", "run_cases", "_random_case",
-                                     "_batch_case", "in_input_pixels", "artifact_input_size"),
+    "exportkit.validation.harness": (
+        "ParityReport",
+        "thresholds_for",
+        "_image_case",
+        "run_cases",
+        "_random_case",
+        "_batch_case",
+        "in_input_pixels",
+        "artifact_input_size",
+    ),
     "exportkit.metadata": "*",
     "exportkit.pipeline": ("_publish", "_check_files", "_clean_staging", "check_output_dir"),
     "exportkit.publish": "*",
-    "exportkit.build.cell": ("Cell", "checkpoint_identity", "calibration_identity", "cell_key", "canonical", "file_drift",
-                             "artifact_drift", "is_current", "checkpoint_path", "library_versions", "hash_cache_path",
-                             "version_mismatch"),
+    "exportkit.build.cell": (
+        "Cell",
+        "checkpoint_identity",
+        "calibration_identity",
+        "cell_key",
+        "canonical",
+        "file_drift",
+        "artifact_drift",
+        "is_current",
+        "checkpoint_path",
+        "library_versions",
+        "hash_cache_path",
+        "version_mismatch",
+    ),
     "exportkit.build.hashing": "*",
     "exportkit.build.lock": "*",
     "exportkit.errors": "*",
@@ -45,7 +64,7 @@ NO_TESTS = {5, 33}
 
 def function_of(mutant: str, module: str) -> str:
     """'exportkit.build.x_cell_key__mutmut_3' -> 'cell_key'; 'xǁParityReportǁsummary__mutmut_1' -> 'ParityReport'."""
-    name = mutant[len(module) + 1:].rsplit("__mutmut_", 1)[0]
+    name = mutant[len(module) + 1 :].rsplit("__mutmut_", 1)[0]
     if name.startswith("xǁ"):
         return name.split("ǁ")[1]
     return name[2:] if name.startswith("x_") else name
@@ -69,7 +88,9 @@ def tally(codes: dict[str, int | None], equivalent: set[str]) -> dict[str, dict]
     for module, functions in CORE.items():
         row = {"killed": 0, "survived": [], "no_tests": [], "unchecked": 0, "equivalent": 0}
         for mutant, code in codes.items():
-            if not mutant.startswith(module + ".") or (functions != "*" and function_of(mutant, module) not in functions):
+            if not mutant.startswith(module + ".") or (
+                functions != "*" and function_of(mutant, module) not in functions
+            ):
                 continue
             if mutant in equivalent:
                 row["equivalent"] += 1
@@ -102,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         rate = row["killed"] / counted if counted else float("nan")
         mark = "" if rate >= GOAL else "  < 85%"
         below += [module] if mark else []
-        print(f"{module:30} {row['killed']:7} {len(row['survived']):8} {len(row['no_tests']):7} {row['equivalent']:5} "
-              f"{row['unchecked']:5} {rate:9.1%}{mark}")
+        print(
+            f"{module:30} {row['killed']:7} {len(row['survived']):8} {len(row['no_tests']):7} {row['equivalent']:5} "
+            f"{row['unchecked']:5} {rate:9.1%}{mark}"
+        )
         if args.survivors:
             for mutant in row["survived"] + row["no_tests"]:
                 print(f"    {mutant}")

@@ -34,9 +34,23 @@ def train(task: str, epochs: int, data: Path, workdir: Path) -> Path:
     if task != "detect" and det.exists():
         model.load(str(det))
     model.train(
-        data=str(data), epochs=epochs, imgsz=IMGSZ, batch=16, device="cpu", workers=2, seed=0,
-        deterministic=True, plots=False, val=False, project=str(workdir), name=task, exist_ok=True,
-        close_mosaic=max(1, epochs // 5), patience=0, verbose=False, amp=False,
+        data=str(data),
+        epochs=epochs,
+        imgsz=IMGSZ,
+        batch=16,
+        device="cpu",
+        workers=2,
+        seed=0,
+        deterministic=True,
+        plots=False,
+        val=False,
+        project=str(workdir),
+        name=task,
+        exist_ok=True,
+        close_mosaic=max(1, epochs // 5),
+        patience=0,
+        verbose=False,
+        amp=False,
     )
     out = MODELS / f"{NAMES[task]}.pt"
     shutil.copy2(workdir / task / "weights" / "last.pt", out)

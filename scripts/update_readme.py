@@ -1,7 +1,7 @@
 """Regenerate the README's format and capability tables from the registry (the single source of facts).
 
-    python scripts/update_readme.py          # rewrite README.md
-    python scripts/update_readme.py --check  # exit 1 if README.md is out of date
+python scripts/update_readme.py          # rewrite README.md
+python scripts/update_readme.py --check  # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ from exportkit.registry import get_format, list_formats  # noqa: E402
 
 
 def formats_table() -> str:
-    lines = ["| Format | `--export_format` | Files | Options (type, default) | Precisions | Needs |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| Format | `--export_format` | Files | Options (type, default) | Precisions | Needs |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in list_formats():
         fmt = get_format(name)
         options = "<br>".join(
-            f"`{o.name}` ({o.type_name}, `{o.default!r}`{', ' + o.describe_range() if o.describe_range() else ''})" for o in fmt.options
+            f"`{o.name}` ({o.type_name}, `{o.default!r}`{', ' + o.describe_range() if o.describe_range() else ''})"
+            for o in fmt.options
         )
         needs = ", ".join(f"`{p}`" for p in fmt.packages.values()) + f" (`.[{fmt.extra}]`)"
         if fmt.requires_gpu:

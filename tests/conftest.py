@@ -22,10 +22,27 @@ _OWN = {k: v for k, v in os.environ.items() if not (k == "MUTANT_UNDER_TEST" and
 ENV = {**_OWN, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
 
 
-def run_export(checkpoint: Path, fmt: str, output_dir: Path, config: dict | None = None, env: dict | None = None, timeout: int = 600):
+def run_export(
+    checkpoint: Path,
+    fmt: str,
+    output_dir: Path,
+    config: dict | None = None,
+    env: dict | None = None,
+    timeout: int = 600,
+):
     """Run ``python export.py`` as a subprocess; return the CompletedProcess."""
-    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(checkpoint), "--export_format", fmt,
-           "--output_dir", str(output_dir), "--export_config", json.dumps(config or {})]
+    cmd = [
+        sys.executable,
+        str(ROOT / "export.py"),
+        "--checkpoint_path",
+        str(checkpoint),
+        "--export_format",
+        fmt,
+        "--output_dir",
+        str(output_dir),
+        "--export_config",
+        json.dumps(config or {}),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, cwd=ROOT, timeout=timeout)
 
 

@@ -14,9 +14,23 @@ from conftest import ENV, ROOT
 @pytest.mark.slow
 def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/runtime_latency.py"), "--models", "shapes-det", "shapes-pose",
-         "--rounds", "1", "--block", "2", "--engines"],
-        capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/runtime_latency.py"),
+            "--models",
+            "shapes-det",
+            "shapes-pose",
+            "--rounds",
+            "1",
+            "--block",
+            "2",
+            "--engines",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     main, engines = proc.stdout.split("other engines on the same model.onnx")  # the --engines table follows
@@ -42,9 +56,23 @@ def test_runtime_latency_prints_one_row_per_model_with_every_column_and_ratio(tm
 
 @pytest.mark.slow
 def test_safe_load_benchmark_prints_one_row_per_model():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/safe_load.py"), "--rounds", "1", "--no-export",
-                           "--models", "shapes-det", "shapes-pose"], capture_output=True, text=True, env=ENV, cwd=ROOT,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/safe_load.py"),
+            "--rounds",
+            "1",
+            "--no-export",
+            "--models",
+            "shapes-det",
+            "shapes-pose",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| shapes")]
     assert [r[0].strip() for r in rows] == ["shapes-det", "shapes-pose"]
@@ -56,9 +84,26 @@ def test_safe_load_benchmark_prints_one_row_per_model():
 
 @pytest.mark.slow
 def test_scaleout_prints_one_row_per_executor_with_identical_artifacts(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/scaleout.py"), "--matrix", "default", "--rows",
-                           "subprocess", "local", "--cells", "shapes-det-torchscript-fp32", "--output", str(tmp_path)],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/scaleout.py"),
+            "--matrix",
+            "default",
+            "--rows",
+            "subprocess",
+            "local",
+            "--cells",
+            "shapes-det-torchscript-fp32",
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in proc.stdout.splitlines() if line.startswith("| ")]
     header, rows = rows[0], rows[1:]
@@ -69,5 +114,9 @@ def test_scaleout_prints_one_row_per_executor_with_identical_artifacts(tmp_path)
         assert cells == 1 and wall > 0 and per_cell == pytest.approx(wall, abs=0.06)
         assert row[header.index("artifacts identical")] == "yes"  # the same sha256 as the first row's, file for file
     ratio, extra = header.index("ratio"), header.index("+s per cell")
-    assert rows[0][ratio] == "1.00x" and float(rows[1][ratio].rstrip("x")) == pytest.approx(float(rows[1][3]) / float(rows[0][3]), abs=0.02)
-    assert float(rows[0][extra]) == 0 and float(rows[1][extra]) == pytest.approx(float(rows[1][3]) - float(rows[0][3]), abs=0.06)
+    assert rows[0][ratio] == "1.00x" and float(rows[1][ratio].rstrip("x")) == pytest.approx(
+        float(rows[1][3]) / float(rows[0][3]), abs=0.02
+    )
+    assert float(rows[0][extra]) == 0 and float(rows[1][extra]) == pytest.approx(
+        float(rows[1][3]) - float(rows[0][3]), abs=0.06
+    )

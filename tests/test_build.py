@@ -118,19 +118,33 @@ def project(tmp_path):
     ckpt = tmp_path / "det.pt"
     shutil.copy(BUNDLED["detect"], ckpt)
     (conf / "model/mine.yaml").write_text(
-        f"defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: mine\ncheckpoint: {ckpt}\ntask: detect\nimgsz: 192\ncapability: yolo11n\n")
+        f"defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: mine\ncheckpoint: {ckpt}\ntask: detect\nimgsz: 192\ncapability: yolo11n\n"
+    )
     (conf / "matrix/two.yaml").write_text(
-        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: two\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript]\n    precisions: [fp32]\n")
+        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: two\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript]\n    precisions: [fp32]\n"
+    )
     (conf / "matrix/three.yaml").write_text(
-        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: three\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript, openvino]\n    precisions: [fp32]\n")
-    env = {**ENV, "EXPORTKIT_CONF": str(conf), "EXPORTKIT_OUTPUT": str(tmp_path / "out"), "EXPORTKIT_MATRIX": "two",
-           "EXPORTKIT_LOCK": str(tmp_path / "exports.lock")}
+        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: three\nblocks:\n  - models: [mine]\n    formats: [onnx, torchscript, openvino]\n    precisions: [fp32]\n"
+    )
+    env = {
+        **ENV,
+        "EXPORTKIT_CONF": str(conf),
+        "EXPORTKIT_OUTPUT": str(tmp_path / "out"),
+        "EXPORTKIT_MATRIX": "two",
+        "EXPORTKIT_LOCK": str(tmp_path / "exports.lock"),
+    }
     return {"root": tmp_path, "conf": conf, "ckpt": ckpt, "out": tmp_path / "out", "env": env}
 
 
 def doit(project, *args, env=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args], capture_output=True,
-                          text=True, env={**project["env"], **(env or {})}, cwd=ROOT, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**project["env"], **(env or {})},
+        cwd=ROOT,
+        timeout=900,
+    )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -178,12 +192,16 @@ def test_incremental_rebuilds(project):
     # an artifact edited on disk: that cell only, and `doit info` says which file
     model = project["out"] / "mine/torchscript-fp32/model.torchscript"
     model.write_bytes(model.read_bytes() + b"\0")
-    assert "model.torchscript changed on disk" in doit(project, "info", "export:mine-torchscript-fp32", check=False).stdout
+    assert (
+        "model.torchscript changed on disk" in doit(project, "info", "export:mine-torchscript-fp32", check=False).stdout
+    )
     assert ran(doit(project, "export")) == {"export:mine-torchscript-fp32"}
     assert not ran(doit(project, "export"))
     for cell in ("onnx-fp32", "torchscript-fp32"):
         folder = project["out"] / "mine" / cell
-        assert {"export.log", "status.json", "reproduce.sh", "build-state.json", "metadata.json"} <= {p.name for p in folder.iterdir()}
+        assert {"export.log", "status.json", "reproduce.sh", "build-state.json", "metadata.json"} <= {
+            p.name for p in folder.iterdir()
+        }
 
 
 NOOP = """
@@ -198,16 +216,27 @@ print("HEAVY=" + ",".join(heavy), "CODE=%d" % code)
 @pytest.mark.slow
 def test_up_to_date_build_of_twelve_cells_imports_no_torch(project):
     blocks = "  - models: [mine]\n    formats: [onnx, openvino]\n    precisions: [fp32, fp16]\n"
-    blocks += "  - models: [shapes-seg, shapes-pose]\n    formats: [onnx, torchscript, openvino]\n    precisions: [fp32]\n"
+    blocks += (
+        "  - models: [shapes-seg, shapes-pose]\n    formats: [onnx, torchscript, openvino]\n    precisions: [fp32]\n"
+    )
     blocks += "  - models: [mine]\n    formats: [torchscript]\n    precisions: [fp32, fp16]\n"  # fp16: skipped cell
     blocks += "  - models: [shapes-det]\n    formats: [onnx]\n    precisions: [fp32]\n"
     (project["conf"] / "matrix/twelve.yaml").write_text(
-        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: twelve\nblocks:\n" + blocks)
+        "defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: twelve\nblocks:\n" + blocks
+    )
     env = {"EXPORTKIT_MATRIX": "twelve"}
     first = doit(project, "-n", "2", "export", env=env)
-    assert len(ran(first)) == 13 and "mine-torchscript-fp16: skipped" in first.stdout, first.stdout  # 12 cells + 1 skipped
-    proc = subprocess.run([sys.executable, "-c", NOOP, str(ROOT / "dodo.py")], capture_output=True, text=True,
-                          env={**project["env"], **env}, cwd=ROOT, timeout=300)
+    assert len(ran(first)) == 13 and "mine-torchscript-fp16: skipped" in first.stdout, (
+        first.stdout
+    )  # 12 cells + 1 skipped
+    proc = subprocess.run(
+        [sys.executable, "-c", NOOP, str(ROOT / "dodo.py")],
+        capture_output=True,
+        text=True,
+        env={**project["env"], **env},
+        cwd=ROOT,
+        timeout=300,
+    )
     assert "HEAVY= CODE=0" in proc.stdout, proc.stdout + proc.stderr
     assert proc.stdout.count("-- export:") == 12
 
@@ -215,7 +244,9 @@ def test_up_to_date_build_of_twelve_cells_imports_no_torch(project):
 @pytest.mark.slow
 def test_parallel_build_matches_serial(project, tmp_path):
     serial = doit(project, "export", env={"EXPORTKIT_MATRIX": "three"})
-    parallel = doit(project, "-n", "2", "export", env={"EXPORTKIT_MATRIX": "three", "EXPORTKIT_OUTPUT": str(tmp_path / "par")})
+    parallel = doit(
+        project, "-n", "2", "export", env={"EXPORTKIT_MATRIX": "three", "EXPORTKIT_OUTPUT": str(tmp_path / "par")}
+    )
     assert len(ran(serial)) == len(ran(parallel)) == 3
     for cell in ("onnx-fp32", "torchscript-fp32", "openvino-fp32"):
         a = json.loads((project["out"] / "mine" / cell / "metadata.json").read_text())["artifacts"]
@@ -254,8 +285,18 @@ def test_torchscript_bytes_do_not_depend_on_where_python_lives(tmp_path):
     shas = []
     for python in (Path(sys.executable), linked / "bin" / Path(sys.executable).name):
         out = tmp_path / python.parent.parent.name
-        cmd = [str(python), str(ROOT / "export.py"), "--checkpoint_path", str(BUNDLED["detect"]), "--export_format",
-               "torchscript", "--output_dir", str(out), "--export_config", '{"imgsz": 64}']
+        cmd = [
+            str(python),
+            str(ROOT / "export.py"),
+            "--checkpoint_path",
+            str(BUNDLED["detect"]),
+            "--export_format",
+            "torchscript",
+            "--output_dir",
+            str(out),
+            "--export_config",
+            '{"imgsz": 64}',
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
         assert proc.returncode == 0, proc.stderr
         shas.append(json.loads((out / "metadata.json").read_text())["artifacts"][0]["sha256"])
@@ -265,8 +306,14 @@ def test_torchscript_bytes_do_not_depend_on_where_python_lives(tmp_path):
 @pytest.mark.slow
 def test_kill_during_export_then_resume(project):
     env = {**project["env"]}
-    proc = subprocess.Popen([sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), "export"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), "export"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     first_done = project["out"] / "mine/onnx-fp32/build-state.json"
     second = project["out"] / "mine/torchscript-fp32"
     deadline = time.time() + 300
@@ -303,8 +350,14 @@ def test_lock_and_verify(project):
 
 
 def hydra(project, *args):
-    return subprocess.run([sys.executable, "-m", "exportkit", *args, f"output_root={project['out']}", "model=mine"],
-                          capture_output=True, text=True, env=project["env"], cwd=ROOT, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "exportkit", *args, f"output_root={project['out']}", "model=mine"],
+        capture_output=True,
+        text=True,
+        env=project["env"],
+        cwd=ROOT,
+        timeout=900,
+    )
 
 
 @pytest.mark.slow
@@ -325,13 +378,26 @@ def test_hydra_sweep_exit_code_survives_any_launcher(project, launcher):
     (whose return values Hydra's launcher drops)."""
     (project["conf"] / "model/gone.yaml").write_text(
         "defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: gone\ncheckpoint: /nonexistent/gone.pt\n"
-        "task: detect\nimgsz: 64\ncapability: yolo11n\n")
-    args = ["-m", f"hydra/launcher={launcher}", "model=gone", "format=onnx,torchscript", "validation=off",
-            f"output_root={project['out']}"]
+        "task: detect\nimgsz: 64\ncapability: yolo11n\n"
+    )
+    args = [
+        "-m",
+        f"hydra/launcher={launcher}",
+        "model=gone",
+        "format=onnx,torchscript",
+        "validation=off",
+        f"output_root={project['out']}",
+    ]
     if launcher == "joblib":
         args.append("hydra.launcher.n_jobs=2")
-    proc = subprocess.run([sys.executable, "-m", "exportkit", *args], capture_output=True, text=True,
-                          env=project["env"], cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "exportkit", *args],
+        capture_output=True,
+        text=True,
+        env=project["env"],
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.stdout.count(": failed:") == 2, proc.stdout
     assert proc.returncode == 1, proc.stdout + proc.stderr
 

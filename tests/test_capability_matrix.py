@@ -22,16 +22,40 @@ from exportkit.registry import get_format
 
 # TensorRT needs an NVIDIA GPU (tests/test_format_tensorrt.py covers it up to that check).
 PRODUCIBLE_HERE = ("onnx", "coreml", "tflite", "torchscript", "openvino")
-ZOO = {"yolov8n": "yolov8n", "yolov8s": "yolov8s", "yolov8m": "yolov8m", "yolo11n": "yolo11n", "yolo11n-seg": "yolo11n-seg",
-       "yolo11n-pose": "yolo11n-pose", "yolo-world-v2-s": "yolov8s-worldv2"}
+ZOO = {
+    "yolov8n": "yolov8n",
+    "yolov8s": "yolov8s",
+    "yolov8m": "yolov8m",
+    "yolo11n": "yolo11n",
+    "yolo11n-seg": "yolo11n-seg",
+    "yolo11n-pose": "yolo11n-pose",
+    "yolo-world-v2-s": "yolov8s-worldv2",
+}
 SHARED_ELSEWHERE = {"sam2-t"}  # tests/test_sam2.py exports each SAM2-t cell once into a shared fixture
-CELLS = [(f.key, fmt) for f in FAMILIES if f.key not in SHARED_ELSEWHERE for fmt in PRODUCIBLE_HERE if f.cells[fmt].status in (FULL, PARTIAL)]
+CELLS = [
+    (f.key, fmt)
+    for f in FAMILIES
+    if f.key not in SHARED_ELSEWHERE
+    for fmt in PRODUCIBLE_HERE
+    if f.cells[fmt].status in (FULL, PARTIAL)
+]
 
 
 def test_matrix_matches_the_guide():
-    rows = {f.title: "".join({FULL: "Y", PARTIAL: "P", UNSUPPORTED: "N"}[f.cells[x].status] for x in FORMAT_ORDER) for f in FAMILIES}
-    assert rows == {"YOLOv8n": "YYYYYY", "YOLOv8s": "YYYYYY", "YOLOv8m": "YYYYYY", "YOLO11n": "YYYYYY", "YOLO11n-seg": "YYYYYY",
-                    "YOLO11n-pose": "YYYYYY", "YOLO-World-v2-s": "YYNNYY", "SAM2-t": "YPNNYP"}
+    rows = {
+        f.title: "".join({FULL: "Y", PARTIAL: "P", UNSUPPORTED: "N"}[f.cells[x].status] for x in FORMAT_ORDER)
+        for f in FAMILIES
+    }
+    assert rows == {
+        "YOLOv8n": "YYYYYY",
+        "YOLOv8s": "YYYYYY",
+        "YOLOv8m": "YYYYYY",
+        "YOLO11n": "YYYYYY",
+        "YOLO11n-seg": "YYYYYY",
+        "YOLO11n-pose": "YYYYYY",
+        "YOLO-World-v2-s": "YYNNYY",
+        "SAM2-t": "YPNNYP",
+    }
     assert all(c.reason for f in FAMILIES for c in f.cells.values() if c.status != FULL)
     assert capability_reason("yolov8s-worldv2", "coreml") and capability_reason("yolov8s-worldv2", "onnx") is None
     assert capability_reason("sam2-t", "onnx") is None and capability_reason("sam2-t", "openvino") is None
@@ -71,12 +95,18 @@ def test_world_vocabulary_from_names_and_embeddings(tmp_path):
     embeddings = rng.normal(size=(3, 512))
     vocabulary = tmp_path / "vocab.json"
     vocabulary.write_text(json.dumps({"names": ["cat", "dog", "kite"], "embeddings": embeddings.tolist()}))
-    proc = run_export(build_architecture("yolov8s-worldv2"), "onnx", tmp_path / "out",
-                      {"imgsz": 64, "vocabulary": str(vocabulary), "include_validation": True})
+    proc = run_export(
+        build_architecture("yolov8s-worldv2"),
+        "onnx",
+        tmp_path / "out",
+        {"imgsz": 64, "vocabulary": str(vocabulary), "include_validation": True},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     metadata = json.loads((tmp_path / "out/metadata.json").read_text())
     assert metadata["class_names"] == ["cat", "dog", "kite"] and metadata["output_shape"][0][1] == 4 + 3
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"names": ["a"], "embeddings": [[0.0, 1.0]]}))
-    proc = run_export(build_architecture("yolov8s-worldv2"), "onnx", tmp_path / "bad", {"imgsz": 64, "vocabulary": str(bad)})
+    proc = run_export(
+        build_architecture("yolov8s-worldv2"), "onnx", tmp_path / "bad", {"imgsz": 64, "vocabulary": str(bad)}
+    )
     assert proc.returncode == 3 and "embeddings must have shape (1, 512)" in proc.stderr

@@ -73,11 +73,29 @@ CASES = [
     ("output-dir-under-file", None, "onnx", lambda t: _a_file(t) / "sub", {}, {}, 3, "not a directory"),
     ("imgsz-out-of-range", None, "onnx", None, {"imgsz": 16}, {}, 3, "32-4096"),
     ("imgsz-not-stride-multiple", None, "onnx", None, {"imgsz": 200}, {}, 3, "multiple of the model stride"),
-    ("bad-validation-threshold", None, "onnx", None, {"include_validation": True, "validation": {"iou": 2}}, {}, 3, "unknown validation threshold"),
+    (
+        "bad-validation-threshold",
+        None,
+        "onnx",
+        None,
+        {"include_validation": True, "validation": {"iou": 2}},
+        {},
+        3,
+        "unknown validation threshold",
+    ),
     ("tensorrt-without-gpu", None, "tensorrt", None, {}, {}, 1, "tensorrt"),
     ("malicious-checkpoint", _malicious, "onnx", None, {}, {}, 1, "refused: it references posix.system"),
     ("exporter-fails", _broken_weights, "onnx", None, {}, {}, 1, "onnx export failed: RuntimeError"),
-    ("lock-timeout-is-not-a-number", None, "onnx", None, {}, {"EXPORTKIT_LOCK_TIMEOUT": "soon"}, 3, "EXPORTKIT_LOCK_TIMEOUT"),
+    (
+        "lock-timeout-is-not-a-number",
+        None,
+        "onnx",
+        None,
+        {},
+        {"EXPORTKIT_LOCK_TIMEOUT": "soon"},
+        3,
+        "EXPORTKIT_LOCK_TIMEOUT",
+    ),
 ]
 
 
@@ -104,8 +122,18 @@ def _assert_clean_failure(proc, code: int, fragment: str, out: Path):
 def test_bad_input_flags(tmp_path, case):
     ckpt, fmt, out, config, env = _materialise(tmp_path, case)
     text = config if isinstance(config, str) else json.dumps(config)
-    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(ckpt), "--export_format", fmt,
-           "--output_dir", str(out), "--export_config", text]
+    cmd = [
+        sys.executable,
+        str(ROOT / "export.py"),
+        "--checkpoint_path",
+        str(ckpt),
+        "--export_format",
+        fmt,
+        "--output_dir",
+        str(out),
+        "--export_config",
+        text,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, **env}, cwd=ROOT, timeout=300)
     _assert_clean_failure(proc, case[6], case[7], out)
     assert not (tmp_path / "ran").exists()  # a malicious checkpoint's payload never ran
@@ -131,20 +159,40 @@ ENV_CASES = [
 def test_bad_input_env_vars(tmp_path, case):
     _, override, code, fragment = case
     out = tmp_path / "out"
-    env = {**ENV, "CHECKPOINT_PATH": str(CHECKPOINT), "EXPORT_FORMAT": "onnx", "OUTPUT_DIR": str(out), "EXPORT_CONFIG": "{}", **override}
-    proc = subprocess.run([sys.executable, str(ROOT / "export.py")], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    env = {
+        **ENV,
+        "CHECKPOINT_PATH": str(CHECKPOINT),
+        "EXPORT_FORMAT": "onnx",
+        "OUTPUT_DIR": str(out),
+        "EXPORT_CONFIG": "{}",
+        **override,
+    }
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "export.py")], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     _assert_clean_failure(proc, code, fragment, out)
 
 
 def test_unknown_flag_is_config_error(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "export.py"), "--checkpoint", "x.pt"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "export.py"), "--checkpoint", "x.pt"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
     _assert_clean_failure(proc, 3, "unrecognized arguments", tmp_path)
 
 
 def test_flags_win_over_env(tmp_path):
     env = {**ENV, "EXPORT_FORMAT": "onnx", "CHECKPOINT_PATH": str(tmp_path / "env.pt"), "OUTPUT_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(tmp_path / "flag.pt")],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(tmp_path / "flag.pt")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.returncode == 1 and "flag.pt" in proc.stderr and "env.pt" not in proc.stderr
 
 
@@ -166,30 +214,85 @@ print("HEAVY=" + ",".join(heavy), "CODE=%d" % code)
     [
         ["--help"],
         ["--checkpoint_path", str(CHECKPOINT), "--export_format", "caffe", "--output_dir", "/tmp/x"],
-        ["--checkpoint_path", str(CHECKPOINT), "--export_format", "onnx", "--output_dir", "/tmp/x", "--export_config", "{bad"],
-        ["--checkpoint_path", str(CHECKPOINT), "--export_format", "onnx", "--output_dir", "/tmp/x", "--export_config", '{"opset_version": 99}'],
-        ["--checkpoint_path", str(CHECKPOINT), "--export_format", "onnx", "--output_dir", "/tmp/x", "--export_config", '{"nope": 1}'],
+        [
+            "--checkpoint_path",
+            str(CHECKPOINT),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            "/tmp/x",
+            "--export_config",
+            "{bad",
+        ],
+        [
+            "--checkpoint_path",
+            str(CHECKPOINT),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            "/tmp/x",
+            "--export_config",
+            '{"opset_version": 99}',
+        ],
+        [
+            "--checkpoint_path",
+            str(CHECKPOINT),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            "/tmp/x",
+            "--export_config",
+            '{"nope": 1}',
+        ],
         ["--export_format", "onnx"],
     ],
     ids=["help", "unknown-format", "bad-json", "out-of-range", "unknown-key", "missing-args"],
 )
 def test_help_and_config_errors_do_not_import_torch(args):
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=60
+    )
     assert "HEAVY= " in proc.stdout, proc.stdout + proc.stderr
     assert "CODE=0" in proc.stdout if args == ["--help"] else "CODE=3" in proc.stdout
 
 
 def test_missing_checkpoint_fails_fast_without_torch(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, "--checkpoint_path", str(tmp_path / "x.pt"), "--export_format", "onnx",
-                           "--output_dir", str(tmp_path / "o")], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH,
+            "--checkpoint_path",
+            str(tmp_path / "x.pt"),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert "HEAVY= CODE=1" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_export_config_from_file(tmp_path):
     config = tmp_path / "cfg.json"
     config.write_text(json.dumps({"opset_version": 99}))
-    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(CHECKPOINT), "--export_format", "onnx",
-           "--output_dir", str(tmp_path / "o"), "--export_config", str(config)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "export.py"),
+        "--checkpoint_path",
+        str(CHECKPOINT),
+        "--export_format",
+        "onnx",
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--export_config",
+        str(config),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert proc.returncode == 3 and "'opset_version' must be in 13-18, got 99" in proc.stderr
 
@@ -218,7 +321,23 @@ CAPABILITY_CASES = [
 def test_unsupported_capability_cell_exits_3_without_torch(tmp_path, case):
     _, make, fmt, fragment = case
     ckpt = make(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, "--checkpoint_path", str(ckpt), "--export_format", fmt,
-                           "--output_dir", str(tmp_path / "o")], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH,
+            "--checkpoint_path",
+            str(ckpt),
+            "--export_format",
+            fmt,
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert "HEAVY= CODE=3" in proc.stdout, proc.stdout + proc.stderr
     assert fragment in proc.stderr and proc.stderr.count("\n") == 1

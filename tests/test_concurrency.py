@@ -101,8 +101,14 @@ def _dead_pid() -> int:
 
 def _run_publish(folder: Path, staging: Path, kill_at: int | None = None) -> subprocess.CompletedProcess:
     env = {**ENV, **({FAULT_ENV: str(kill_at)} if kill_at else {})}
-    return subprocess.run([sys.executable, "-c", PUBLISH, str(folder), str(staging)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", PUBLISH, str(folder), str(staging)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def _assert_tidy(folder: Path, expected: dict):
@@ -148,11 +154,13 @@ def test_kill_at_every_step_of_a_publish_leaves_old_or_new(tmp_path, scenario):
 def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path, zombies):
     folder = tmp_path / "out"
     start = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    names = {"dead": f".exportkit-staging-{_host()}.{_dead_pid()}.a",
-             "alive": f".exportkit-staging-{_host()}.{os.getpid()}.{start}.b",
-             "reused-pid": f".exportkit-staging-{_host()}.{os.getpid()}.{int(start) - 1}.d",
-             "zombie": f".exportkit-staging-{_host()}.{_zombie_pid(zombies)}.e",
-             "elsewhere": ".exportkit-staging-otherhost.1.c"}
+    names = {
+        "dead": f".exportkit-staging-{_host()}.{_dead_pid()}.a",
+        "alive": f".exportkit-staging-{_host()}.{os.getpid()}.{start}.b",
+        "reused-pid": f".exportkit-staging-{_host()}.{os.getpid()}.{int(start) - 1}.d",
+        "zombie": f".exportkit-staging-{_host()}.{_zombie_pid(zombies)}.e",
+        "elsewhere": ".exportkit-staging-otherhost.1.c",
+    }
     for name in names.values():
         (folder / name).mkdir(parents=True)
     with folder_lock(folder):
@@ -187,8 +195,9 @@ def test_lock_file_is_gone_after_the_holder_and_export_entries_ignore_hostile_pa
     folder = tmp_path / "out"
     folder.mkdir()
     (tmp_path / "precious").write_text("keep")
-    (folder / "metadata.json").write_text(json.dumps({"artifacts": [{"path": "../precious"}, {"path": ".ssh"},
-                                                                     {"path": "/etc/passwd"}]}))
+    (folder / "metadata.json").write_text(
+        json.dumps({"artifacts": [{"path": "../precious"}, {"path": ".ssh"}, {"path": "/etc/passwd"}]})
+    )
     with folder_lock(folder):
         assert (folder / LOCK_FILE).exists()
     assert not (folder / LOCK_FILE).exists()
@@ -211,8 +220,13 @@ with folder_lock(Path(sys.argv[1])):
 
 
 def _hold_lock(folder: Path, seconds: float) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder), str(seconds)], stdout=subprocess.PIPE,
-                              text=True, env=ENV, cwd=ROOT)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(folder), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
@@ -222,10 +236,19 @@ def test_second_job_gives_up_after_lock_timeout_naming_the_holder(tmp_path):
     folder.mkdir()
     holder = _hold_lock(folder, 30)
     try:
-        cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(BUNDLED["detect"]),
-               "--export_format", "onnx", "--output_dir", str(folder)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, "EXPORTKIT_LOCK_TIMEOUT": "0.5"},
-                              cwd=ROOT, timeout=120)
+        cmd = [
+            sys.executable,
+            str(ROOT / "export.py"),
+            "--checkpoint_path",
+            str(BUNDLED["detect"]),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            str(folder),
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**ENV, "EXPORTKIT_LOCK_TIMEOUT": "0.5"}, cwd=ROOT, timeout=120
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -242,14 +265,33 @@ def test_two_jobs_into_one_folder_the_second_waits_and_replaces(tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
-    common = ["--checkpoint_path", str(BUNDLED["detect"]), "--output_dir", str(folder), "--export_config", '{"imgsz": 64}']
-    first = subprocess.Popen([sys.executable, str(ROOT / "export.py"), "--export_format", "onnx", *common],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+    common = [
+        "--checkpoint_path",
+        str(BUNDLED["detect"]),
+        "--output_dir",
+        str(folder),
+        "--export_config",
+        '{"imgsz": 64}',
+    ]
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "export.py"), "--export_format", "onnx", *common],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
     deadline = time.time() + 120
     while not any(folder.glob(".exportkit-staging-*")) and time.time() < deadline:
         time.sleep(0.05)
-    second = subprocess.run([sys.executable, str(ROOT / "export.py"), "--export_format", "torchscript", *common],
-                            capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    second = subprocess.run(
+        [sys.executable, str(ROOT / "export.py"), "--export_format", "torchscript", *common],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=600,
+    )
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert second.returncode == 0, second.stderr
@@ -262,8 +304,18 @@ def test_two_jobs_into_one_folder_the_second_waits_and_replaces(tmp_path):
 
 
 def _start_export(folder: Path, fmt: str = "onnx") -> subprocess.Popen:
-    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(BUNDLED["detect"]), "--export_format", fmt,
-           "--output_dir", str(folder), "--export_config", '{"imgsz": 64, "include_validation": true}']
+    cmd = [
+        sys.executable,
+        str(ROOT / "export.py"),
+        "--checkpoint_path",
+        str(BUNDLED["detect"]),
+        "--export_format",
+        fmt,
+        "--output_dir",
+        str(folder),
+        "--export_config",
+        '{"imgsz": 64, "include_validation": true}',
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
 
 

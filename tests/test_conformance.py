@@ -54,7 +54,9 @@ def test_generation_is_deterministic():
 
 
 def test_one_decode_vector_per_layout_and_the_files_stay_small():
-    assert [f"decode_{k}.json" for k in generate.DECODE_KINDS] == sorted(DECODE_FILES, key=lambda n: generate.DECODE_KINDS.index(n[7:-5]))
+    assert [f"decode_{k}.json" for k in generate.DECODE_KINDS] == sorted(
+        DECODE_FILES, key=lambda n: generate.DECODE_KINDS.index(n[7:-5])
+    )
     assert {"detect", "segment", "pose", "nms_applied", "nhwc", "coreml_pipeline"} <= set(generate.DECODE_KINDS)
     assert sum((VECTORS / n).stat().st_size for n in FILES) < 200_000
     for name in DECODE_FILES:
@@ -63,7 +65,9 @@ def test_one_decode_vector_per_layout_and_the_files_stay_small():
 
 def test_the_conformance_schema_is_the_package_schema():
     link = CONFORMANCE / "metadata.schema.json"
-    assert link.resolve() == SCHEMA_PATH.resolve(), "runtimes/conformance/metadata.schema.json must point at the package's schema"
+    assert link.resolve() == SCHEMA_PATH.resolve(), (
+        "runtimes/conformance/metadata.schema.json must point at the package's schema"
+    )
 
 
 # -- the schema -------------------------------------------------------------------------------------------
@@ -81,8 +85,10 @@ def _info(task: str, kpt_shape=None) -> CheckpointInfo:
 
 
 def _io(*shapes) -> ArtifactIO:
-    return ArtifactIO([TensorInfo("images", [1, 3, 64, 64], "float32")],
-                      [TensorInfo(f"output{i}", list(s), "float32") for i, s in enumerate(shapes)])
+    return ArtifactIO(
+        [TensorInfo("images", [1, 3, 64, 64], "float32")],
+        [TensorInfo(f"output{i}", list(s), "float32") for i, s in enumerate(shapes)],
+    )
 
 
 EXPORTED_LAYOUTS = {
@@ -104,7 +110,9 @@ def _pipeline_layout(info=None):
     return output_layout(info or _info("detect"), pipeline_io(ArtifactIO([], [])), "normalized", kind="pipeline")
 
 
-@pytest.mark.parametrize("build", [*EXPORTED_LAYOUTS.values(), _pipeline_layout], ids=[*EXPORTED_LAYOUTS, "coreml_pipeline"])
+@pytest.mark.parametrize(
+    "build", [*EXPORTED_LAYOUTS.values(), _pipeline_layout], ids=[*EXPORTED_LAYOUTS, "coreml_pipeline"]
+)
 def test_every_layout_the_exporters_write_follows_the_schema(build):
     jsonschema.validate(build(), subschema("yolo_output_layout"))
 
@@ -112,13 +120,20 @@ def test_every_layout_the_exporters_write_follows_the_schema(build):
 def test_vectors_use_the_layouts_the_exporters_write():
     """Where a vector's sizes allow it, its output_layout is the exporter's, key for key (segment and pose use
     smaller sizes than a real model: 4 mask coefficients, 3 keypoints)."""
+
     def names(name):
         return load(name)["metadata"]["class_names"]
 
-    info = CheckpointInfo(Path("/m.pt"), "ab" * 32, "detect", names("decode_detect.json"), 64, [8], "yolo11n", None, None)
+    info = CheckpointInfo(
+        Path("/m.pt"), "ab" * 32, "detect", names("decode_detect.json"), 64, [8], "yolo11n", None, None
+    )
     assert load("decode_detect.json")["metadata"]["output_layout"] == output_layout(info, _io([1, 7, 24]))
-    assert load("decode_nms_applied.json")["metadata"]["output_layout"] == output_layout(info, _io([1, 7, 6]), kind="nms")
-    info = CheckpointInfo(Path("/m.pt"), "ab" * 32, "detect", names("decode_coreml_pipeline.json"), 64, [8], "yolo11n", None, None)
+    assert load("decode_nms_applied.json")["metadata"]["output_layout"] == output_layout(
+        info, _io([1, 7, 6]), kind="nms"
+    )
+    info = CheckpointInfo(
+        Path("/m.pt"), "ab" * 32, "detect", names("decode_coreml_pipeline.json"), 64, [8], "yolo11n", None, None
+    )
     assert load("decode_coreml_pipeline.json")["metadata"]["output_layout"] == _pipeline_layout(info)
 
 
@@ -133,8 +148,15 @@ def test_vectors_use_the_layouts_the_exporters_write():
         lambda p: p.update(anchors_first=True),  # a key no reader knows
         lambda p: p.pop("class_scores"),
     ],
-    ids=["bad-order", "nms-on-raw-anchors", "bad-units", "bad-keypoint-format", "best-class-without-index", "unknown-key",
-         "no-class-scores"],
+    ids=[
+        "bad-order",
+        "nms-on-raw-anchors",
+        "bad-units",
+        "bad-keypoint-format",
+        "best-class-without-index",
+        "unknown-key",
+        "no-class-scores",
+    ],
 )
 def test_the_schema_rejects_layouts_no_reader_can_decode(breakage):
     layout = copy.deepcopy(load("decode_pose.json")["metadata"]["output_layout"])
@@ -157,8 +179,12 @@ def test_the_schema_rejects_in_model_nms_rows_without_a_class_index():
 @pytest.mark.parametrize("case", load("letterbox.json")["cases"], ids=lambda c: c["name"])
 def test_python_letterbox(case):
     tol, want = load("letterbox.json")["tolerance"], case["expected"]
-    plan = plan_letterbox((case["source_height"], case["source_width"]), (case["target_height"], case["target_width"]),
-                          case["scale_up"], case["center"])
+    plan = plan_letterbox(
+        (case["source_height"], case["source_width"]),
+        (case["target_height"], case["target_width"]),
+        case["scale_up"],
+        case["center"],
+    )
     assert plan.new_size == (want["resized_width"], want["resized_height"])
     assert plan.borders == (want["pad_top"], want["pad_bottom"], want["pad_left"], want["pad_right"])
     gain_x, gain_y = plan.geometry.ratio
@@ -171,8 +197,14 @@ def test_python_letterbox(case):
 
 @pytest.mark.parametrize("case", load("nms.json")["cases"], ids=lambda c: c["name"])
 def test_python_nms(case):
-    keep = batched_nms(np.asarray(case["boxes"], np.float32), np.asarray(case["scores"], np.float32),
-                       np.asarray(case["class_ids"], np.int64), case["iou_threshold"], case["max_detections"], case["agnostic"])
+    keep = batched_nms(
+        np.asarray(case["boxes"], np.float32),
+        np.asarray(case["scores"], np.float32),
+        np.asarray(case["class_ids"], np.int64),
+        case["iou_threshold"],
+        case["max_detections"],
+        case["agnostic"],
+    )
     assert keep.tolist() == case["expected_keep"]
 
 
@@ -221,7 +253,9 @@ def test_every_runtime_decodes_most_layouts_and_every_layout_has_a_second_runtim
 def test_every_runtime_suite_loads_every_vector_meant_for_it(runtime):
     source = CONSUMERS[runtime].read_text()
     named = set(re.findall(r'"((?:decode_[a-z_]+|letterbox|nms)\.json)"', source))
-    assert named == meant_for(runtime), f"{CONSUMERS[runtime].name} names {sorted(named)}, its vectors are {sorted(meant_for(runtime))}"
+    assert named == meant_for(runtime), (
+        f"{CONSUMERS[runtime].name} names {sorted(named)}, its vectors are {sorted(meant_for(runtime))}"
+    )
 
 
 def test_the_swift_readme_says_what_it_skips_and_that_it_never_ran_here():

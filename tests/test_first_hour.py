@@ -40,7 +40,9 @@ def test_doit_info_misspelled_task(tmp_path):
 
 def test_doit_info_known_task_still_works(tmp_path):
     proc = doit("info", "export:shapes-det-onnx-fp32", tmp=tmp_path)
-    assert proc.returncode in (0, 1) and "shapes-det (detect) -> onnx fp32" in proc.stdout, proc.stderr  # 1: not up to date
+    assert proc.returncode in (0, 1) and "shapes-det (detect) -> onnx fp32" in proc.stdout, (
+        proc.stderr
+    )  # 1: not up to date
 
 
 def test_doit_list_shows_the_cells(tmp_path):
@@ -64,8 +66,20 @@ def test_export_output_dir_that_cannot_be_created(tmp_path, where):
         output = "/proc/exportkit-test/out"
     else:  # root ignores mode bits, so deny with a file system that refuses mkdir: /sys
         output = "/sys/exportkit-test"
-    proc = run(["export.py", "--checkpoint_path", str(BUNDLED["detect"]), "--export_format", "onnx", "--output_dir", output,
-                "--export_config", "{}"], env=env)
+    proc = run(
+        [
+            "export.py",
+            "--checkpoint_path",
+            str(BUNDLED["detect"]),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            output,
+            "--export_config",
+            "{}",
+        ],
+        env=env,
+    )
     one_line_error(proc, 3, "cannot be created", output)
     assert "torch" not in proc.stderr
 
@@ -94,15 +108,29 @@ def test_hydra_error_and_help_do_not_list_schemas():
         with pytest.raises(HydraException) as caught:
             compose(config_name="config", overrides=["format=onnx_schema"])
     message = hydra_message(caught.value)
-    assert "Available options in 'format': coreml onnx openvino" in message and "_schema" not in message.split("options")[1]
+    assert (
+        "Available options in 'format': coreml onnx openvino" in message
+        and "_schema" not in message.split("options")[1]
+    )
     proc = run(["-m", "exportkit", "--help"])
     assert "format=" in proc.stdout and "onnx, openvino" in proc.stdout and "_schema" not in proc.stdout
 
 
 def test_misspelled_validation_threshold_without_include_validation(tmp_path):
     config = json.dumps({"validation": {"box_iuo": 0.9}})
-    proc = run(["export.py", "--checkpoint_path", str(BUNDLED["detect"]), "--export_format", "onnx", "--output_dir",
-                str(tmp_path / "out"), "--export_config", config])
+    proc = run(
+        [
+            "export.py",
+            "--checkpoint_path",
+            str(BUNDLED["detect"]),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--export_config",
+            config,
+        ]
+    )
     one_line_error(proc, 3, "'box_iuo'", "box_iou", "confidence_diff")
     assert not (tmp_path / "out").exists()
 
@@ -119,9 +147,11 @@ def test_missing_package_outside_the_project_venv(tmp_path):
     venv = tmp_path / ".venv"
     venv.mkdir()
     (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
-    code = ("import sys; sys.modules['onnx'] = None\n"
-            "from exportkit.errors import MissingDependency\n"
-            "print(MissingDependency('onnx', 'onnx').one_line())")
+    code = (
+        "import sys; sys.modules['onnx'] = None\n"
+        "from exportkit.errors import MissingDependency\n"
+        "print(MissingDependency('onnx', 'onnx').one_line())"
+    )
     inside = run(["-c", code], cwd=ROOT, env={**ENV})
     outside = run(["-c", code], cwd=tmp_path, env={**ENV})
     assert "pip install -e '.[onnx]'" in inside.stdout or ".venv" in inside.stdout
@@ -131,7 +161,9 @@ def test_missing_package_outside_the_project_venv(tmp_path):
 
 def test_core_package_missing_is_one_line(tmp_path):
     """omegaconf missing (another interpreter): one line, not a traceback."""
-    (tmp_path / "omegaconf.py").write_text("raise ModuleNotFoundError(\"No module named 'omegaconf'\", name='omegaconf')\n")
+    (tmp_path / "omegaconf.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'omegaconf'\", name='omegaconf')\n"
+    )
     env = {**ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     one_line_error(run(["-m", "exportkit", "--cfg", "job", "format=onnx"], env=env), 1, "'omegaconf' is not installed")
 
@@ -140,9 +172,22 @@ def test_core_package_missing_is_one_line(tmp_path):
 def _cell(out: Path, export_config: dict | None = None):
     from exportkit.build.cell import Cell
 
-    model = {"name": "shapes-det", "checkpoint": str(BUNDLED["detect"]), "task": "detect", "imgsz": 192, "capability": "yolo11n"}
-    return Cell("shapes-det-onnx-fp32", model, {"name": "onnx"}, "fp32", {"enabled": True, "thresholds": {}}, str(out),
-                export_config or {})
+    model = {
+        "name": "shapes-det",
+        "checkpoint": str(BUNDLED["detect"]),
+        "task": "detect",
+        "imgsz": 192,
+        "capability": "yolo11n",
+    }
+    return Cell(
+        "shapes-det-onnx-fp32",
+        model,
+        {"name": "onnx"},
+        "fp32",
+        {"enabled": True, "thresholds": {}},
+        str(out),
+        export_config or {},
+    )
 
 
 @pytest.mark.slow
@@ -164,7 +209,9 @@ def test_validate_cell_prints_progress_and_result_and_agrees_with_the_report(exp
     assert stricter.returncode == 2, stricter.stderr
     assert agrees(None, {}) is False and agrees.reason == "last validation failed"  # `doit validate` re-runs the cell
     metadata = json.loads((out / "metadata.json").read_text())
-    assert metadata["export_config"]["imgsz"] == 192 and metadata["export_config"]["model_name"] == metadata["model_name"]
+    assert (
+        metadata["export_config"]["imgsz"] == 192 and metadata["export_config"]["model_name"] == metadata["model_name"]
+    )
 
 
 @pytest.mark.slow
@@ -173,7 +220,9 @@ def test_verify_rebuild_prints_one_line_per_cell(exports, tmp_path, capsys):
 
     out = exports.get("detect", "onnx")
     lock = tmp_path / "exports.lock"
-    lock.write_text(json.dumps({"lock_version": 1, "matrix": "test", "cells": {"shapes-det-onnx-fp32": lock_entry(_cell(out))}}))
+    lock.write_text(
+        json.dumps({"lock_version": 1, "matrix": "test", "cells": {"shapes-det-onnx-fp32": lock_entry(_cell(out))}})
+    )
     assert verify_lock(rebuild=True, lock=str(lock))
     printed = capsys.readouterr().out
     assert "[1/1] shapes-det-onnx-fp32: rebuilding in a scratch folder ..." in printed
@@ -187,9 +236,20 @@ def test_kotlin_cli_error_is_one_line(tmp_path):
     build = subprocess.run(["make", "-C", str(kotlin), "build"], capture_output=True, text=True, env=ENV, timeout=900)
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     classpath = f"{kotlin / 'build' / 'exportkit-tflite.jar'}:/usr/share/java/jna.jar:/usr/share/java/kotlin-stdlib.jar"
-    proc = subprocess.run(["java", "-cp", classpath, "com.platform.tflite.MainKt", str(tmp_path / "model.tflite"),
-                           str(tmp_path / "metadata.json"), str(ROOT / "models/samples/shapes_0_320x240.jpg")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "java",
+            "-cp",
+            classpath,
+            "com.platform.tflite.MainKt",
+            str(tmp_path / "model.tflite"),
+            str(tmp_path / "metadata.json"),
+            str(ROOT / "models/samples/shapes_0_320x240.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [line for line in proc.stderr.splitlines() if "OpenJDK" not in line]  # JVM option warnings
     assert proc.returncode == 3 and len(lines) == 1, proc.stderr
     assert lines[0] == f"yolo-infer: error: {tmp_path / 'model.tflite'}: no such file"

@@ -44,8 +44,12 @@ def _tiny_model(path: Path, *, out_of_order: bool = False, wrong_output_shape: b
     neg = helper.make_node("Neg", ["h"], ["y"], name="neg")
     nodes = [neg, relu] if out_of_order else [relu, neg]
     out_shape = [1, 5] if wrong_output_shape else [1, 4]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
@@ -70,7 +74,9 @@ def test_onnx_checker_refuses_what_onnx_runtime_accepts(tmp_path, damage):
     assert _ort_runs(path).tolist() == [[-0.0, -2.0, -0.0, -4.0]]  # ONNX Runtime loads and runs it
     check = check_onnx(path)
     assert check.passed is False and "bad.onnx" in check.detail
-    assert ("topologically sorted" if damage == "out_of_order" else "Inferred shape and existing shape differ") in check.detail
+    assert (
+        "topologically sorted" if damage == "out_of_order" else "Inferred shape and existing shape differ"
+    ) in check.detail
 
 
 def test_topological_sort_repairs_the_fp16_cast_order(tmp_path):
@@ -107,8 +113,14 @@ def test_tensorrt_check_says_it_did_not_run_without_a_gpu(tmp_path):
 
 # -- real exports of the bundled models (slow; every cell here is one other tests already export) ------
 CELLS = [
-    *[(task, fmt, {}) for task in ("detect", "segment", "pose") for fmt in ("onnx", "torchscript", "openvino", "tflite", "coreml")],
-    ("detect", "onnx", {"half": True}), ("detect", "openvino", {"half": True}), ("detect", "onnx", {"dynamic_axes": True}),
+    *[
+        (task, fmt, {})
+        for task in ("detect", "segment", "pose")
+        for fmt in ("onnx", "torchscript", "openvino", "tflite", "coreml")
+    ],
+    ("detect", "onnx", {"half": True}),
+    ("detect", "openvino", {"half": True}),
+    ("detect", "onnx", {"dynamic_axes": True}),
     ("detect", "coreml", {"nms": False, "minimum_deployment_target": "iOS17"}),
     ("pose", "coreml", {"minimum_deployment_target": "iOS14"}),
     *[(task, "tflite", {"int8": True, "include_validation": False}) for task in ("detect", "segment", "pose")],
@@ -116,7 +128,9 @@ CELLS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,fmt,config", CELLS, ids=[f"{t}-{f}-{'-'.join(map(str, c.values())) or 'default'}" for t, f, c in CELLS])
+@pytest.mark.parametrize(
+    "task,fmt,config", CELLS, ids=[f"{t}-{f}-{'-'.join(map(str, c.values())) or 'default'}" for t, f, c in CELLS]
+)
 def test_real_exports_pass_their_checker(exports, task, fmt, config):
     out = exports.get(task, fmt, **config)
     if config.get("include_validation") is False:
@@ -174,8 +188,13 @@ def _truncate_torchscript(folder: Path) -> str:
     return CHECKERS["torchscript"]
 
 
-DAMAGE = {"onnx": _onnx_wrong_output_shape, "openvino": _truncate_bin, "tflite": _corrupt_tflite,
-          "coreml": _break_mlpackage_spec, "torchscript": _truncate_torchscript}
+DAMAGE = {
+    "onnx": _onnx_wrong_output_shape,
+    "openvino": _truncate_bin,
+    "tflite": _corrupt_tflite,
+    "coreml": _break_mlpackage_spec,
+    "torchscript": _truncate_torchscript,
+}
 
 
 @pytest.mark.slow
@@ -186,13 +205,21 @@ def test_damaged_artifact_fails_validation_naming_its_checker(exports, tmp_path,
     (folder / "validation.json").unlink()
     checker = DAMAGE[fmt](folder)
     env = {**ENV, "YOLO_CONFIG_DIR": os.environ.get("YOLO_CONFIG_DIR", str(ROOT / ".cache" / "ultralytics"))}
-    proc = subprocess.run([sys.executable, "-m", "exportkit", "validate", str(folder), "-q"], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "exportkit", "validate", str(folder), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     errors = proc.stderr.splitlines()  # the converters' own chatter goes to stdout: stderr is this one line
     assert len(errors) == 1 and errors[0].startswith("exportkit: error: validation failed") and checker in errors[0]
     assert "Traceback" not in proc.stderr
     validation = json.loads((folder / "validation.json").read_text())
     failed = [c for c in validation["checks"] if c["passed"] is False]
-    assert validation["status"] == "failed" and [(c["input"], c["criterion"]) for c in failed] == [(FORMAT_CHECK, checker)]
+    assert validation["status"] == "failed" and [(c["input"], c["criterion"]) for c in failed] == [
+        (FORMAT_CHECK, checker)
+    ]
     assert validation["skipped"] == "numeric parity not run: the artifact fails its format's checker"

@@ -35,7 +35,9 @@ def test_skipped_parity_with_passing_spec_checks_is_not_a_failure():
     report = ParityReport("coreml", "fp16", checks=[Check("spec", "loads", 1.0, 1.0, True)], skipped="needs macOS: ...")
     assert report.status == "skipped" and "numeric parity skipped: needs macOS" in report.summary()
     assert report.to_json()["status"] == "skipped"
-    failing = ParityReport("coreml", "fp16", checks=[Check("spec", "inputs", 0.0, 1.0, False)], skipped="needs macOS: ...")
+    failing = ParityReport(
+        "coreml", "fp16", checks=[Check("spec", "inputs", 0.0, 1.0, False)], skipped="needs macOS: ..."
+    )
     assert failing.status == "failed"
 
 

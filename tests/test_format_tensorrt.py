@@ -33,7 +33,10 @@ CAN_BUILD = not missing_requirements(TENSORRT.packages)
         ({}, {"quantize": None, "workspace": 4.0, "batch": 1, "dynamic": False}),
         ({"fp16": True}, {"quantize": 16}),
         ({"int8": True}, {"quantize": 8, "data": "calib.yaml"}),
-        ({"fp16": True, "int8": True}, {"quantize": 8, "data": "calib.yaml"}),  # INT8 wins; TensorRT keeps FP16 fallback
+        (
+            {"fp16": True, "int8": True},
+            {"quantize": 8, "data": "calib.yaml"},
+        ),  # INT8 wins; TensorRT keeps FP16 fallback
         ({"workspace": 8}, {"workspace": 8.0}),
         ({"max_batch_size": 16}, {"batch": 16, "dynamic": True}),
     ],
@@ -69,15 +72,19 @@ def test_missing_gpu_and_package_are_named_together(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(trt_format, "GPU_DEVICE_FILE", tmp_path / "nvidia0")
     missing = missing_requirements({"tensorrt_not_here": "tensorrt-cu13"})
-    assert missing == [f"an NVIDIA GPU (no nvidia-smi on PATH, no {tmp_path / 'nvidia0'})",
-                       "the package tensorrt-cu13 (pip install -e '.[tensorrt]')"]
+    assert missing == [
+        f"an NVIDIA GPU (no nvidia-smi on PATH, no {tmp_path / 'nvidia0'})",
+        "the package tensorrt-cu13 (pip install -e '.[tensorrt]')",
+    ]
     assert not gpu_present()
 
 
 def test_a_gpu_alone_is_not_enough(monkeypatch, tmp_path):
     (tmp_path / "nvidia0").touch()
     monkeypatch.setattr(trt_format, "GPU_DEVICE_FILE", tmp_path / "nvidia0")
-    assert missing_requirements({"tensorrt_not_here": "tensorrt-cu13"}) == ["the package tensorrt-cu13 (pip install -e '.[tensorrt]')"]
+    assert missing_requirements({"tensorrt_not_here": "tensorrt-cu13"}) == [
+        "the package tensorrt-cu13 (pip install -e '.[tensorrt]')"
+    ]
     monkeypatch.setattr(TENSORRT, "packages", {"tensorrt_not_here": "tensorrt-cu13"})
     with pytest.raises(EnvironmentUnsupported, match="TensorRT export needs the package tensorrt-cu13"):
         TENSORRT.check_environment(TENSORRT.resolve({}))
@@ -94,10 +101,20 @@ print("HEAVY=" + ",".join(m for m in ("torch", "ultralytics", "tensorrt") if m i
 
 @pytest.mark.skipif(CAN_BUILD, reason="this machine has a GPU and TensorRT: see test_fp16_engine_export")
 def test_without_gpu_exits_1_fast_and_loads_nothing(tmp_path):
-    args = ["--checkpoint_path", str(BUNDLED["detect"]), "--export_format", "tensorrt", "--output_dir", str(tmp_path / "out"),
-            "--export_config", json.dumps({"fp16": True, "include_validation": True})]
+    args = [
+        "--checkpoint_path",
+        str(BUNDLED["detect"]),
+        "--export_format",
+        "tensorrt",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--export_config",
+        json.dumps({"fp16": True, "include_validation": True}),
+    ]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(ROOT / "export.py"), *args], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "export.py"), *args], capture_output=True, text=True, env=ENV, cwd=ROOT
+    )
     elapsed = time.perf_counter() - start
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
@@ -125,7 +142,10 @@ def test_engine_without_header(tmp_path):
     assert read_header(engine) == (0, {})
     rewrite_header(engine, {"task": "detect"})
     offset, meta = read_header(engine)
-    assert meta == {"exportkit": {"task": "detect"}} and engine.read_bytes()[offset:] == b"\xff\xff\xff\x7fNOT-A-HEADER" * 4
+    assert (
+        meta == {"exportkit": {"task": "detect"}}
+        and engine.read_bytes()[offset:] == b"\xff\xff\xff\x7fNOT-A-HEADER" * 4
+    )
 
 
 # -- a real engine (GPU machines only) ------------------------------------------------------------------
@@ -156,7 +176,9 @@ def test_int8_calibration_reaches_ultralytics_dataloader(tmp_path):
     names, task_keys = _calibration.model_dataset_keys(yolo.model)
     assert task_keys == {"kpt_shape": [4, 3]}
     staged = _calibration.stage_split(data.images, tmp_path, names, "calibration", {**data.yaml_extra, **task_keys})
-    exporter = Exporter(overrides={**engine_export_args(TENSORRT.resolve({"int8": True}), staged), "format": "engine", "imgsz": 192})
+    exporter = Exporter(
+        overrides={**engine_export_args(TENSORRT.resolve({"int8": True}), staged), "format": "engine", "imgsz": 192}
+    )
     exporter.model, exporter.imgsz = yolo.model, [192, 192]
     loader = exporter.get_int8_calibration_dataloader("test:")
     batch = next(iter(loader))

@@ -110,8 +110,10 @@ def test_yaml_calibration_uses_train_and_keeps_val_for_accuracy(tmp_path):
 
 def test_yaml_with_a_remote_split_is_a_config_error_never_a_download(tmp_path):
     yaml_path = tmp_path / "coco8.yaml"
-    yaml_path.write_text("path: ../datasets/coco8\ntrain: images/train\nval: images/val\nnames:\n  0: person\n"
-                         "download: https://github.com/ultralytics/assets/releases/download/v0.0.0/coco8.zip\n")
+    yaml_path.write_text(
+        "path: ../datasets/coco8\ntrain: images/train\nval: images/val\nnames:\n  0: person\n"
+        "download: https://github.com/ultralytics/assets/releases/download/v0.0.0/coco8.zip\n"
+    )
     with pytest.raises(ConfigError, match="never downloads"):
         _calibration.resolve_calibration(str(yaml_path), "detect")
 
@@ -218,8 +220,9 @@ def test_int8_validation_on_images(exports, task):
 
 @pytest.mark.slow
 def test_int8_with_few_images_warns_how_many(tmp_path):
-    proc = run_export(BUNDLED["detect"], "tflite", tmp_path / "out",
-                      {"int8": True, "calibration_data": str(SAMPLES[0].parent)})
+    proc = run_export(
+        BUNDLED["detect"], "tflite", tmp_path / "out", {"int8": True, "calibration_data": str(SAMPLES[0].parent)}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"INT8 calibration uses only {len(SAMPLES)} images" in proc.stdout  # a warning is log, not a failure
     assert proc.stderr == ""

@@ -25,15 +25,30 @@ from exportkit.validation import thresholds_for
 from runtimes.python.errors import ModelLoadError
 from runtimes.python.spec import MAX_DIM, MAX_INPUT_SIZE, ModelSpec, load_spec
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
-EDGE_NUMBERS = [0, -1, 1, 31, 32, 33, 4096, 4097, 2**31, 2**63, -2**63 - 1, 10**300, -0.0, 0.5, 1e308, -1e308, 5e-324]
+EDGE_NUMBERS = [0, -1, 1, 31, 32, 33, 4096, 4097, 2**31, 2**63, -(2**63) - 1, 10**300, -0.0, 0.5, 1e308, -1e308, 5e-324]
 EDGE_STRINGS = ["", " ", "~no_such_user_xyz/data", "x" * 5000, "a\x00b", "\u2028", "..", "/", "model.pt"]
-LEAVES = (st.none() | st.booleans() | st.integers() | st.sampled_from(EDGE_NUMBERS) | st.sampled_from(EDGE_STRINGS)
-          | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
-JSON_VALUES = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                           max_leaves=12)
+LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from(EDGE_NUMBERS)
+    | st.sampled_from(EDGE_STRINGS)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+JSON_VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 NON_FINITE = st.sampled_from([float("nan"), float("inf"), float("-inf")])
 
 
@@ -68,18 +83,28 @@ def _option_values(name: str):
 OPTION_NAMES = sorted({o.name for fmt in FORMATS for o in get_format(fmt).all_options()})
 CONFIG_ENTRIES = st.one_of(
     st.sampled_from(OPTION_NAMES).flatmap(lambda key: st.tuples(st.just(key), _option_values(key))),
-    st.tuples(st.just("validation"), st.dictionaries(st.sampled_from(sorted(thresholds_for("fp32", {}))) | st.text(max_size=6),
-                                                     JSON_VALUES, max_size=3) | JSON_VALUES),
+    st.tuples(
+        st.just("validation"),
+        st.dictionaries(
+            st.sampled_from(sorted(thresholds_for("fp32", {}))) | st.text(max_size=6), JSON_VALUES, max_size=3
+        )
+        | JSON_VALUES,
+    ),
     st.tuples(st.text(max_size=16), JSON_VALUES),
 )
 CONFIGS = st.lists(CONFIG_ENTRIES, max_size=6).map(dict)
 # raw entries: keys may repeat, a value may be NaN or +-Infinity (tokens Python's json accepts by default)
 ENTRY_LISTS = st.lists(CONFIG_ENTRIES | st.tuples(st.sampled_from(OPTION_NAMES), NON_FINITE), max_size=6).flatmap(
-    lambda entries: st.just(entries) | st.sampled_from(entries or [("imgsz", 64)]).map(lambda dup: [*entries, dup]))
+    lambda entries: st.just(entries) | st.sampled_from(entries or [("imgsz", 64)]).map(lambda dup: [*entries, dup])
+)
 
 
 def _object_text(entries: list) -> str:
-    return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}" for k, v in entries) + "}"
+    return (
+        "{"
+        + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}" for k, v in entries)
+        + "}"
+    )
 
 
 def _names_a_key(message: str, config: dict) -> bool:
@@ -120,8 +145,11 @@ def test_fuzzed_export_config_is_a_plan_or_a_config_error(tmp_path, entries, fmt
 
 
 @FUZZ
-@given(text=st.text(max_size=60) | st.sampled_from(["x" * 5000, "[" * 5000, '{"imgsz": 1' + "0" * 5000 + "}", "a\x00"])
-       | CONFIGS.map(json.dumps).flatmap(lambda t: st.integers(0, len(t)).map(lambda n: t[:n])))
+@given(
+    text=st.text(max_size=60)
+    | st.sampled_from(["x" * 5000, "[" * 5000, '{"imgsz": 1' + "0" * 5000 + "}", "a\x00"])
+    | CONFIGS.map(json.dumps).flatmap(lambda t: st.integers(0, len(t)).map(lambda n: t[:n]))
+)
 def test_fuzzed_config_text_is_a_dict_or_a_config_error(text):
     """Arbitrary text and JSON cut anywhere: a dict, or one ConfigError line, never another exception."""
     try:
@@ -132,29 +160,45 @@ def test_fuzzed_config_text_is_a_dict_or_a_config_error(text):
     assert isinstance(value, dict)
 
 
-@pytest.mark.parametrize("text, key", [
-    ('{"opset_version": 17, "opset_version": 18}', "'opset_version' twice"),
-    ('{"validation": {"box_iou": 0.9, "box_iou": 0.5}}', "'box_iou' twice"),
-    ('{"opset_version": NaN}', "NaN is not JSON"),
-    ('{"imgsz": Infinity}', "Infinity is not JSON"),
-    ('{"imgsz": -Infinity}', "-Infinity is not JSON"),
-    ('{"workspace": 1e999}', "'1e999' is not a finite JSON number"),
-    ('{"imgsz": 1' + "0" * 5000 + "}", "not usable JSON"),
-    ("[" * 100_000, "not usable JSON"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('{"opset_version": 17, "opset_version": 18}', "'opset_version' twice"),
+        ('{"validation": {"box_iou": 0.9, "box_iou": 0.5}}', "'box_iou' twice"),
+        ('{"opset_version": NaN}', "NaN is not JSON"),
+        ('{"imgsz": Infinity}', "Infinity is not JSON"),
+        ('{"imgsz": -Infinity}', "-Infinity is not JSON"),
+        ('{"workspace": 1e999}', "'1e999' is not a finite JSON number"),
+        ('{"imgsz": 1' + "0" * 5000 + "}", "not usable JSON"),
+        ("[" * 100_000, "not usable JSON"),
+    ],
+)
 def test_strict_json_in_process(text, key):
     with pytest.raises(ConfigError, match=key.replace("(", r"\(")):
         parse_config(text)
 
 
-@pytest.mark.parametrize("config, key", [
-    ('{"opset_version": 17, "opset_version": 18}', "opset_version"),
-    ('{"half": true, "validation": {"box_iou": 0.9, "box_iou": 0.5}}', "box_iou"),
-    ('{"opset_version": NaN}', "NaN"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ('{"opset_version": 17, "opset_version": 18}', "opset_version"),
+        ('{"half": true, "validation": {"box_iou": 0.9, "box_iou": 0.5}}', "box_iou"),
+        ('{"opset_version": NaN}', "NaN"),
+    ],
+)
 def test_export_py_rejects_duplicate_keys_and_nan_with_exit_3(tmp_path, config, key):
-    cmd = [sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(BUNDLED["detect"]), "--export_format", "onnx",
-           "--output_dir", str(tmp_path / "out"), "--export_config", config]
+    cmd = [
+        sys.executable,
+        str(ROOT / "export.py"),
+        "--checkpoint_path",
+        str(BUNDLED["detect"]),
+        "--export_format",
+        "onnx",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--export_config",
+        config,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -175,11 +219,38 @@ def _metadata(task: str) -> dict:
     return make_metadata(task, keypoints=4 if task == "pose" else 0)
 
 
-HOSTILE_VALUES = [[1, 3, 100_000, 100_000], [100_000, 100_000, 3], [-5, -5, 3], [0, 0, 3], [2**40], [], [[[[]]]], "640",
-                  "", [1, "3", 64, 64], list(range(10_000)), 10**6, -(10**6), 2**64, -1, 0, True, None, 1.5, float("nan"),
-                  float("inf"), {"a": [1, {"b": None}]}, [[1, 2, 3]], ["x", 1], json.loads("[" * 300 + "]" * 300)]
-HOSTILE = st.one_of(JSON_VALUES, st.sampled_from(HOSTILE_VALUES),
-                    st.integers(1, 300).map(lambda depth: json.loads("[" * depth + "]" * depth)))
+HOSTILE_VALUES = [
+    [1, 3, 100_000, 100_000],
+    [100_000, 100_000, 3],
+    [-5, -5, 3],
+    [0, 0, 3],
+    [2**40],
+    [],
+    [[[[]]]],
+    "640",
+    "",
+    [1, "3", 64, 64],
+    list(range(10_000)),
+    10**6,
+    -(10**6),
+    2**64,
+    -1,
+    0,
+    True,
+    None,
+    1.5,
+    float("nan"),
+    float("inf"),
+    {"a": [1, {"b": None}]},
+    [[1, 2, 3]],
+    ["x", 1],
+    json.loads("[" * 300 + "]" * 300),
+]
+HOSTILE = st.one_of(
+    JSON_VALUES,
+    st.sampled_from(HOSTILE_VALUES),
+    st.integers(1, 300).map(lambda depth: json.loads("[" * depth + "]" * depth)),
+)
 
 
 def _paths(value, prefix=()):
@@ -275,7 +346,9 @@ def test_truncated_metadata_file_is_a_load_error(tmp_path_factory, cut, task):
         load_spec(path)
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000, '{"task": "detect", "x": 1' + "0" * 5000 + "}", '{"task": NaN}', "\ud800"])
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, '{"task": "detect", "x": 1' + "0" * 5000 + "}", '{"task": NaN}', "\ud800"]
+)
 def test_hostile_metadata_files(tmp_path, text):
     path = tmp_path / "metadata.json"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
@@ -283,19 +356,22 @@ def test_hostile_metadata_files(tmp_path, text):
         load_spec(path)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(input_shape=[100_000, 100_000, 3]), "input_shape"),
-    (lambda m: m["inputs"][0].update(shape=[1, 3, 100_000, 100_000]), "inputs[0].shape"),
-    (lambda m: m.update(num_classes=10**9), "num_classes"),
-    (lambda m: m.update(class_names=[1, 2, 3]), "class_names"),
-    (lambda m: m.update(class_names="abc"), "class_names"),
-    (lambda m: m["inputs"][0].update(shape=[]), "inputs[0].shape"),
-    (lambda m: m.update(dynamic={"batch": "yes"}), "dynamic.batch"),
-    (lambda m: m["preprocessing"].update(pad_value=10**6), "pad_value"),
-    (lambda m: m["preprocessing"].update(mean=["0", "0", "0"]), "mean"),
-    (lambda m: m["postprocessing"].update(confidence_threshold=float("nan")), "confidence_threshold"),
-    (lambda m: m["output_layout"]["predictions"].update(keypoint_format=""), "keypoint_format"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.update(input_shape=[100_000, 100_000, 3]), "input_shape"),
+        (lambda m: m["inputs"][0].update(shape=[1, 3, 100_000, 100_000]), "inputs[0].shape"),
+        (lambda m: m.update(num_classes=10**9), "num_classes"),
+        (lambda m: m.update(class_names=[1, 2, 3]), "class_names"),
+        (lambda m: m.update(class_names="abc"), "class_names"),
+        (lambda m: m["inputs"][0].update(shape=[]), "inputs[0].shape"),
+        (lambda m: m.update(dynamic={"batch": "yes"}), "dynamic.batch"),
+        (lambda m: m["preprocessing"].update(pad_value=10**6), "pad_value"),
+        (lambda m: m["preprocessing"].update(mean=["0", "0", "0"]), "mean"),
+        (lambda m: m["postprocessing"].update(confidence_threshold=float("nan")), "confidence_threshold"),
+        (lambda m: m["output_layout"]["predictions"].update(keypoint_format=""), "keypoint_format"),
+    ],
+)
 def test_hostile_metadata_values_are_named(edit, message):
     metadata = _metadata("pose")
     edit(metadata)

@@ -68,19 +68,26 @@ def test_every_package_imports_only_the_layers_below_it():
 
 
 def test_the_python_runtime_imports_nothing_of_exportkit():
-    offenders = [f"{path.relative_to(ROOT)}: {name}" for path in sorted((ROOT / "runtimes" / "python").rglob("*.py"))
-                 for name in imports(path) if name.split(".")[0] == "exportkit"]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "runtimes" / "python").rglob("*.py"))
+        for name in imports(path)
+        if name.split(".")[0] == "exportkit"
+    ]
     assert offenders == []
 
 
-@pytest.mark.parametrize("source, target, bad", [
-    ("formats/coreml.py", "exportkit.validation", True),  # the hub this redesign removed
-    ("formats/onnx.py", "exportkit.build.cell", True),
-    ("metadata.py", "exportkit.validation.harness", True),
-    ("validation/report.py", "exportkit.build.lock", True),
-    ("families/yolo.py", "exportkit.validation", False),
-    ("build/tasks.py", "exportkit.validation", False),
-])
+@pytest.mark.parametrize(
+    "source, target, bad",
+    [
+        ("formats/coreml.py", "exportkit.validation", True),  # the hub this redesign removed
+        ("formats/onnx.py", "exportkit.build.cell", True),
+        ("metadata.py", "exportkit.validation.harness", True),
+        ("validation/report.py", "exportkit.build.lock", True),
+        ("families/yolo.py", "exportkit.validation", False),
+        ("build/tasks.py", "exportkit.validation", False),
+    ],
+)
 def test_the_checker_sees_a_planted_import(tmp_path, source, target, bad):
     package = tmp_path / "exportkit"
     path = package / source

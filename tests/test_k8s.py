@@ -15,7 +15,9 @@ import yaml
 from conftest import BUNDLED, ENV, ROOT
 
 MATRIX = "k8s"
-MODEL = "defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: k8sdet\ncheckpoint: models/det.pt\ntask: detect\n"
+MODEL = (
+    "defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: k8sdet\ncheckpoint: models/det.pt\ntask: detect\n"
+)
 # 6 cells: onnx and torchscript on the CPU (torchscript fp16 skipped: the format has no fp16), tensorrt needs a GPU
 BLOCKS = "  - models: [k8sdet]\n    formats: [onnx, torchscript, tensorrt]\n    precisions: [fp32, fp16]\n"
 SIM_BLOCKS = "  - models: [k8sdet]\n    formats: [onnx, torchscript]\n    precisions: [fp32, fp16]\n"
@@ -28,15 +30,22 @@ def make_project(root: Path, blocks: str, imgsz: int = 192) -> dict:
     shutil.copy(BUNDLED["detect"], root / "models/det.pt")
     (root / "conf/model/k8sdet.yaml").write_text(MODEL + f"imgsz: {imgsz}\ncapability: yolo11n\n")
     (root / f"conf/matrix/{MATRIX}.yaml").write_text(
-        f"defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: {MATRIX}\nblocks:\n{blocks}")
+        f"defaults:\n  - /exportkit_matrix_schema@_here_\n  - _self_\nname: {MATRIX}\nblocks:\n{blocks}"
+    )
     (root / "dodo.py").write_text("from exportkit.dodo import *  # noqa: F403\n")
     env = {k: v for k, v in ENV.items() if not k.startswith("EXPORTKIT_")}
     return {"root": root, "env": {**env, "EXPORTKIT_PROJECT": str(root), "EXPORTKIT_MATRIX": MATRIX}}
 
 
 def exportkit(project: dict, *args: str, check: int | None = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "exportkit", *args], capture_output=True, text=True,
-                          env=project["env"], cwd=project["root"], timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "exportkit", *args],
+        capture_output=True,
+        text=True,
+        env=project["env"],
+        cwd=project["root"],
+        timeout=600,
+    )
     if check is not None:
         assert proc.returncode == check, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -73,10 +82,20 @@ def matrix_cells(project: dict):
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> dict:
     project = make_project(tmp_path_factory.mktemp("k8s-project"), BLOCKS)
-    host = exportkit(project, "k8s-job", f"matrix={MATRIX}", "--image", "registry.example/exportkit:0.1",
-                     "--parallelism", "3").stdout
-    pvc = exportkit(project, "k8s-job", f"matrix={MATRIX}", "--image", "registry.example/exportkit:0.1",
-                    "--pvc", "exportkit-data", "--namespace", "ml").stdout
+    host = exportkit(
+        project, "k8s-job", f"matrix={MATRIX}", "--image", "registry.example/exportkit:0.1", "--parallelism", "3"
+    ).stdout
+    pvc = exportkit(
+        project,
+        "k8s-job",
+        f"matrix={MATRIX}",
+        "--image",
+        "registry.example/exportkit:0.1",
+        "--pvc",
+        "exportkit-data",
+        "--namespace",
+        "ml",
+    ).stdout
     (project["root"] / "host.yaml").write_text(host)
     (project["root"] / "pvc.yaml").write_text(pvc)
     return {**project, "host": host, "pvc": pvc}
@@ -86,8 +105,12 @@ def generated(tmp_path_factory) -> dict:
 def test_manifests_validate_strictly_against_the_kubernetes_schemas(generated, version):
     validator = Path(sys.executable).parent / "kubernetes-validate"
     for name in ("host.yaml", "pvc.yaml"):
-        proc = subprocess.run([str(validator), "--strict", "-k", version, str(generated["root"] / name)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [str(validator), "--strict", "-k", version, str(generated["root"] / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.count("passed") == 3, proc.stdout  # the ConfigMap and the two Jobs
 
@@ -129,7 +152,9 @@ def test_skipped_cells_are_comments_never_indexes(generated):
     skipped = [c for c in matrix_cells(generated) if c.skip_reason]
     assert [c.name for c in skipped] == ["k8sdet-torchscript-fp16"]
     comments = [line for line in generated["host"].splitlines() if line.startswith("#")]
-    assert any(line.startswith(f"# skipped: {skipped[0].name}: ") and skipped[0].skip_reason in line for line in comments)
+    assert any(
+        line.startswith(f"# skipped: {skipped[0].name}: ") and skipped[0].skip_reason in line for line in comments
+    )
     body = "\n".join(line for line in generated["host"].splitlines() if not line.startswith("#"))
     assert skipped[0].name not in body
     docs = documents(generated["host"])
@@ -142,10 +167,15 @@ def test_volumes_hold_the_checkpoints_at_their_project_paths(generated):
     job = jobs_of(docs)["cpu"]
     pod = job["spec"]["template"]["spec"]
     assert job["metadata"]["namespace"] == "ml"
-    assert [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v] == ["exportkit-data"]
+    assert [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v] == [
+        "exportkit-data"
+    ]
     mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
-    assert mounts[env["EXPORTKIT_CHECKPOINTS"]]["subPath"] == "checkpoints" and mounts[env["EXPORTKIT_CHECKPOINTS"]]["readOnly"]
+    assert (
+        mounts[env["EXPORTKIT_CHECKPOINTS"]]["subPath"] == "checkpoints"
+        and mounts[env["EXPORTKIT_CHECKPOINTS"]]["readOnly"]
+    )
     assert mounts[env["EXPORTKIT_EXPORTS"]]["subPath"] == "exports"
     for cell in frozen_cells(docs, job):
         assert (generated["root"] / cell["checkpoint"]).is_file()  # the project-relative path the PVC mirrors
@@ -156,13 +186,16 @@ def test_volumes_hold_the_checkpoints_at_their_project_paths(generated):
     assert paths == {"checkpoints": str(generated["root"]), "exports": str(generated["root"] / "exports")}
 
 
-@pytest.mark.parametrize("args, message", [
-    ([f"matrix={MATRIX}"], "--image IMAGE is required"),
-    ([f"matrix={MATRIX}", "--image", "x", "--parallelism", "0"], "--parallelism must be >= 1"),
-    (["matrix=nope", "--image", "x"], "unknown matrix 'nope'"),
-    (["--image", "x", "colour=red"], "unknown argument 'colour=red'"),
-    (["--loader", "--image", "x"], "--loader needs --pvc"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([f"matrix={MATRIX}"], "--image IMAGE is required"),
+        ([f"matrix={MATRIX}", "--image", "x", "--parallelism", "0"], "--parallelism must be >= 1"),
+        (["matrix=nope", "--image", "x"], "unknown matrix 'nope'"),
+        (["--image", "x", "colour=red"], "unknown argument 'colour=red'"),
+        (["--loader", "--image", "x"], "--loader needs --pvc"),
+    ],
+)
 def test_bad_k8s_job_arguments_are_one_line_and_exit_3(generated, args, message):
     proc = exportkit(generated, "k8s-job", *args, check=3)
     assert proc.stderr.startswith("exportkit: error: ") and message in proc.stderr and proc.stderr.count("\n") == 1
@@ -177,10 +210,21 @@ def test_a_checkpoint_missing_from_the_project_is_refused(tmp_path):
 
 
 def entry(cells_file: Path, index: str, exports: Path, checkpoints: Path) -> subprocess.CompletedProcess:
-    env = {**ENV, "JOB_COMPLETION_INDEX": index, "EXPORTKIT_CELLS": str(cells_file), "EXPORTKIT_EXPORTS": str(exports),
-           "EXPORTKIT_CHECKPOINTS": str(checkpoints)}
-    return subprocess.run([sys.executable, "-m", "exportkit.build.k8s_entry"], capture_output=True, text=True, env=env,
-                          cwd=exports.parent, timeout=300)
+    env = {
+        **ENV,
+        "JOB_COMPLETION_INDEX": index,
+        "EXPORTKIT_CELLS": str(cells_file),
+        "EXPORTKIT_EXPORTS": str(exports),
+        "EXPORTKIT_CHECKPOINTS": str(checkpoints),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "exportkit.build.k8s_entry"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=exports.parent,
+        timeout=300,
+    )
 
 
 def test_entry_refuses_an_index_past_the_cells_with_exit_3(tmp_path):
@@ -194,10 +238,21 @@ def test_entry_refuses_an_index_past_the_cells_with_exit_3(tmp_path):
 def test_a_failed_index_passes_its_exit_code_and_collect_reports_it(tmp_path):
     """The CLI's exit code (1: the checkpoint is missing) is the pod's; `collect` records the cell as failed."""
     project = make_project(tmp_path / "project", BLOCKS)
-    cell = {"name": "k8sdet-onnx-fp32", "checkpoint": "models/missing.pt", "export_format": "onnx",
-            "output_dir": "k8sdet/onnx-fp32", "export_config": "{}",
-            "cell": {"name": "k8sdet-onnx-fp32", "model": {"name": "k8sdet", "checkpoint": "models/missing.pt"},
-                     "format": {"name": "onnx"}, "precision": "fp32", "validation": {}, "export_config": {}}}
+    cell = {
+        "name": "k8sdet-onnx-fp32",
+        "checkpoint": "models/missing.pt",
+        "export_format": "onnx",
+        "output_dir": "k8sdet/onnx-fp32",
+        "export_config": "{}",
+        "cell": {
+            "name": "k8sdet-onnx-fp32",
+            "model": {"name": "k8sdet", "checkpoint": "models/missing.pt"},
+            "format": {"name": "onnx"},
+            "precision": "fp32",
+            "validation": {},
+            "export_config": {},
+        },
+    }
     (tmp_path / "cells.json").write_text(json.dumps([cell]))
     exports = project["root"] / "exports"
     proc = entry(tmp_path / "cells.json", "0", exports, project["root"])
@@ -207,7 +262,10 @@ def test_a_failed_index_passes_its_exit_code_and_collect_reports_it(tmp_path):
     assert status["exit_code"] == 1 and status["env"]["CHECKPOINT_PATH"] == str(project["root"] / "models/missing.pt")
     assert "exportkit: error:" in (folder / "export.log").read_text()  # the CLI's own line, in the cell's log too
     collected = exportkit(project, "collect", "exports", check=1)
-    assert "collect: 0 of 1 cells recorded" in collected.stdout and "k8sdet-onnx-fp32: export failed (exit 1)" in collected.stderr
+    assert (
+        "collect: 0 of 1 cells recorded" in collected.stdout
+        and "k8sdet-onnx-fp32: export failed (exit 1)" in collected.stderr
+    )
     assert not (folder / "build-state.json").exists()
 
 
@@ -244,14 +302,23 @@ def run_index(job: dict, configmap: dict, index: int, scratch: Path) -> subproce
     def remap(value: str) -> str:
         for mount_path, folder in local.items():
             if value == mount_path or value.startswith(mount_path + "/"):
-                return folder + value[len(mount_path):]
+                return folder + value[len(mount_path) :]
         return value
 
     env = {e["name"]: remap(e["value"]) for e in container["env"]}
-    env.update(JOB_COMPLETION_INDEX=str(index), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(ROOT))  # the image's installed exportkit is this checkout here
-    return subprocess.run(container["command"] + container.get("args", []), capture_output=True, text=True, env=env,
-                          cwd=remap(container["workingDir"]), timeout=600)
+    env.update(
+        JOB_COMPLETION_INDEX=str(index),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=str(ROOT),
+    )  # the image's installed exportkit is this checkout here
+    return subprocess.run(
+        container["command"] + container.get("args", []),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=remap(container["workingDir"]),
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -272,12 +339,14 @@ def test_every_index_run_locally_then_collect_lock_and_verify(tmp_path):
     collected = exportkit(project, "collect", "exports")
     assert "collect: 3 of 3 cells recorded as built" in collected.stdout
     doit = [sys.executable, "-m", "doit"]
-    built = subprocess.run([*doit, "export"], capture_output=True, text=True, env=project["env"], cwd=project["root"],
-                           timeout=600)
+    built = subprocess.run(
+        [*doit, "export"], capture_output=True, text=True, env=project["env"], cwd=project["root"], timeout=600
+    )
     assert built.returncode == 0 and built.stdout.count("-- export:") == 3, built.stdout  # collected = up to date
     for task in ("lock", "verify"):
-        proc = subprocess.run([*doit, task], capture_output=True, text=True, env=project["env"], cwd=project["root"],
-                              timeout=600)
+        proc = subprocess.run(
+            [*doit, task], capture_output=True, text=True, env=project["env"], cwd=project["root"], timeout=600
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     lock = json.loads((project["root"] / "exports.lock").read_text())["cells"]
     assert sorted(lock) == sorted(c["name"] for c in cells)

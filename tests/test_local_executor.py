@@ -27,9 +27,16 @@ CELLS = [("shapes-det", "torchscript"), ("shapes-seg", "onnx")]  # two models in
 
 def make_cell(root: Path, model: str, fmt: str, **config) -> Cell:
     task = {"shapes-det": "detect", "shapes-seg": "segment", "shapes-pose": "pose"}[model]
-    return Cell(name=f"{model}-{fmt}-fp32", model={"name": model, "task": task, "checkpoint": str(BUNDLED[task])},
-                format={"name": fmt}, precision="fp32", validation={}, output_dir=str(root / model / f"{fmt}-fp32"),
-                export_config={"include_validation": False, **config}, output_root=str(root))
+    return Cell(
+        name=f"{model}-{fmt}-fp32",
+        model={"name": model, "task": task, "checkpoint": str(BUNDLED[task])},
+        format={"name": fmt},
+        precision="fp32",
+        validation={},
+        output_dir=str(root / model / f"{fmt}-fp32"),
+        export_config={"include_validation": False, **config},
+        output_root=str(root),
+    )
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -51,9 +58,13 @@ def worker_pid() -> int:
 def built(tmp_path_factory):
     """The same cells built by each executor: {executor: [(cell, ok)]}."""
     root = tmp_path_factory.mktemp("local-executor")
-    return {name: [(cell, export_cell(as_dict(cell), executor=spec)) for cell in
-                   (make_cell(root / name, model, fmt) for model, fmt in CELLS)]
-            for name, spec in (("subprocess", SUBPROCESS), ("local", LOCAL))}
+    return {
+        name: [
+            (cell, export_cell(as_dict(cell), executor=spec))
+            for cell in (make_cell(root / name, model, fmt) for model, fmt in CELLS)
+        ]
+        for name, spec in (("subprocess", SUBPROCESS), ("local", LOCAL))
+    }
 
 
 def test_local_builds_the_same_bytes_as_a_subprocess_per_cell(built):
@@ -63,7 +74,8 @@ def test_local_builds_the_same_bytes_as_a_subprocess_per_cell(built):
         assert status(local)["exit_code"] == 0
         assert "export success" in (local.out / "export.log").read_text()  # the export's own log, in the cell's log
         assert (local.out / "reproduce.sh").read_text() == (fresh.out / "reproduce.sh").read_text().replace(
-            "/subprocess/", "/local/")  # the same contract, whichever executor ran it
+            "/subprocess/", "/local/"
+        )  # the same contract, whichever executor ran it
 
 
 def test_exit_codes_1_2_and_3_come_through_with_their_line(tmp_path):
@@ -71,10 +83,15 @@ def test_exit_codes_1_2_and_3_come_through_with_their_line(tmp_path):
     junk.write_bytes(os.urandom(256))
     cases = {
         3: make_cell(tmp_path / "config", "shapes-det", "onnx", opset_version="seventeen"),
-        1: Cell(**{**vars(make_cell(tmp_path / "export", "shapes-det", "onnx")),
-                   "model": {"name": "junk", "task": "detect", "checkpoint": str(junk)}}),
-        2: make_cell(tmp_path / "validation", "shapes-det", "onnx", include_validation=True,
-                     validation={"raw_rel_max_diff": 0.0}),  # ONNX Runtime is ~1e-6 off PyTorch: zero fails
+        1: Cell(
+            **{
+                **vars(make_cell(tmp_path / "export", "shapes-det", "onnx")),
+                "model": {"name": "junk", "task": "detect", "checkpoint": str(junk)},
+            }
+        ),
+        2: make_cell(
+            tmp_path / "validation", "shapes-det", "onnx", include_validation=True, validation={"raw_rel_max_diff": 0.0}
+        ),  # ONNX Runtime is ~1e-6 off PyTorch: zero fails
     }
     for code, cell in cases.items():
         assert export_cell(as_dict(cell), executor=LOCAL) is False
@@ -108,7 +125,8 @@ def test_nothing_one_cell_changes_is_seen_by_the_next(tmp_path):
         "import os, sys\nimport ultralytics.utils as u\nfrom exportkit import safe_load\n"
         "print(getattr(u, 'LEAK', None), os.environ.get('LEAK'), len(safe_load._last_scan), sys.argv[1:])\n"
         "u.LEAK = os.environ['LEAK'] = 'yes'\n"
-        "safe_load.scan_archive(__import__('pathlib').Path(sys.argv[1]))\nsys.exit(7)\n")
+        "safe_load.scan_archive(__import__('pathlib').Path(sys.argv[1]))\nsys.exit(7)\n"
+    )
     worker = get_executor(LOCAL).worker()
     seen = []
     for run, model in enumerate(("detect", "segment")):
@@ -123,7 +141,8 @@ def test_the_worker_exits_with_the_process_that_started_it(tmp_path):
     driver.write_text(
         "import sys, time\nfrom exportkit import project\nfrom exportkit.build import runner\n"
         "from exportkit.build.executors.local_executor import WarmWorker\n"
-        "worker = WarmWorker(runner.cell_env(), project.root())\nprint(worker.process.pid, worker.folder, flush=True)\ntime.sleep(600)\n")
+        "worker = WarmWorker(runner.cell_env(), project.root())\nprint(worker.process.pid, worker.folder, flush=True)\ntime.sleep(600)\n"
+    )
     proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
     try:
         pid, folder = proc.stdout.readline().split()

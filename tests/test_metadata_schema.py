@@ -28,8 +28,16 @@ def metadata(exports):
         lambda m: m["artifacts"][0].update(sha256="abc"),
         lambda m: m["output_layout"].pop("prototypes"),
     ],
-    ids=["no-class-names", "seg-without-mask-resolution", "bad-format", "short-input-shape", "bad-timestamp",
-         "bad-colour-space", "bad-sha", "seg-without-prototypes"],
+    ids=[
+        "no-class-names",
+        "seg-without-mask-resolution",
+        "bad-format",
+        "short-input-shape",
+        "bad-timestamp",
+        "bad-colour-space",
+        "bad-sha",
+        "seg-without-prototypes",
+    ],
 )
 def test_schema_rejects(metadata, breakage):
     validate_schema(metadata)

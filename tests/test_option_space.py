@@ -109,7 +109,9 @@ def test_every_plan_decision_is_a_config_fact(name, cell, tmp_path):
     refused = _planned(name, cell, tmp_path)
     if refused is not None:
         assert isinstance(refused, (ConfigError, EnvironmentUnsupported)), refused
-        assert any(option in str(refused) for option in cell) or isinstance(refused, EnvironmentUnsupported), str(refused)
+        assert any(option in str(refused) for option in cell) or isinstance(refused, EnvironmentUnsupported), str(
+            refused
+        )
 
 
 @pytest.mark.slow

@@ -37,7 +37,9 @@ def test_nearest_marker_upward_wins_and_env_overrides(tmp_path, monkeypatch, cle
     (inner / "conf" / "config.yaml").write_text("")
     monkeypatch.chdir(inner / "src" / "deep")
     assert project.root() == inner.resolve()
-    assert project.resolve("exports") == inner.resolve() / "exports" and project.cache_dir() == inner.resolve() / ".cache"
+    assert (
+        project.resolve("exports") == inner.resolve() / "exports" and project.cache_dir() == inner.resolve() / ".cache"
+    )
     monkeypatch.setenv("EXPORTKIT_PROJECT", str(outer))
     assert project.root() == outer.resolve()
     monkeypatch.setenv("EXPORTKIT_CACHE", "/tmp/elsewhere-cache")
@@ -57,7 +59,10 @@ def test_checkout_is_a_project_with_one_config_folder(monkeypatch, clean_env):
 
 def test_project_flag_is_checked_and_reaches_subcommands(tmp_path):
     proc = exportkit("--project", str(tmp_path / "missing"), "where", cwd=tmp_path)
-    assert proc.returncode == 3 and proc.stderr.strip() == f"exportkit: error: --project {tmp_path / 'missing'}: no such folder"
+    assert (
+        proc.returncode == 3
+        and proc.stderr.strip() == f"exportkit: error: --project {tmp_path / 'missing'}: no such folder"
+    )
     (tmp_path / "repo").mkdir()
     proc = exportkit("--project", str(tmp_path / "repo"), "where", cwd=tmp_path)
     assert proc.returncode == 0 and f"project: {(tmp_path / 'repo').resolve()}" in proc.stdout
@@ -71,9 +76,12 @@ def user_project(tmp_path, monkeypatch, clean_env) -> Path:
     (folder / "conf" / "precision").mkdir()
     (folder / "exportkit.yaml").write_text("")
     (folder / "conf/model/mine.yaml").write_text(
-        "defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: mine\ncheckpoint: weights/mine.pt\ntask: pose\nimgsz: 96\n")
+        "defaults:\n  - /exportkit_model_schema@_here_\n  - _self_\nname: mine\ncheckpoint: weights/mine.pt\ntask: pose\nimgsz: 96\n"
+    )
     # a name clash: the project's fp16 precision file replaces the package's (here: a stricter thresholds group would)
-    (folder / "conf/precision/fp16.yaml").write_text("defaults:\n  - /exportkit_precision_schema@_here_\n  - _self_\nname: int8\n")
+    (folder / "conf/precision/fp16.yaml").write_text(
+        "defaults:\n  - /exportkit_precision_schema@_here_\n  - _self_\nname: int8\n"
+    )
     monkeypatch.chdir(folder)
     return folder
 
@@ -116,9 +124,17 @@ def test_init_writes_a_starter_project_from_the_checkpoint(tmp_path):
     assert "models: [kp]" in (tmp_path / "conf/matrix/default.yaml").read_text()
     assert len((tmp_path / "dodo.py").read_text().splitlines()) <= 3 and (tmp_path / "exportkit.yaml").is_file()
     assert "/exports/" in (tmp_path / ".gitignore").read_text()
-    listed = subprocess.run([sys.executable, "-m", "doit", "list"], capture_output=True, text=True, cwd=tmp_path,
-                            env={**ENV, "PYTHONPATH": str(ROOT)}, timeout=120)
-    assert listed.returncode == 0 and {"export", "validate", "lock", "verify"} <= {ln.split()[0] for ln in listed.stdout.splitlines()}
+    listed = subprocess.run(
+        [sys.executable, "-m", "doit", "list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**ENV, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert listed.returncode == 0 and {"export", "validate", "lock", "verify"} <= {
+        ln.split()[0] for ln in listed.stdout.splitlines()
+    }
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path):
@@ -147,13 +163,21 @@ def test_init_refuses_a_malicious_checkpoint_without_running_it(tmp_path):
 
 
 # -- the guide's per-format file, user data, the API ------------------------------------------------
-GUIDE_FILE = {"onnx": {"opset_version": 16, "simplify": False}, "tensorrt": {"fp16": True, "workspace": 8},
-              "coreml": {"minimum_deployment_target": "iOS15"}}
+GUIDE_FILE = {
+    "onnx": {"opset_version": 16, "simplify": False},
+    "tensorrt": {"fp16": True, "workspace": 8},
+    "coreml": {"minimum_deployment_target": "iOS15"},
+}
 
 
-@pytest.mark.parametrize("fmt,expected", [("onnx", {"opset_version": 16, "simplify": False}),
-                                          ("coreml", {"minimum_deployment_target": "iOS15"}),
-                                          ("torchscript", {})])
+@pytest.mark.parametrize(
+    "fmt,expected",
+    [
+        ("onnx", {"opset_version": 16, "simplify": False}),
+        ("coreml", {"minimum_deployment_target": "iOS15"}),
+        ("torchscript", {}),
+    ],
+)
 def test_guide_config_file_uses_the_section_of_the_format(tmp_path, fmt, expected):
     from exportkit.pipeline import plan_export
     from exportkit.registry import get_format
@@ -166,23 +190,48 @@ def test_guide_config_file_uses_the_section_of_the_format(tmp_path, fmt, expecte
 def test_guide_config_file_through_the_cli_reaches_option_checks(tmp_path):
     bad = dict(GUIDE_FILE, onnx={"opset_version": 99})
     (tmp_path / "export_config.json").write_text(json.dumps(bad))
-    proc = exportkit("export", "--checkpoint_path", str(BUNDLED["detect"]), "--export_format", "onnx", "--output_dir",
-                     str(tmp_path / "o"), "--export_config", str(tmp_path / "export_config.json"), cwd=tmp_path, block_torch=True)
+    proc = exportkit(
+        "export",
+        "--checkpoint_path",
+        str(BUNDLED["detect"]),
+        "--export_format",
+        "onnx",
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--export_config",
+        str(tmp_path / "export_config.json"),
+        cwd=tmp_path,
+        block_torch=True,
+    )
     assert proc.returncode == 3 and "opset_version" in proc.stderr and "coreml" not in proc.stderr
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("validation,message", [
-    ({"images": "nowhere"}, "validation.images 'nowhere' is not a folder of images"),
-    ({"data": "nowhere.yaml"}, "validation.data 'nowhere.yaml' does not exist"),
-    ({"images": "."}, "validation.images '.' is not a folder of images"),
-])
+@pytest.mark.parametrize(
+    "validation,message",
+    [
+        ({"images": "nowhere"}, "validation.images 'nowhere' is not a folder of images"),
+        ({"data": "nowhere.yaml"}, "validation.data 'nowhere.yaml' does not exist"),
+        ({"images": "."}, "validation.images '.' is not a folder of images"),
+    ],
+)
 def test_user_data_paths_are_checked_before_torch(tmp_path, validation, message):
-    proc = exportkit("export", "--checkpoint_path", str(BUNDLED["detect"]), "--export_format", "onnx", "--output_dir",
-                     str(tmp_path / "o"), "--export_config", json.dumps({"include_validation": True, "validation": validation}),
-                     cwd=tmp_path, block_torch=True)
+    proc = exportkit(
+        "export",
+        "--checkpoint_path",
+        str(BUNDLED["detect"]),
+        "--export_format",
+        "onnx",
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--export_config",
+        json.dumps({"include_validation": True, "validation": validation}),
+        cwd=tmp_path,
+        block_torch=True,
+    )
     assert proc.returncode == 3 and proc.stderr.strip() == f"exportkit: error: {message}" + (
-        "; give an Ultralytics data YAML" if "data" in validation else "")
+        "; give an Ultralytics data YAML" if "data" in validation else ""
+    )
 
 
 def test_data_yaml_feeds_int8_calibration_unless_calibration_data_is_given(tmp_path, monkeypatch, clean_env):
@@ -194,7 +243,9 @@ def test_data_yaml_feeds_int8_calibration_unless_calibration_data_is_given(tmp_p
     thresholds, own = split_validation({"data": "data/data.yaml", "box_iou": 0.9})
     assert thresholds == {"box_iou": 0.9} and own == {"data": str(tmp_path / "data/data.yaml")}
     assert calibration_from_data({}, {"calibration_data"}, own)["calibration_data"] == own["data"]
-    assert calibration_from_data({"calibration_data": "mine/"}, {"calibration_data"}, own)["calibration_data"] == "mine/"
+    assert (
+        calibration_from_data({"calibration_data": "mine/"}, {"calibration_data"}, own)["calibration_data"] == "mine/"
+    )
     assert "calibration_data" not in calibration_from_data({}, {"half"}, own)
 
 
@@ -204,7 +255,8 @@ def test_validation_group_data_calibrates_int8_cells(user_project):
 
     (user_project / "conf/validation").mkdir()
     (user_project / "conf/validation/mine.yaml").write_text(
-        "defaults:\n  - /exportkit_validation_schema@_here_\n  - _self_\nenabled: true\nthresholds: {}\ndata: data/data.yaml\n")
+        "defaults:\n  - /exportkit_validation_schema@_here_\n  - _self_\nenabled: true\nthresholds: {}\ndata: data/data.yaml\n"
+    )
     int8 = cell_from_config(compose(["format=tflite", "precision=int8", "validation=mine"]), user_project / "exports")
     fp32 = cell_from_config(compose(["format=tflite", "precision=fp32", "validation=mine"]), user_project / "exports")
     assert int8.export_config["calibration_data"] == str(user_project.resolve() / "data/data.yaml")
@@ -229,15 +281,21 @@ def test_sample_images_come_from_the_package():
 
 
 def test_python_api_raises_typed_errors_without_torch(tmp_path):
-    code = ("import sys; sys.modules['torch'] = None\nimport exportkit\nfrom exportkit.errors import ConfigError\n"
-            f"try:\n    exportkit.export({str(BUNDLED['detect'])!r}, 'onnx', {str(tmp_path / 'o')!r}, {{'opset_version': 3}})\n"
-            "except ConfigError as exc:\n    print(exc.exit_code, exc.one_line())\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=120)
+    code = (
+        "import sys; sys.modules['torch'] = None\nimport exportkit\nfrom exportkit.errors import ConfigError\n"
+        f"try:\n    exportkit.export({str(BUNDLED['detect'])!r}, 'onnx', {str(tmp_path / 'o')!r}, {{'opset_version': 3}})\n"
+        "except ConfigError as exc:\n    print(exc.exit_code, exc.one_line())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("3 ") and "opset_version" in proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["export", "--help"], ["init", "--help"], ["where", "--help"],
-                                  ["export", "--export_format", "onnx"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["export", "--help"], ["init", "--help"], ["where", "--help"], ["export", "--export_format", "onnx"]],
+)
 def test_help_and_config_errors_import_no_torch(tmp_path, args):
     proc = exportkit(*args, cwd=tmp_path, block_torch=True)
     assert proc.returncode in (0, 3) and "Traceback" not in proc.stderr, proc.stderr
@@ -270,12 +328,15 @@ def test_report_chart_has_one_point_per_artifact_with_latency_and_accuracy():
     assert sorted(points) == [(2.0, 0.8), (3.0, 0.9)] and axis.get_xlabel().startswith("latency")
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["model=a", "--cfg", "job"], ["model=a", "hydra.searchpath=[x]", "--cfg", "job"]),
-    (["-m", "format=onnx,openvino"], ["-m", "format=onnx,openvino", "hydra.searchpath=[x]"]),
-    (["--cfg", "job"], ["--cfg", "job", "hydra.searchpath=[x]"]),
-    (["hydra.searchpath=[mine]"], ["hydra.searchpath=[mine]"]),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["model=a", "--cfg", "job"], ["model=a", "hydra.searchpath=[x]", "--cfg", "job"]),
+        (["-m", "format=onnx,openvino"], ["-m", "format=onnx,openvino", "hydra.searchpath=[x]"]),
+        (["--cfg", "job"], ["--cfg", "job", "hydra.searchpath=[x]"]),
+        (["hydra.searchpath=[mine]"], ["hydra.searchpath=[mine]"]),
+    ],
+)
 def test_hydra_overrides_of_exportkit_join_the_users_overrides(argv, expected):
     from exportkit.build.hydra_app import with_overrides
 
@@ -286,4 +347,6 @@ def test_hydra_info_searchpath_lists_the_project_before_the_package(user_project
     proc = exportkit("--info", "searchpath", cwd=user_project)
     assert proc.returncode == 0, proc.stderr
     folders = [line.split("|")[2].strip() for line in proc.stdout.splitlines() if "file://" in line]
-    assert folders.index(f"file://{user_project.resolve() / 'conf'}") < folders.index(f"file://{project.package_conf()}")
+    assert folders.index(f"file://{user_project.resolve() / 'conf'}") < folders.index(
+        f"file://{project.package_conf()}"
+    )

@@ -37,15 +37,32 @@ def _sha(data: bytes) -> str:
 def cell(tmp_path) -> Cell:
     ckpt = tmp_path / "det.pt"
     ckpt.write_bytes(b"not really a checkpoint")
-    return Cell(name="mine-onnx-fp32", model={"name": "mine", "checkpoint": str(ckpt)}, format={"name": "onnx"},
-                precision="fp32", validation={}, output_dir=str(tmp_path / "out"))
+    return Cell(
+        name="mine-onnx-fp32",
+        model={"name": "mine", "checkpoint": str(ckpt)},
+        format={"name": "onnx"},
+        precision="fp32",
+        validation={},
+        output_dir=str(tmp_path / "out"),
+    )
 
 
 def _result(cell: Cell, files: dict[str, bytes], **changes) -> dict:
-    metadata = {"artifacts": [{"path": name, "sha256": _sha(data)} for name, data in files.items()],
-                "checkpoint": {"path": "/worker/scratch/det.pt", "sha256": _sha(cell.checkpoint.read_bytes())}}
-    return {"node": "10.0.0.9", "pid": 7, "exit_code": 0, "log": "exported\n", "versions": library_versions("onnx"),
-            "metadata": json.dumps(metadata), "files": dict(files), "folder": None, **changes}
+    metadata = {
+        "artifacts": [{"path": name, "sha256": _sha(data)} for name, data in files.items()],
+        "checkpoint": {"path": "/worker/scratch/det.pt", "sha256": _sha(cell.checkpoint.read_bytes())},
+    }
+    return {
+        "node": "10.0.0.9",
+        "pid": 7,
+        "exit_code": 0,
+        "log": "exported\n",
+        "versions": library_versions("onnx"),
+        "metadata": json.dumps(metadata),
+        "files": dict(files),
+        "folder": None,
+        **changes,
+    }
 
 
 def test_what_comes_back_intact_is_published_with_this_machines_checkpoint_path(cell):
@@ -57,13 +74,22 @@ def test_what_comes_back_intact_is_published_with_this_machines_checkpoint_path(
     assert "exported on Ray node 10.0.0.9 pid 7" in (cell.out / "export.log").read_text()
 
 
-@pytest.mark.parametrize("damage, problem", [
-    (lambda r: r["files"].update({"model.onnx": b"flipped"}), "model.onnx came back altered"),
-    (lambda r: r["files"].pop("model.onnx"), "model.onnx did not come back"),
-    (lambda r: r.update(metadata=r["metadata"].replace('"model.onnx"', '"../model.onnx"')), "unsafe artifact path"),
-    (lambda r: r.update(metadata=r["metadata"].replace(_sha(b"not really a checkpoint"), "0" * 64)), "another checkpoint"),
-    (lambda r: r["versions"].update(torch="0.0.1"), "the worker's libraries differ from this machine's: torch 0.0.1"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda r: r["files"].update({"model.onnx": b"flipped"}), "model.onnx came back altered"),
+        (lambda r: r["files"].pop("model.onnx"), "model.onnx did not come back"),
+        (lambda r: r.update(metadata=r["metadata"].replace('"model.onnx"', '"../model.onnx"')), "unsafe artifact path"),
+        (
+            lambda r: r.update(metadata=r["metadata"].replace(_sha(b"not really a checkpoint"), "0" * 64)),
+            "another checkpoint",
+        ),
+        (
+            lambda r: r["versions"].update(torch="0.0.1"),
+            "the worker's libraries differ from this machine's: torch 0.0.1",
+        ),
+    ],
+)
 def test_a_damaged_or_foreign_result_fails_the_cell_and_publishes_nothing(cell, damage, problem):
     cell.out.mkdir()
     result = _result(cell, {"model.onnx": b"onnx bytes"})
@@ -77,7 +103,13 @@ def test_a_damaged_or_foreign_result_fails_the_cell_and_publishes_nothing(cell, 
 def test_resources_follow_the_format_and_a_cluster_without_them_is_a_config_error(cell):
     cluster = {"CPU": 2.0, "GPU": 1.0, "macos": 1.0, "fast": 1.0}
     options = ray_executor.task_options(cell, {"resources": '{"*": {"fast": 1}}'}, cluster)
-    assert options == {"num_cpus": 1, "num_gpus": 0, "resources": {"fast": 1}, "max_retries": 3, "retry_exceptions": False}
+    assert options == {
+        "num_cpus": 1,
+        "num_gpus": 0,
+        "resources": {"fast": 1},
+        "max_retries": 3,
+        "retry_exceptions": False,
+    }
     trt = Cell(**{**cell.__dict__, "format": {"name": "tensorrt"}})
     assert ray_executor.task_options(trt, {}, cluster)["num_gpus"] == 1
     coreml = Cell(**{**cell.__dict__, "format": {"name": "coreml"}, "export_config": {"include_validation": True}})
@@ -135,9 +167,16 @@ def cluster(tmp_path_factory):
         if name in ("PYTHONPATH", "YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR"):
             patch.setenv(name, value)
     fast_failure = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}
-    started = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "node_ip_address": "127.0.0.2", "resources": {"node_a": 1},
-                                                            "_system_config": fast_failure})
+    started = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "include_dashboard": False,
+            "node_ip_address": "127.0.0.2",
+            "resources": {"node_a": 1},
+            "_system_config": fast_failure,
+        },
+    )
     started.add_node(num_cpus=1, node_ip_address="127.0.0.3", resources={"node_b": 1})
     started.wait_for_nodes()
     yield started
@@ -154,8 +193,11 @@ def project(tmp_path_factory):
     (root / "bad.pt").write_bytes(b"these bytes are no checkpoint")
     for model, ckpt in (("mine", root / "det.pt"), ("broken", root / "bad.pt")):
         (conf / f"model/{model}.yaml").write_text(MODEL.format(name=model, ckpt=ckpt))
-    for name, model, formats in (("two", "mine", "onnx, torchscript"), ("one", "mine", "onnx"),
-                                 ("bad", "broken", "onnx")):
+    for name, model, formats in (
+        ("two", "mine", "onnx, torchscript"),
+        ("one", "mine", "onnx"),
+        ("bad", "broken", "onnx"),
+    ):
         (conf / f"matrix/{name}.yaml").write_text(MATRIX.format(name=name, model=model, formats=formats))
     return {"root": root, "env": {**ENV, "EXPORTKIT_CONF": str(conf), "EXPORTKIT_MATRIX": "two"}}
 
@@ -173,8 +215,12 @@ def doit(project, output: str, *args, env=None, check=True, popen=False):
 
 def on_ray(cluster, markers: Path, resources: dict) -> dict:
     markers.mkdir(parents=True, exist_ok=True)
-    return {"EXPORTKIT_EXECUTOR": "ray", "EXPORTKIT_RAY_ADDRESS": cluster.address,
-            "EXPORTKIT_RAY_RESOURCES": json.dumps(resources), MARKERS_ENV: str(markers)}
+    return {
+        "EXPORTKIT_EXECUTOR": "ray",
+        "EXPORTKIT_RAY_ADDRESS": cluster.address,
+        "EXPORTKIT_RAY_RESOURCES": json.dumps(resources),
+        MARKERS_ENV: str(markers),
+    }
 
 
 def attempts(markers: Path) -> list[dict]:
@@ -192,8 +238,16 @@ def builds(cluster, project):
     other node (two doit threads keep both busy)."""
     local = doit(project, "local", "export", env={"EXPORTKIT_EXECUTOR": "subprocess"})
     pinned = {"onnx": {"node_a": 1}, "torchscript": {"node_b": 1}}
-    remote = doit(project, "ray", "-n", "2", "-P", "thread", "export",
-                  env=on_ray(cluster, project["root"] / "markers-first", pinned))
+    remote = doit(
+        project,
+        "ray",
+        "-n",
+        "2",
+        "-P",
+        "thread",
+        "export",
+        env=on_ray(cluster, project["root"] / "markers-first", pinned),
+    )
     return {"local": local, "ray": remote}
 
 
@@ -234,12 +288,19 @@ def test_a_failing_cell_records_its_exit_code_and_is_not_retried(cluster, projec
 def test_a_lost_worker_is_retried_and_its_cell_completes_on_another_node(cluster, project, builds):
     doomed = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.4", resources={"spare": 1})
     markers = project["root"] / "markers-kill"
-    build = doit(project, "kill", "export", env={"EXPORTKIT_MATRIX": "one", **on_ray(cluster, markers, {"*": {"spare": 1}})},
-                 popen=True)
+    build = doit(
+        project,
+        "kill",
+        "export",
+        env={"EXPORTKIT_MATRIX": "one", **on_ray(cluster, markers, {"*": {"spare": 1}})},
+        popen=True,
+    )
     deadline = time.monotonic() + 120
     while not os.listdir(markers) and build.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert attempts(markers) and attempts(markers)[0]["node"] == "127.0.0.4", build.communicate()[0] if build.poll() is not None else ""
+    assert attempts(markers) and attempts(markers)[0]["node"] == "127.0.0.4", (
+        build.communicate()[0] if build.poll() is not None else ""
+    )
     cluster.remove_node(doomed, allow_graceful=False)  # mid-cell: the export has just started there
     spare = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.5", resources={"spare": 1})
     try:
@@ -259,8 +320,11 @@ def test_a_lost_worker_is_retried_and_its_cell_completes_on_another_node(cluster
 def test_with_a_shared_folder_results_travel_through_it(cluster, project, builds):
     shared = project["root"] / "mounted"
     shared.mkdir()
-    env = {"EXPORTKIT_MATRIX": "one", "EXPORTKIT_RAY_SHARED": str(shared),
-           **on_ray(cluster, project["root"] / "markers-shared", {"*": {"node_b": 1}})}
+    env = {
+        "EXPORTKIT_MATRIX": "one",
+        "EXPORTKIT_RAY_SHARED": str(shared),
+        **on_ray(cluster, project["root"] / "markers-shared", {"*": {"node_b": 1}}),
+    }
     doit(project, "shared", "export", env=env)
     out = project["root"] / "shared" / "mine" / "onnx-fp32"
     assert artifacts(out) == artifacts(project["root"] / "local" / "mine" / "onnx-fp32")

@@ -26,14 +26,31 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-READMES = ["README.md", "runtimes/python/README.md", "runtimes/cpp/README.md", "runtimes/kotlin/README.md",
-           "runtimes/swift/README.md", "runtimes/conformance/README.md"]
+READMES = [
+    "README.md",
+    "runtimes/python/README.md",
+    "runtimes/cpp/README.md",
+    "runtimes/kotlin/README.md",
+    "runtimes/swift/README.md",
+    "runtimes/conformance/README.md",
+]
 SHELL = {"bash", "sh", "shell"}
 PYTHON = {"python", "py"}
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<kind>[a-z-]+)\s*(?::\s*(?P<reason>.*?))?\s*-->$")
 LINKED = ("runtimes/cpp", "runtimes/kotlin")  # their build folders are shared with the checkout
-NOT_COPIED = {".venv", ".cache", "exports", "exports.lock", "build", ".git", ".pytest_cache", "__pycache__", "runs",
-              "outputs", "multirun"}
+NOT_COPIED = {
+    ".venv",
+    ".cache",
+    "exports",
+    "exports.lock",
+    "build",
+    ".git",
+    ".pytest_cache",
+    "__pycache__",
+    "runs",
+    "outputs",
+    "multirun",
+}
 BLOCK_TIMEOUT = 1200
 # Long steps say what they are doing: a block with a line starting with the command must print the fragment.
 PROGRESS = {
@@ -101,10 +118,15 @@ def test_every_runtime_readme_is_covered_and_markers_are_well_formed():
 
 
 def test_the_parser_sees_markers_and_blocks(tmp_path):
-    (tmp_path / "R.md").write_text("text\n<!-- readme-test: skip: no GPU -->\n\n```bash\nnvidia-smi\n```\n```python\nprint(1)\n```\n"
-                                   "<!-- readme-test: skip: dangling -->\nprose\n")
+    (tmp_path / "R.md").write_text(
+        "text\n<!-- readme-test: skip: no GPU -->\n\n```bash\nnvidia-smi\n```\n```python\nprint(1)\n```\n"
+        "<!-- readme-test: skip: dangling -->\nprose\n"
+    )
     blocks, problems = parse("R.md", tmp_path)
-    assert [(b.lang, b.skip, b.code) for b in blocks] == [("bash", "no GPU", "nvidia-smi\n"), ("python", None, "print(1)\n")]
+    assert [(b.lang, b.skip, b.code) for b in blocks] == [
+        ("bash", "no GPU", "nvidia-smi\n"),
+        ("python", None, "print(1)\n"),
+    ]
     assert problems == ["R.md:10: marker not right before a fenced block"]
 
 
@@ -139,8 +161,13 @@ def scratch_copy(tmp: Path) -> Path:
 
 def block_env(repo: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
-    env.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False", PYTHONPATH=str(repo), YOLO_CONFIG_DIR=str(repo / ".cache/ultralytics"),
-               EXPORTKIT_CONF=str(repo / ".cache" / "readme-conf"))
+    env.update(
+        YOLO_OFFLINE="1",
+        YOLO_AUTOINSTALL="False",
+        PYTHONPATH=str(repo),
+        YOLO_CONFIG_DIR=str(repo / ".cache/ultralytics"),
+        EXPORTKIT_CONF=str(repo / ".cache" / "readme-conf"),
+    )
     # The copy's .venv is a link, so `make`'s .venv/bin/python and the activated `doit` would run one interpreter
     # under two paths, and TorchScript artifacts record the interpreter's path (their debug info): point make at the
     # path the activated .venv uses, as a real (unlinked) .venv has it.
@@ -150,11 +177,16 @@ def block_env(repo: Path) -> dict:
 
 def run_block(block: Block, repo: Path, env: dict) -> subprocess.CompletedProcess:
     if block.lang in PYTHON:
-        command, stdin = [str((repo / ".venv").resolve() / "bin" / "python"), "-"], block.code  # the activated .venv's python
+        command, stdin = (
+            [str((repo / ".venv").resolve() / "bin" / "python"), "-"],
+            block.code,
+        )  # the activated .venv's python
     else:
         preamble = "set -P; source .venv/bin/activate\n"  # -P: cd resolves links (runtimes/cpp is one)
         command, stdin = ["bash", "-e", "-o", "pipefail", "-c", preamble + block.code], None
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=repo, env=env, timeout=BLOCK_TIMEOUT)
+    return subprocess.run(
+        command, input=stdin, capture_output=True, text=True, cwd=repo, env=env, timeout=BLOCK_TIMEOUT
+    )
 
 
 @pytest.mark.slow
@@ -174,13 +206,18 @@ def test_readme_commands_run_as_written(tmp_path, capsys):
         proc = run_block(block, repo, env)
         results.append(f"{time.perf_counter() - began:6.1f}s  {block}")
         commands = [line.strip() for line in block.code.splitlines()]
-        missing = [fragment for command, fragment in PROGRESS.items()
-                   if any(c.startswith(command) for c in commands) and fragment not in proc.stdout + proc.stderr]
+        missing = [
+            fragment
+            for command, fragment in PROGRESS.items()
+            if any(c.startswith(command) for c in commands) and fragment not in proc.stdout + proc.stderr
+        ]
         if missing:
             failures.append(f"{block}: no progress line {missing} in its output:\n{proc.stdout[-2500:]}")
         if proc.returncode != 0:
-            failures.append(f"{block} exited {proc.returncode}:\n{block.code}\n--- stdout ---\n{proc.stdout[-2500:]}"
-                            f"\n--- stderr ---\n{proc.stderr[-2500:]}")
+            failures.append(
+                f"{block} exited {proc.returncode}:\n{block.code}\n--- stdout ---\n{proc.stdout[-2500:]}"
+                f"\n--- stderr ---\n{proc.stderr[-2500:]}"
+            )
     assert (ROOT / ".venv" / ".installed").stat().st_mtime == stamp, "a README command reinstalled the venv"
     with capsys.disabled():
         print(f"\nREADME blocks run in {time.perf_counter() - start:.0f}s:\n  " + "\n  ".join(results))

@@ -18,7 +18,14 @@ GUIDE_DEFAULTS = {
     "torchscript": {"optimize": True},
     "openvino": {"half": False},
 }
-SUFFIXES = {"onnx": ".onnx", "tensorrt": ".engine", "coreml": ".mlpackage", "tflite": ".tflite", "torchscript": ".torchscript", "openvino": ".xml"}
+SUFFIXES = {
+    "onnx": ".onnx",
+    "tensorrt": ".engine",
+    "coreml": ".mlpackage",
+    "tflite": ".tflite",
+    "torchscript": ".torchscript",
+    "openvino": ".xml",
+}
 
 
 def test_registry_lists_the_guides_six_formats():
@@ -76,8 +83,12 @@ def collected_tests() -> list[str]:
     import sys
 
     tests = Path(__file__).parent
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(tests)],
-                          capture_output=True, text=True, cwd=tests.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(tests)],
+        capture_output=True,
+        text=True,
+        cwd=tests.parent,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return [line for line in proc.stdout.splitlines() if "::" in line]
 
@@ -90,21 +101,28 @@ def exercised_formats(node_ids: list[str]) -> set[str]:
         if module == Path(__file__).name:
             continue
         if module.startswith("test_format_"):
-            found.add(module[len("test_format_"):-3])
+            found.add(module[len("test_format_") : -3])
         if "[" in node:
-            found.update(node[node.index("[") + 1:-1].split("-"))
+            found.update(node[node.index("[") + 1 : -1].split("-"))
     return found & set(list_formats())
 
 
 def test_exercised_formats_reads_parameters_not_text():
-    nodes = ["tests/test_x.py::test_a[detect-onnx]", "tests/test_format_tflite.py::test_b", "tests/test_y.py::test_onnx_word",
-             f"tests/{Path(__file__).name}::test_c[openvino]", "tests/test_z.py::test_d[coreml-x]"]
+    nodes = [
+        "tests/test_x.py::test_a[detect-onnx]",
+        "tests/test_format_tflite.py::test_b",
+        "tests/test_y.py::test_onnx_word",
+        f"tests/{Path(__file__).name}::test_c[openvino]",
+        "tests/test_z.py::test_d[coreml-x]",
+    ]
     assert exercised_formats(nodes) == {"onnx", "tflite", "coreml"}
 
 
 @pytest.mark.parametrize("name", list_formats())
 def test_every_format_has_tests(name, collected_tests):
-    assert name in exercised_formats(collected_tests), f"no test is parametrized over format {name!r} and no tests/test_format_{name}.py"
+    assert name in exercised_formats(collected_tests), (
+        f"no test is parametrized over format {name!r} and no tests/test_format_{name}.py"
+    )
 
 
 def test_readme_tables_are_generated_from_the_registry():
@@ -112,7 +130,9 @@ def test_readme_tables_are_generated_from_the_registry():
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, str(root / "scripts/update_readme.py"), "--check"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts/update_readme.py"), "--check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 

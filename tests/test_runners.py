@@ -111,8 +111,9 @@ def test_a_missing_backend_package_is_environment_unsupported(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, backend", [("onnx", "OnnxRuntimeBackend"), ("openvino", "OpenVinoBackend"),
-                                          ("tflite", "LiteRtBackend")])
+@pytest.mark.parametrize(
+    "fmt, backend", [("onnx", "OnnxRuntimeBackend"), ("openvino", "OpenVinoBackend"), ("tflite", "LiteRtBackend")]
+)
 def test_validating_an_export_goes_through_the_runtime_backend(exports, tmp_path, counted, fmt, backend):
     from exportkit.validation import validate_folder
 

@@ -73,10 +73,18 @@ def test_cli_reports_a_bad_metadata_file_as_a_configuration_error(cpp_build, tmp
 def test_cli_accepts_an_export_folder(cpp_build, exports, samples):
     """Like the Python runtime: MODEL may be the folder holding model.onnx + metadata.json."""
     folder = exports.get("detect", "onnx")
-    by_folder = subprocess.run([str(cpp_build / "yolo_infer"), str(folder), str(samples[0]), "--json"], capture_output=True,
-                               text=True, timeout=60)
-    by_file = subprocess.run([str(cpp_build / "yolo_infer"), str(folder / "model.onnx"), str(samples[0]), "--json"],
-                             capture_output=True, text=True, timeout=60)
+    by_folder = subprocess.run(
+        [str(cpp_build / "yolo_infer"), str(folder), str(samples[0]), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    by_file = subprocess.run(
+        [str(cpp_build / "yolo_infer"), str(folder / "model.onnx"), str(samples[0]), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert by_folder.returncode == 0, by_folder.stderr
     detections = [json.loads(p.stdout)["detections"] for p in (by_folder, by_file)]
     assert detections[0] == detections[1] and detections[0]
@@ -89,8 +97,12 @@ def test_cli_names_what_it_expects(cpp_build, tmp_path, samples, layout):
     (tmp_path / "model.bin").write_bytes(b"\0")
     (tmp_path / "metadata.json").write_text("{}")
     (tmp_path / "empty").mkdir()
-    model = {"openvino-file": tmp_path / "model.xml", "openvino-folder": tmp_path, "empty-folder": tmp_path / "empty"}[layout]
-    proc = subprocess.run([str(cpp_build / "yolo_infer"), str(model), str(samples[0])], capture_output=True, text=True, timeout=60)
+    model = {"openvino-file": tmp_path / "model.xml", "openvino-folder": tmp_path, "empty-folder": tmp_path / "empty"}[
+        layout
+    ]
+    proc = subprocess.run(
+        [str(cpp_build / "yolo_infer"), str(model), str(samples[0])], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "the C++ runtime runs ONNX exports: model.onnx, or the folder" in lines[0], proc.stderr

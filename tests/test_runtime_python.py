@@ -38,13 +38,27 @@ TINY_BIAS = [32.0, 32.0, 20.0, 10.0, 0.1, 0.9, 0.2]
 # ---------------------------------------------------------------- metadata and a tiny ONNX model, by hand
 
 
-def make_metadata(task: str = "detect", names=TINY_NAMES, size: int = TINY, batch: int = -1, keypoints: int = 0,
-                  export_format: str = "onnx", anchors: int = -1) -> dict:
+def make_metadata(
+    task: str = "detect",
+    names=TINY_NAMES,
+    size: int = TINY,
+    batch: int = -1,
+    keypoints: int = 0,
+    export_format: str = "onnx",
+    anchors: int = -1,
+) -> dict:
     """A metadata.json shaped like exportkit's (the keys the runtime reads)."""
     nc = len(names)
     channels = 4 + nc
-    predictions = {"output": "output0", "shape_order": "batch, channels, anchors", "box": [0, 4], "box_format": "cxcywh",
-                   "box_units": "input_pixels", "class_scores": [4, channels], "scores_activated": True}
+    predictions = {
+        "output": "output0",
+        "shape_order": "batch, channels, anchors",
+        "box": [0, 4],
+        "box_format": "cxcywh",
+        "box_units": "input_pixels",
+        "class_scores": [4, channels],
+        "scores_activated": True,
+    }
     extra: dict = {}
     layout: dict = {"predictions": predictions}
     if task == "segment":
@@ -56,22 +70,45 @@ def make_metadata(task: str = "detect", names=TINY_NAMES, size: int = TINY, batc
         predictions["keypoints"] = [channels, channels + 3 * keypoints]
         predictions["keypoint_format"] = "x, y, visibility"
         channels += 3 * keypoints
-        extra.update(num_keypoints=keypoints, keypoint_names=[f"k{i}" for i in range(keypoints)],
-                     skeleton=[[i + 1, (i + 1) % keypoints + 1] for i in range(keypoints)])
+        extra.update(
+            num_keypoints=keypoints,
+            keypoint_names=[f"k{i}" for i in range(keypoints)],
+            skeleton=[[i + 1, (i + 1) % keypoints + 1] for i in range(keypoints)],
+        )
     outputs = [{"name": "output0", "shape": [batch, channels, anchors], "dtype": "float32"}]
     if task == "segment":
         outputs.append({"name": "output1", "shape": [batch, 32, size // 4, size // 4], "dtype": "float32"})
     return {
-        "schema_version": 1, "export_format": export_format, "precision": "fp32", "task": task,
-        "input_shape": [size, size, 3], "class_names": list(names), "num_classes": nc,
-        "preprocessing": {"mean": [0.0, 0.0, 0.0], "std": [255.0, 255.0, 255.0], "color_space": "RGB",
-                          "resize_mode": "letterbox", "normalize": True, "layout": "NCHW", "pad_value": 114,
-                          "letterbox_center": True, "scale_up": True, "interpolation": "linear"},
-        "postprocessing": {"confidence_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 300,
-                           "agnostic_nms": False},
+        "schema_version": 1,
+        "export_format": export_format,
+        "precision": "fp32",
+        "task": task,
+        "input_shape": [size, size, 3],
+        "class_names": list(names),
+        "num_classes": nc,
+        "preprocessing": {
+            "mean": [0.0, 0.0, 0.0],
+            "std": [255.0, 255.0, 255.0],
+            "color_space": "RGB",
+            "resize_mode": "letterbox",
+            "normalize": True,
+            "layout": "NCHW",
+            "pad_value": 114,
+            "letterbox_center": True,
+            "scale_up": True,
+            "interpolation": "linear",
+        },
+        "postprocessing": {
+            "confidence_threshold": 0.25,
+            "iou_threshold": 0.45,
+            "max_detections": 300,
+            "agnostic_nms": False,
+        },
         "dynamic": {"batch": batch == -1, "spatial": False},
         "inputs": [{"name": "images", "shape": [batch, 3, size, size], "dtype": "float32"}],
-        "outputs": outputs, "output_layout": layout, **extra,
+        "outputs": outputs,
+        "output_layout": layout,
+        **extra,
     }
 
 
@@ -86,11 +123,16 @@ def write_tiny_onnx(path: Path, bias=TINY_BIAS, size: int = TINY, batch: int | s
         numpy_helper.from_array(np.asarray(bias, np.float32), "b"),
         numpy_helper.from_array(np.array([0, c, -1], np.int64), "shape"),
     ]
-    nodes = [helper.make_node("Conv", ["images", "w", "b"], ["conv"], strides=[8, 8]),
-             helper.make_node("Reshape", ["conv", "shape"], ["output0"])]
+    nodes = [
+        helper.make_node("Conv", ["images", "w", "b"], ["conv"], strides=[8, 8]),
+        helper.make_node("Reshape", ["conv", "shape"], ["output0"]),
+    ]
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, c, (size // 8) ** 2])], initializers,
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, c, (size // 8) ** 2])],
+        initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
@@ -152,15 +194,26 @@ def test_letterbox_tensor_layout_colour_and_padding():
     np.testing.assert_allclose(tensor[0, 32, 32], [(255 - 1) / 2, (0 - 2) / 2, (0 - 3) / 2])
 
 
-@pytest.mark.parametrize("layout, colour, mean, std, pad_value", [
-    ("NCHW", "RGB", [0.0] * 3, [255.0] * 3, 114),
-    ("NHWC", "BGR", [1.0, 2.0, 3.0], [2.0, 3.0, 4.0], 0),
-    ("NHWC", "RGB", [0.0] * 3, [255.0] * 3, 255),
-])
-@pytest.mark.parametrize("shape, scale_up, center", [
-    ((64, 128), True, True), ((128, 64), True, True), ((101, 200), True, True), ((30, 20), False, True),
-    ((30, 20), True, False), ((64, 64), True, True), ((1, 300), True, True),
-])
+@pytest.mark.parametrize(
+    "layout, colour, mean, std, pad_value",
+    [
+        ("NCHW", "RGB", [0.0] * 3, [255.0] * 3, 114),
+        ("NHWC", "BGR", [1.0, 2.0, 3.0], [2.0, 3.0, 4.0], 0),
+        ("NHWC", "RGB", [0.0] * 3, [255.0] * 3, 255),
+    ],
+)
+@pytest.mark.parametrize(
+    "shape, scale_up, center",
+    [
+        ((64, 128), True, True),
+        ((128, 64), True, True),
+        ((101, 200), True, True),
+        ((30, 20), False, True),
+        ((30, 20), True, False),
+        ((64, 64), True, True),
+        ((1, 300), True, True),
+    ],
+)
 def test_fused_letterbox_equals_letterbox_then_normalise(layout, colour, mean, std, pad_value, shape, scale_up, center):
     """letterbox_batch resizes into the tensor and fills the bands itself; it must equal padding the image with
     OpenCV and normalising every pixel (the reference path), bit for bit."""
@@ -170,15 +223,29 @@ def test_fused_letterbox_equals_letterbox_then_normalise(layout, colour, mean, s
     from runtimes.python.spec import as_spec
 
     metadata = make_metadata()
-    metadata["preprocessing"].update(layout=layout, color_space=colour, mean=mean, std=std, pad_value=pad_value,
-                                     scale_up=scale_up, letterbox_center=center)
+    metadata["preprocessing"].update(
+        layout=layout,
+        color_space=colour,
+        mean=mean,
+        std=std,
+        pad_value=pad_value,
+        scale_up=scale_up,
+        letterbox_center=center,
+    )
     pre = as_spec(metadata).preprocessing
     images = [np.random.default_rng(i).integers(0, 256, (*shape, 3), dtype=np.uint8) for i in range(2)]
     tensor, geometries = Normalizer(pre).letterbox_batch(images)
 
     plans = [plan_letterbox(image.shape, (pre.height, pre.width), scale_up, center) for image in images]
-    padded = [cv2.copyMakeBorder(cv2.resize(image, plan.new_size, interpolation=cv2.INTER_LINEAR), *plan.borders,
-                                 cv2.BORDER_CONSTANT, value=(pad_value,) * 3) for image, plan in zip(images, plans)]
+    padded = [
+        cv2.copyMakeBorder(
+            cv2.resize(image, plan.new_size, interpolation=cv2.INTER_LINEAR),
+            *plan.borders,
+            cv2.BORDER_CONSTANT,
+            value=(pad_value,) * 3,
+        )
+        for image, plan in zip(images, plans)
+    ]
     order = [2, 1, 0] if colour == "RGB" else [0, 1, 2]
     reference = np.stack([(p[..., order].astype(np.float32) - np.float32(mean)) / np.float32(std) for p in padded])
     np.testing.assert_array_equal(tensor, reference.transpose(0, 3, 1, 2) if layout == "NCHW" else reference)
@@ -193,7 +260,9 @@ def test_letterbox_matches_ultralytics_pixels(samples):
 
     for path in samples:
         bgr = load_image(path)
-        expected = LetterBox((192, 192), auto=False, stride=32)(image=bgr)[..., ::-1].transpose(2, 0, 1) / np.float32(255)
+        expected = LetterBox((192, 192), auto=False, stride=32)(image=bgr)[..., ::-1].transpose(2, 0, 1) / np.float32(
+            255
+        )
         tensor, _, _ = letterbox(path, make_metadata(size=192))
         np.testing.assert_array_equal(tensor[0], expected.astype(np.float32))
 
@@ -224,13 +293,16 @@ def raw_detect(rows: list[list[float]], metadata: dict) -> np.ndarray:
 
 def test_decode_maps_boxes_back_and_applies_thresholds():
     metadata = make_metadata()
-    pred = raw_detect([
-        [32, 32, 20, 10, 0.1, 0.9, 0.2],  # kept: class 1
-        [33, 32, 20, 10, 0.1, 0.8, 0.2],  # same class, overlaps: suppressed
-        [34, 32, 20, 10, 0.7, 0.1, 0.1],  # overlaps but class 0: kept (class-aware NMS)
-        [5, 20, 20, 10, 0.0, 0.0, 0.25],  # exactly at conf 0.25: dropped (strict >)
-        [60, 60, 10, 10, 0.0, 0.0, 0.3],  # kept, clipped at the image edge
-    ], metadata)
+    pred = raw_detect(
+        [
+            [32, 32, 20, 10, 0.1, 0.9, 0.2],  # kept: class 1
+            [33, 32, 20, 10, 0.1, 0.8, 0.2],  # same class, overlaps: suppressed
+            [34, 32, 20, 10, 0.7, 0.1, 0.1],  # overlaps but class 0: kept (class-aware NMS)
+            [5, 20, 20, 10, 0.0, 0.0, 0.25],  # exactly at conf 0.25: dropped (strict >)
+            [60, 60, 10, 10, 0.0, 0.0, 0.3],  # kept, clipped at the image edge
+        ],
+        metadata,
+    )
     geometry = Geometry((64, 128), (0.5, 0.5), (0, 16))
     result = decode([pred], metadata, [geometry])[0]
     assert result.class_ids.tolist() == [1, 0, 2]
@@ -292,8 +364,14 @@ def test_decode_in_model_nms_output():
     """Ultralytics' nms=True exports: rows are final detections (x1 y1 x2 y2 score class), no NMS to run."""
     metadata = make_metadata()
     metadata["output_layout"]["predictions"] = {
-        "output": "output0", "shape_order": "batch, detections, values", "box": [0, 4], "box_format": "xyxy",
-        "box_units": "input_pixels", "class_scores": [4, 5], "class_index": 5, "nms_applied": True,
+        "output": "output0",
+        "shape_order": "batch, detections, values",
+        "box": [0, 4],
+        "box_format": "xyxy",
+        "box_units": "input_pixels",
+        "class_scores": [4, 5],
+        "class_index": 5,
+        "nms_applied": True,
     }
     rows = [[22, 27, 42, 37, 0.9, 1], [22, 27, 42, 37, 0.8, 1], [0, 0, 5, 5, 0.1, 2]]  # overlaps are kept as given
     result = decode([np.array([rows], np.float32)], metadata)[0]
@@ -413,9 +491,14 @@ def test_model_and_metadata_errors(tiny, tmp_path):
     "edit, message",
     [
         (lambda m: m.update(input_shape=[320, 320, 3]), "input height is 64 but metadata.json's input_shape says 320"),
-        (lambda m: (m.update(class_names=[str(i) for i in range(80)], num_classes=80),
-                    m["output_layout"]["predictions"].update(class_scores=[4, 84]),
-                    m["outputs"][0].update(shape=[1, 84, -1])), "7 channels but metadata.json implies 84"),
+        (
+            lambda m: (
+                m.update(class_names=[str(i) for i in range(80)], num_classes=80),
+                m["output_layout"]["predictions"].update(class_scores=[4, 84]),
+                m["outputs"][0].update(shape=[1, 84, -1]),
+            ),
+            "7 channels but metadata.json implies 84",
+        ),
         (lambda m: m.update(export_format="openvino"), "does not fit metadata.json's export_format 'openvino'"),
     ],
 )
@@ -443,8 +526,15 @@ def test_malformed_metadata(tiny, tmp_path, edit, message):
 def test_image_errors(tiny, tmp_path):
     model = YOLOInference(tiny)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    bad = [tmp_path / "missing.jpg", tmp_path / "broken.jpg", np.zeros((8, 8, 3), np.float32),
-           np.zeros((8, 8, 2), np.uint8), np.zeros((0, 8, 3), np.uint8), 42, b""]
+    bad = [
+        tmp_path / "missing.jpg",
+        tmp_path / "broken.jpg",
+        np.zeros((8, 8, 3), np.float32),
+        np.zeros((8, 8, 2), np.uint8),
+        np.zeros((0, 8, 3), np.uint8),
+        42,
+        b"",
+    ]
     for source in bad:
         with pytest.raises(RuntimeInputError):
             model.predict(source)
@@ -499,8 +589,14 @@ def test_metadata_spec_round_trip():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtimes.python.inference", *args], capture_output=True, text=True,
-                          env=ENV, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "runtimes.python.inference", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_cli_prints_saves_and_exits_with_codes(tiny, image, tmp_path):
@@ -534,8 +630,13 @@ def test_cli_output_piped_into_a_closed_reader_is_no_traceback(tiny, image, tmp_
 
     path = tmp_path / "image.png"
     cv2.imwrite(str(path), image)
-    proc = subprocess.Popen([sys.executable, "-m", "runtimes.python.inference", str(tiny), *[str(path)] * 50],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtimes.python.inference", str(tiny), *[str(path)] * 50],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        cwd=ROOT,
+    )
     proc.stdout.close()  # before the CLI has written anything
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
@@ -560,21 +661,32 @@ def test_runtime_never_imports_torch(tiny):
 def test_package_installs_on_its_own(tiny, tmp_path):
     """`pip install ./runtimes/python` builds a wheel holding exportkit_runtime (no top-level `runtimes`); it imports away from the repo."""
     source = tmp_path / "src"
-    shutil.copytree(ROOT / "runtimes" / "python", source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    shutil.copytree(
+        ROOT / "runtimes" / "python", source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    )
     wheels, site = tmp_path / "wheels", tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    build = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
-                           capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr
     wheel = next(wheels.glob("*.whl"))
-    install = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], capture_output=True,
-                             text=True, timeout=300)
+    install = subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=300
+    )
     assert install.returncode == 0, install.stderr
     env = {k: v for k, v in ENV.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     assert not (site / "runtimes").exists()
-    code = (f"import sys, exportkit_runtime.inference as m; assert m.__file__.startswith({str(site)!r}), m.__file__\n"
-            f"print(len(m.YOLOInference({str(tiny)!r}).predict(__import__('numpy').zeros((64, 64, 3), 'uint8'))))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    code = (
+        f"import sys, exportkit_runtime.inference as m; assert m.__file__.startswith({str(site)!r}), m.__file__\n"
+        f"print(len(m.YOLOInference({str(tiny)!r}).predict(__import__('numpy').zeros((64, 64, 3), 'uint8'))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stderr
 
 
@@ -587,8 +699,15 @@ def ultralytics_predict(artifact: Path, task: str, sources: list, metadata: dict
 
     post = metadata["postprocessing"]
     model = YOLO(str(artifact), task=task)
-    kwargs = dict(imgsz=metadata["input_shape"][:2], device="cpu", verbose=False, conf=post["confidence_threshold"],
-                  iou=post["iou_threshold"], max_det=post["max_detections"], retina_masks=True)
+    kwargs = dict(
+        imgsz=metadata["input_shape"][:2],
+        device="cpu",
+        verbose=False,
+        conf=post["confidence_threshold"],
+        iou=post["iou_threshold"],
+        max_det=post["max_detections"],
+        retina_masks=True,
+    )
     if per_image:
         return [model.predict(str(s), **kwargs)[0] for s in sources]
     return model.predict([str(s) for s in sources], **kwargs)
@@ -603,9 +722,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def ultralytics_arrays(ref) -> dict:
     """An Ultralytics Results as the arrays a runtime Result holds."""
-    return {"boxes": ref.boxes.xyxy.numpy(), "scores": ref.boxes.conf.numpy(), "class_ids": ref.boxes.cls.numpy().astype(int),
-            "masks": None if ref.masks is None else ref.masks.data.numpy() > 0.5,
-            "keypoints": None if ref.keypoints is None else ref.keypoints.data.numpy(), "orig_shape": tuple(ref.orig_shape)}
+    return {
+        "boxes": ref.boxes.xyxy.numpy(),
+        "scores": ref.boxes.conf.numpy(),
+        "class_ids": ref.boxes.cls.numpy().astype(int),
+        "masks": None if ref.masks is None else ref.masks.data.numpy() > 0.5,
+        "keypoints": None if ref.keypoints is None else ref.keypoints.data.numpy(),
+        "orig_shape": tuple(ref.orig_shape),
+    }
 
 
 def result_arrays(result: Result) -> dict:
@@ -682,8 +806,13 @@ def ultralytics_openvino_folder(folder: Path, metadata: dict, tmp_path: Path) ->
     target.mkdir()
     for name in ("model.xml", "model.bin"):
         (target / name).symlink_to(folder / name)
-    facts = {"task": metadata["task"], "names": metadata["class_names"], "imgsz": metadata["input_shape"][:2],
-             "stride": metadata["stride"], "batch": metadata["batch_size"]}
+    facts = {
+        "task": metadata["task"],
+        "names": metadata["class_names"],
+        "imgsz": metadata["input_shape"][:2],
+        "stride": metadata["stride"],
+        "batch": metadata["batch_size"],
+    }
     if metadata["task"] == "pose":
         facts["kpt_shape"] = [metadata["num_keypoints"], metadata["keypoint_dims"]]
     (target / "metadata.yaml").write_text(json.dumps(facts))
@@ -719,4 +848,3 @@ def test_openvino_fp32_matches_onnx(exports, samples, task):
         assert_same_detections(result_arrays(a), b)
         assert_same_detections(result_arrays(a), c)
     assert sum(len(r) for r in onnx_results) > 0
-

@@ -77,16 +77,31 @@ def fx_os_system_global(tmp, marker):
 def fx_os_system_stack_global_memo(tmp, marker):
     """Protocol 4: the module and name strings are memoised, popped, and fetched back by BINGET before
     STACK_GLOBAL, so no 'posix system' pair is adjacent in the byte stream."""
-    body = (b"\x80\x04" + op_str("posix") + b"\x94" + op_str("system") + b"\x94" + b"00"  # MEMOIZE twice, POP twice
-            + b"h\x00h\x01\x93"  # BINGET 0, BINGET 1, STACK_GLOBAL
-            + op_str(marker_cmd(marker)) + b"\x85R" + b".")  # TUPLE1, REDUCE, STOP
+    body = (
+        b"\x80\x04"
+        + op_str("posix")
+        + b"\x94"
+        + op_str("system")
+        + b"\x94"
+        + b"00"  # MEMOIZE twice, POP twice
+        + b"h\x00h\x01\x93"  # BINGET 0, BINGET 1, STACK_GLOBAL
+        + op_str(marker_cmd(marker))
+        + b"\x85R"
+        + b"."
+    )  # TUPLE1, REDUCE, STOP
     return with_pickle(tmp, "stackglobal.pt", body)
 
 
 def fx_stack_global_computed(tmp, marker):
     """STACK_GLOBAL whose module operand is the result of a call, not a string: nothing static to check."""
-    body = (b"\x80\x04" + op_str("collections") + op_str("OrderedDict") + b"\x93)R"  # OrderedDict()
-            + op_str("system") + b"\x93)R.")  # STACK_GLOBAL(<that object>, 'system')()
+    body = (
+        b"\x80\x04"
+        + op_str("collections")
+        + op_str("OrderedDict")
+        + b"\x93)R"  # OrderedDict()
+        + op_str("system")
+        + b"\x93)R."
+    )  # STACK_GLOBAL(<that object>, 'system')()
     return with_pickle(tmp, "computed.pt", body)
 
 
@@ -118,8 +133,12 @@ def fx_module_class_called(tmp, marker):
     torch.save never writes: constructing a model from a config runs its parser, which used to eval strings."""
     from ultralytics.nn.tasks import DetectionModel
 
-    cfg = {"nc": 1, "activation": f"__import__('pathlib').Path({str(marker)!r}).touch() or nn.SiLU()",
-           "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": [[[0], 1, "Detect", ["nc"]]]}
+    cfg = {
+        "nc": 1,
+        "activation": f"__import__('pathlib').Path({str(marker)!r}).touch() or nn.SiLU()",
+        "backbone": [[-1, 1, "Conv", [16, 3, 2]]],
+        "head": [[[0], 1, "Detect", ["nc"]]],
+    }
     data = pickle.dumps({"model": Payload(DetectionModel, cfg)}, protocol=2)
     return with_pickle(tmp, "calledclass.pt", data)
 
@@ -145,8 +164,11 @@ def fx_second_data_pkl(tmp, marker):
 
     prefix, members = torch_members(BUNDLED["detect"])
     evil = pickle.dumps({"model": Payload(os.system, marker_cmd(marker))}, protocol=2)
-    entries = [(f"{prefix}/.format_version", members[".format_version"]), ("decoy/data.pkl", members["data.pkl"]),
-               (f"{prefix}/data.pkl", evil)]
+    entries = [
+        (f"{prefix}/.format_version", members[".format_version"]),
+        ("decoy/data.pkl", members["data.pkl"]),
+        (f"{prefix}/data.pkl", evil),
+    ]
     entries += [(f"{prefix}/{k}", v) for k, v in members.items() if k not in ("data.pkl", ".format_version")]
     return write_archive(tmp / "decoy.pt", entries)
 
@@ -249,8 +271,24 @@ def test_export_refuses_malicious_checkpoint(tmp_path, fixture):
     marker = tmp_path / "ran"
     path = build(tmp_path, marker)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, "--checkpoint_path", str(path), "--export_format", "onnx",
-                           "--output_dir", str(out)], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH,
+            "--checkpoint_path",
+            str(path),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
     lines = proc.stderr.splitlines()
     assert "HEAVY= CODE=1" in proc.stdout, proc.stdout + proc.stderr
     assert len(lines) == 1 and lines[0].startswith(f"exportkit: error: checkpoint {path.name} refused: "), proc.stderr
@@ -276,8 +314,10 @@ def test_refusal_message_reads_as_documented(tmp_path):
     path = fx_os_system_global(tmp_path, tmp_path / "ran")
     with pytest.raises(CheckpointRefused) as refused:
         scan_archive(path)
-    assert str(refused.value) == ("checkpoint evil.pt refused: it references posix.system, which is not an Ultralytics "
-                                  "or torch model class; nothing from it was run")
+    assert str(refused.value) == (
+        "checkpoint evil.pt refused: it references posix.system, which is not an Ultralytics "
+        "or torch model class; nothing from it was run"
+    )
 
 
 def test_not_a_zip_is_not_a_refusal(tmp_path):
@@ -338,7 +378,9 @@ def test_bundled_checkpoints_load_identically(task):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["yolov8n", "yolov8s", "yolov8m", "yolo11n", "yolo11n-seg", "yolo11n-pose", "yolov8s-worldv2"])
+@pytest.mark.parametrize(
+    "name", ["yolov8n", "yolov8s", "yolov8m", "yolo11n", "yolo11n-seg", "yolo11n-pose", "yolov8s-worldv2"]
+)
 def test_zoo_checkpoints_load_identically(name):
     from exportkit.zoo import build_architecture
 
@@ -360,7 +402,9 @@ YOLO({str(BUNDLED["detect"])!r}).train(data=str(data), epochs=1, imgsz=64, batch
     val=False, project={str(root)!r}, name="run", exist_ok=True, save_period=1, verbose=False, amp=False)
 """
     env = {**ENV, "YOLO_CONFIG_DIR": str(root / "cfg"), "ULTRALYTICS_SAFE_LOAD": "1"}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     weights = root / "run" / "weights"
     return {"before strip": weights / "epoch0.pt", "after strip": weights / "last.pt"}
@@ -439,9 +483,23 @@ def test_hostile_values_get_a_clear_error(tmp_path, case):
     name, change, fragment = case
     path = _rewritten(tmp_path, f"{name}.pt", change)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(ROOT / "export.py"), "--checkpoint_path", str(path), "--export_format",
-                           "torchscript", "--output_dir", str(out)], capture_output=True, text=True, env=ENV, cwd=ROOT,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "export.py"),
+            "--checkpoint_path",
+            str(path),
+            "--export_format",
+            "torchscript",
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     lines = proc.stderr.splitlines()
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert fragment in lines[0] and "Traceback" not in proc.stdout

@@ -30,7 +30,10 @@ def sam2_checkpoint() -> Path:
 def sam2_exports(sam2_checkpoint, tmp_path_factory) -> dict:
     """{format: (folder, CompletedProcess)}, each exported (and validated) once per session."""
     root = tmp_path_factory.mktemp("sam2")
-    return {fmt: (root / fmt, run_export(sam2_checkpoint, fmt, root / fmt, {"include_validation": True}, timeout=900)) for fmt in FORMATS}
+    return {
+        fmt: (root / fmt, run_export(sam2_checkpoint, fmt, root / fmt, {"include_validation": True}, timeout=900))
+        for fmt in FORMATS
+    }
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +45,14 @@ def sam2_reference(sam2_checkpoint):
 
 
 def _validate(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "exportkit", "validate", str(folder), "-q"], capture_output=True, text=True,
-                          env=ENV, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "exportkit", "validate", str(folder), "-q"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 def test_zoo_checkpoint_is_a_plain_state_dict_that_the_safe_loader_takes(sam2_checkpoint):
@@ -65,17 +74,26 @@ def test_export_writes_both_parts_validated(sam2_exports, fmt):
 
     folder, proc = sam2_exports[fmt]
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*artifact_files(fmt), "metadata.json", "validation.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*artifact_files(fmt), "metadata.json", "validation.json"]
+    )
     metadata = json.loads((folder / "metadata.json").read_text())
     validate_schema(metadata)
-    assert metadata["model_family"] == "sam2" and metadata["architecture"] == "sam2-t" and metadata["export_format"] == fmt
+    assert (
+        metadata["model_family"] == "sam2" and metadata["architecture"] == "sam2-t" and metadata["export_format"] == fmt
+    )
     for entry in metadata["artifacts"]:
         assert sha256_file(folder / entry["path"]) == entry["sha256"]
     report = json.loads((folder / "validation.json").read_text())
     assert report["status"] == "passed", report["summary"]
     cases = {name.rsplit(":", 1)[-1] for name in report["inputs"]}
     assert {"encoder", "point", "box", "three_objects", "mask_input"} <= cases
-    assert {c["criterion"] for c in report["checks"]} >= {"mask_iou_min", "sign_agreement", "iou_prediction_diff_max", "output2.cosine"}
+    assert {c["criterion"] for c in report["checks"]} >= {
+        "mask_iou_min",
+        "sign_agreement",
+        "iou_prediction_diff_max",
+        "output2.cosine",
+    }
 
 
 def test_each_torchscript_part_holds_only_its_own_weights(sam2_exports):
@@ -85,8 +103,12 @@ def test_each_torchscript_part_holds_only_its_own_weights(sam2_exports):
     encoder = set(torch.jit.load(str(folder / "encoder.torchscript")).state_dict())
     decoder = set(torch.jit.load(str(folder / "decoder.torchscript")).state_dict())
     assert not encoder & decoder
-    assert any(k.startswith("image_encoder.trunk.") for k in encoder) and {"conv_s0.weight", "conv_s1.weight"} <= encoder
-    assert not any("trunk" in k or "conv_s" in k for k in decoder) and any(k.startswith("mask_decoder.transformer.") for k in decoder)
+    assert (
+        any(k.startswith("image_encoder.trunk.") for k in encoder) and {"conv_s0.weight", "conv_s1.weight"} <= encoder
+    )
+    assert not any("trunk" in k or "conv_s" in k for k in decoder) and any(
+        k.startswith("mask_decoder.transformer.") for k in decoder
+    )
     sizes = [(folder / f"{part}.torchscript").stat().st_size for part in ("encoder", "decoder")]
     assert sizes[1] < 30e6 < sizes[0] < 120e6  # SAM2-t's weights are 156 MB in all (memory attention not exported)
 
@@ -115,8 +137,10 @@ def test_damaged_decoder_weights_fail_validation_with_exit_2(sam2_exports, tmp_p
     proc = _validate(copy)
     assert proc.returncode == 2, proc.stderr[-2000:]
     report = json.loads((copy / "validation.json").read_text())
-    assert any(c["passed"] is False and c["criterion"] in ("mask_iou_min", "sign_agreement", "iou_prediction_diff_max")
-               for c in report["checks"])
+    assert any(
+        c["passed"] is False and c["criterion"] in ("mask_iou_min", "sign_agreement", "iou_prediction_diff_max")
+        for c in report["checks"]
+    )
 
 
 def test_truncated_encoder_fails_its_checker_with_exit_2(sam2_exports, tmp_path):
@@ -141,7 +165,10 @@ def test_runtime_matches_the_pytorch_predictor_at_full_resolution(sam2_exports, 
     sam = SAM2Inference(sam2_exports["onnx"][0])
     sam.set_image(image)
     if prompt == "point":
-        result, ref = sam.predict(points=[[w / 2, h / 2]]), sam2_reference(source=image, points=[[w / 2, h / 2]], labels=[1])[0]
+        result, ref = (
+            sam.predict(points=[[w / 2, h / 2]]),
+            sam2_reference(source=image, points=[[w / 2, h / 2]], labels=[1])[0],
+        )
     else:
         box = [w * 0.2, h * 0.2, w * 0.7, h * 0.8]
         result, ref = sam.predict(boxes=[box]), sam2_reference(source=image, bboxes=[box])[0]
@@ -155,15 +182,32 @@ def test_runtime_matches_the_pytorch_predictor_at_full_resolution(sam2_exports, 
 
 def test_runtime_cli_prints_and_draws(sam2_exports, tmp_path):
     out = tmp_path / "out.jpg"
-    cmd = [sys.executable, "-m", "runtimes.python.sam2", str(sam2_exports["onnx"][0]), str(SAMPLE), "--point", "240,160",
-           "--box", "100,60,380,260", "--save", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "runtimes.python.sam2",
+        str(sam2_exports["onnx"][0]),
+        str(SAMPLE),
+        "--point",
+        "240,160",
+        "--box",
+        "100,60,380,260",
+        "--save",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("mask 0: score ") and out.is_file()
     bad = subprocess.run([*cmd[:5], "--point", "240"], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("RuntimeInputError:")
-    missing = subprocess.run([*cmd[:3], str(tmp_path / "nope"), str(SAMPLE), "--point", "1,1"], capture_output=True, text=True,
-                             env=ENV, cwd=ROOT, timeout=300)
+    missing = subprocess.run(
+        [*cmd[:3], str(tmp_path / "nope"), str(SAMPLE), "--point", "1,1"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert missing.returncode == 3 and missing.stderr.strip().startswith("ModelLoadError:")
 
 
@@ -186,8 +230,16 @@ def test_runtime_typed_errors(sam2_exports, tmp_path):
 
 def test_latency_benchmark_prints_its_table(sam2_exports):
     folder = sam2_exports["onnx"][0]
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "sam2_latency.py"), "--model-dir", str(folder), "--rounds", "1",
-           "--encoder-rounds", "1"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "sam2_latency.py"),
+        "--model-dir",
+        str(folder),
+        "--rounds",
+        "1",
+        "--encoder-rounds",
+        "1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("|")]

@@ -15,7 +15,11 @@ from conftest import ENV, ROOT, run_export
 from runtimes.python.errors import RuntimeInputError
 from runtimes.python.sam2_process import encode_prompts, letterbox_image, plan_letterbox, select_masks, upscale_masks
 
-POST = {"multimask_tokens": [1, 2, 3], "single_mask_token": 0, "dynamic_multimask_via_stability": {"delta": 0.05, "threshold": 0.98}}
+POST = {
+    "multimask_tokens": [1, 2, 3],
+    "single_mask_token": 0,
+    "dynamic_multimask_via_stability": {"delta": 0.05, "threshold": 0.98},
+}
 PRE = {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "color_space": "RGB", "pad_value": 114}
 
 
@@ -25,17 +29,25 @@ def fake_sam2(tmp_path_factory) -> Path:
     import torch
 
     keys = [f"image_encoder.trunk.blocks.{i}.attn.qkv.weight" for i in range(12)]
-    keys += ["image_encoder.neck.convs.0.conv.weight", "sam_mask_decoder.iou_token.weight", "sam_prompt_encoder.no_mask_embed.weight"]
+    keys += [
+        "image_encoder.neck.convs.0.conv.weight",
+        "sam_mask_decoder.iou_token.weight",
+        "sam_prompt_encoder.no_mask_embed.weight",
+    ]
     path = tmp_path_factory.mktemp("sam2") / "my_segmenter.pt"
     torch.save({"model": {k: torch.zeros(1) for k in keys}}, path)
     return path
 
 
 def test_peek_recognises_a_sam2_state_dict_without_torch(fake_sam2):
-    code = ("import sys; from pathlib import Path; from exportkit.checkpoint import peek_checkpoint; "
-            "from exportkit.families import family_for_peek; p = peek_checkpoint(Path(sys.argv[1])); f = family_for_peek(p); "
-            "print(f.name, f.architecture(p), 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(fake_sam2)], capture_output=True, text=True, env=ENV, cwd=ROOT, check=True)
+    code = (
+        "import sys; from pathlib import Path; from exportkit.checkpoint import peek_checkpoint; "
+        "from exportkit.families import family_for_peek; p = peek_checkpoint(Path(sys.argv[1])); f = family_for_peek(p); "
+        "print(f.name, f.architecture(p), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(fake_sam2)], capture_output=True, text=True, env=ENV, cwd=ROOT, check=True
+    )
     assert out.stdout.split() == ["sam2", "sam2-t", "False"]
 
 
@@ -85,7 +97,9 @@ def test_tensorrt_profiles_cover_the_dynamic_axes():
 
 
 def test_capabilities_command_shows_the_sam2_row():
-    out = subprocess.run([sys.executable, "-m", "exportkit", "capabilities"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "exportkit", "capabilities"], capture_output=True, text=True, env=ENV, cwd=ROOT
+    )
     row = next(line for line in out.stdout.splitlines() if line.startswith("| SAM2-t"))
     assert row.split("|")[2:8] == [" ✅ ", " ⚠️ ", " ❌ ", " ❌ ", " ✅ ", " ⚠️ "]
 
@@ -101,9 +115,17 @@ def test_box_corners_come_first_and_everything_is_scaled():
     assert encode_prompts(box, points=[[[1, 1], [2, 2]]], labels=[[1, 0]])[1].tolist() == [[1, 0]]
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"points": [[1, 2]], "labels": [1, 1]}, {"points": [[np.nan, 2]]},
-                                    {"points": [[1, 2]], "labels": [5]}, {"boxes": [[1, 2, 3]]},
-                                    {"points": [[1, 2], [3, 4]], "boxes": [[0, 0, 5, 5]]}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"points": [[1, 2]], "labels": [1, 1]},
+        {"points": [[np.nan, 2]]},
+        {"points": [[1, 2]], "labels": [5]},
+        {"boxes": [[1, 2, 3]]},
+        {"points": [[1, 2], [3, 4]], "boxes": [[0, 0, 5, 5]]},
+    ],
+)
 def test_bad_prompts_are_runtime_input_errors(kwargs):
     with pytest.raises(RuntimeInputError):
         encode_prompts(plan_letterbox((100, 100)), **kwargs)
@@ -123,7 +145,9 @@ def test_mask_selection_matches_sam2s_decoder():
     iou = rng.random((4, 4)).astype(np.float32)
     decoder = SimpleNamespace(dynamic_multimask_stability_delta=0.05, dynamic_multimask_stability_thresh=0.98)
     decoder._get_stability_scores = lambda m: SAM2MaskDecoder._get_stability_scores(decoder, m)
-    ref_m, ref_i = SAM2MaskDecoder._dynamic_multimask_via_stability(decoder, torch.from_numpy(masks), torch.from_numpy(iou))
+    ref_m, ref_i = SAM2MaskDecoder._dynamic_multimask_via_stability(
+        decoder, torch.from_numpy(masks), torch.from_numpy(iou)
+    )
     got_m, got_i = select_masks(masks, iou, False, POST)
     np.testing.assert_array_equal(got_m, ref_m.numpy())
     np.testing.assert_array_equal(got_i, ref_i.numpy())
@@ -161,17 +185,32 @@ def test_sam2_metadata_matches_the_schema(tmp_path):
     for name in artifact_files("openvino"):
         (tmp_path / name).write_bytes(b"x")
     checkpoint = tmp_path / "sam2_t.pt"
-    metadata = build_sam2_metadata(variant="sam2-t", checkpoint=checkpoint, checkpoint_sha256="0" * 64, format_name="openvino",
-                                   options={"include_validation": False}, describe=describe_parts(), folder=tmp_path,
-                                   versions={"exportkit": "0", "ultralytics": "0", "torch": "0"}, multimask=False)
+    metadata = build_sam2_metadata(
+        variant="sam2-t",
+        checkpoint=checkpoint,
+        checkpoint_sha256="0" * 64,
+        format_name="openvino",
+        options={"include_validation": False},
+        describe=describe_parts(),
+        folder=tmp_path,
+        versions={"exportkit": "0", "ultralytics": "0", "torch": "0"},
+        multimask=False,
+    )
     validate_schema(metadata)
     assert [a["path"] for a in metadata["artifacts"]] == ["encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin"]
-    assert metadata["parts"]["decoder"]["file"] == "decoder.xml" and metadata["parts"]["encoder"]["file"] == "encoder.xml"
+    assert (
+        metadata["parts"]["decoder"]["file"] == "decoder.xml" and metadata["parts"]["encoder"]["file"] == "encoder.xml"
+    )
     coords = next(t for t in metadata["parts"]["decoder"]["inputs"] if t["name"] == "point_coords")
     assert coords["shape"] == [-1, -1, 2] and coords["dynamic_axes"] == {"0": "num_objects", "1": "num_points"}
-    assert metadata["preprocessing"]["letterbox_center"] is False and metadata["postprocessing"]["mask_threshold"] == 0.0
-    for broken in ({"prompt": {**metadata["prompt"], "point_labels": {**metadata["prompt"]["point_labels"], "padding": 0}}},
-                   {"parts": {"encoder": metadata["parts"]["encoder"]}}, {"artifacts": metadata["artifacts"][:1]}):
+    assert (
+        metadata["preprocessing"]["letterbox_center"] is False and metadata["postprocessing"]["mask_threshold"] == 0.0
+    )
+    for broken in (
+        {"prompt": {**metadata["prompt"], "point_labels": {**metadata["prompt"]["point_labels"], "padding": 0}}},
+        {"parts": {"encoder": metadata["parts"]["encoder"]}},
+        {"artifacts": metadata["artifacts"][:1]},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             validate_schema(json.loads(json.dumps({**metadata, **broken})))
 
@@ -182,7 +221,13 @@ def test_the_sam2_matrix_cells_name_both_parts_and_the_zoo_checkpoint():
 
     cells = {c.format["name"]: c for c in matrix_cells("sam2")}
     assert set(cells) == {"onnx", "torchscript", "openvino"} and not any(c.skip_reason for c in cells.values())
-    assert [p.name for p in cells["openvino"].targets()] == ["encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin", "metadata.json"]
+    assert [p.name for p in cells["openvino"].targets()] == [
+        "encoder.xml",
+        "encoder.bin",
+        "decoder.xml",
+        "decoder.bin",
+        "metadata.json",
+    ]
     assert checkpoint_path(cells["onnx"].model).relative_to(ROOT / ".cache" / "zoo").as_posix() == "sam2-t/sam2_t.pt"
 
 
@@ -190,7 +235,9 @@ def test_sam2_thresholds_are_checked_before_torch(fake_sam2, tmp_path):
     from exportkit.errors import ConfigError
     from exportkit.families.sam2_validate import thresholds_for
 
-    assert thresholds_for({"sign_agreement": 0.5, "box_iou": 0.9})["sign_agreement"] == 0.5  # YOLO keys: nothing to gate
+    assert (
+        thresholds_for({"sign_agreement": 0.5, "box_iou": 0.9})["sign_agreement"] == 0.5
+    )  # YOLO keys: nothing to gate
     with pytest.raises(ConfigError, match="mask_iou"):
         thresholds_for({"mask_iuo": 0.9})
     proc = run_export(fake_sam2, "onnx", tmp_path / "out", {"validation": {"sign_agreemnt": 0.9}})

@@ -21,16 +21,30 @@ from exportkit.options import Option, resolve_options
 
 
 def test_exit_codes_follow_the_guide():
-    assert (errors.EXIT_OK, errors.EXIT_EXPORT_FAILED, errors.EXIT_VALIDATION_FAILED, errors.EXIT_CONFIG_ERROR) == (0, 1, 2, 3)
-    assert [e("x").exit_code for e in (ConfigError, ExportError, CheckpointError, EnvironmentUnsupported, ValidationFailed)] == [3, 1, 1, 1, 2]
+    assert (errors.EXIT_OK, errors.EXIT_EXPORT_FAILED, errors.EXIT_VALIDATION_FAILED, errors.EXIT_CONFIG_ERROR) == (
+        0,
+        1,
+        2,
+        3,
+    )
+    assert [
+        e("x").exit_code for e in (ConfigError, ExportError, CheckpointError, EnvironmentUnsupported, ValidationFailed)
+    ] == [3, 1, 1, 1, 2]
     missing = MissingDependency("onnx", "onnx")
     assert missing.exit_code == 1 and (missing.package, missing.extra) == ("onnx", "onnx")
     assert str(missing) == "package 'onnx' is not installed; install it with: pip install -e '.[onnx]'"
     assert ExportError("two\n  lines\tand  tabs").one_line() == "two lines and tabs"
 
 
-@pytest.mark.parametrize("error, code", [(ConfigError("bad\nvalue"), 3), (ValidationFailed("2 of 9 checks"), 2),
-                                         (CheckpointError("not a model"), 1), (RuntimeError("boom\n here"), 1)])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (ConfigError("bad\nvalue"), 3),
+        (ValidationFailed("2 of 9 checks"), 2),
+        (CheckpointError("not a model"), 1),
+        (RuntimeError("boom\n here"), 1),
+    ],
+)
 def test_run_guarded_prints_one_line_and_returns_the_code(error, code, std, monkeypatch):
     monkeypatch.delenv("EXPORTKIT_DEBUG", raising=False)
 
@@ -72,10 +86,15 @@ def test_parse_config(tmp_path):
     file = tmp_path / "c.json"
     file.write_text('{"half": true}')
     assert cli.parse_config(str(file)) == {"half": True}
-    with pytest.raises(ConfigError, match=r"""^export_config is not valid JSON \(Expecting value at line 1 column 11\): '\{"opset": \}'$"""):
+    with pytest.raises(
+        ConfigError,
+        match=r"""^export_config is not valid JSON \(Expecting value at line 1 column 11\): '\{"opset": \}'$""",
+    ):
         cli.parse_config('{"opset": }')
     file.write_text("[1]")
-    with pytest.raises(ConfigError, match=rf"^{file} must be a JSON object like \{{\"opset_version\": 17\}}, got list$"):
+    with pytest.raises(
+        ConfigError, match=rf"^{file} must be a JSON object like \{{\"opset_version\": 17\}}, got list$"
+    ):
         cli.parse_config(str(file))
     with pytest.raises(ConfigError, match="export_config must be a JSON object"):
         cli.parse_config("3")
@@ -89,16 +108,25 @@ def _args(**given):
 
 def test_flags_fall_back_to_environment_variables():
     env = {"CHECKPOINT_PATH": "env.pt", "EXPORT_FORMAT": "onnx", "OUTPUT_DIR": "out", "EXPORT_CONFIG": '{"opset": 18}'}
-    assert cli.resolve_arguments(_args(), env) == {"checkpoint_path": "env.pt", "export_format": "onnx", "output_dir": "out",
-                                                   "export_config": {"opset": 18}}
+    assert cli.resolve_arguments(_args(), env) == {
+        "checkpoint_path": "env.pt",
+        "export_format": "onnx",
+        "output_dir": "out",
+        "export_config": {"opset": 18},
+    }
     flags = cli.resolve_arguments(_args(checkpoint_path="flag.pt", export_config="{}"), env)
     assert flags["checkpoint_path"] == "flag.pt" and flags["export_config"] == {}
-    assert cli.resolve_arguments(_args(checkpoint_path="a", export_format="b", output_dir="c"), {})["export_config"] == {}
+    assert (
+        cli.resolve_arguments(_args(checkpoint_path="a", export_format="b", output_dir="c"), {})["export_config"] == {}
+    )
 
 
 def test_missing_arguments_are_named():
-    with pytest.raises(ConfigError, match=r"^missing required argument: --checkpoint_path \(or CHECKPOINT_PATH\), "
-                                          r"--export_format \(or EXPORT_FORMAT\), --output_dir \(or OUTPUT_DIR\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^missing required argument: --checkpoint_path \(or CHECKPOINT_PATH\), "
+        r"--export_format \(or EXPORT_FORMAT\), --output_dir \(or OUTPUT_DIR\)$",
+    ):
         cli.resolve_arguments(_args(), {})
     with pytest.raises(ConfigError, match=r"^missing required argument: --output_dir \(or OUTPUT_DIR\)$"):
         cli.resolve_arguments(_args(checkpoint_path="a", export_format="b", output_dir=""), {})
@@ -115,8 +143,19 @@ def test_main_maps_bad_input_to_exit_3_in_process(std, monkeypatch, tmp_path):
     std.readouterr()
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(b"x")
-    code = std.run(cli.main, ["--checkpoint_path", str(ckpt), "--export_format", "onnx", "--output_dir", str(tmp_path / "o"),
-                     "--export_config", json.dumps({"opset": 99})])
+    code = std.run(
+        cli.main,
+        [
+            "--checkpoint_path",
+            str(ckpt),
+            "--export_format",
+            "onnx",
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--export_config",
+            json.dumps({"opset": 99}),
+        ],
+    )
     assert code == 3 and "opset" in std.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before anything is written
 
@@ -126,7 +165,13 @@ def test_parser_help_and_quiet(std):
     assert parser.prog == "export.py"
     assert parser.parse_args(["-q"]).quiet and not parser.parse_args([]).quiet
     text = " ".join(parser.format_help().split())
-    for name in ("CHECKPOINT_PATH", "EXPORT_FORMAT", "OUTPUT_DIR", "EXPORT_CONFIG", "0 ok, 1 export failed, 2 validation failed, 3 configuration error"):
+    for name in (
+        "CHECKPOINT_PATH",
+        "EXPORT_FORMAT",
+        "OUTPUT_DIR",
+        "EXPORT_CONFIG",
+        "0 ok, 1 export failed, 2 validation failed, 3 configuration error",
+    ):
         assert name in text
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--help"])
@@ -134,9 +179,13 @@ def test_parser_help_and_quiet(std):
 
 
 # -- typed options ------------------------------------------------------------------------------------
-OPTIONS = (Option("opset", int, 17, "ONNX opset", 13, 18), Option("half", bool, False, "fp16"),
-           Option("scale", float, 1.0, "a float", 0.5, 2.0), Option("target", str, "iOS16", "t", choices=("iOS15", "iOS16")),
-           Option("data", str, None, "path", nullable=True))
+OPTIONS = (
+    Option("opset", int, 17, "ONNX opset", 13, 18),
+    Option("half", bool, False, "fp16"),
+    Option("scale", float, 1.0, "a float", 0.5, 2.0),
+    Option("target", str, "iOS16", "t", choices=("iOS15", "iOS16")),
+    Option("data", str, None, "path", nullable=True),
+)
 
 
 def test_options_accept_each_end_of_a_range_and_every_choice():
@@ -150,19 +199,22 @@ def test_options_accept_each_end_of_a_range_and_every_choice():
     assert resolve_options(OPTIONS, {"data": None}, "x")["data"] is None
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"opset": 12}, "onnx: option 'opset' must be in 13-18, got 12"),
-    ({"opset": 19}, "onnx: option 'opset' must be in 13-18, got 19"),
-    ({"opset": 17.0}, "onnx: option 'opset' must be int, got 17.0 (float)"),
-    ({"opset": True}, "onnx: option 'opset' must be int, got True (bool)"),
-    ({"half": 1}, "onnx: option 'half' must be bool, got 1 (int)"),
-    ({"scale": "1"}, "onnx: option 'scale' must be float, got '1' (str)"),
-    ({"scale": False}, "onnx: option 'scale' must be float, got False (bool)"),
-    ({"scale": 0.4}, "onnx: option 'scale' must be in 0.5-2.0, got 0.4"),
-    ({"target": "iOS14"}, "onnx: option 'target' must be one of 'iOS15', 'iOS16', got 'iOS14'"),
-    ({"target": None}, "onnx: option 'target' must be str, got None (NoneType)"),
-    ({"opsett": 17, "zz": 1}, "onnx: unknown option 'opsett'; accepted keys: data, half, opset, scale, target"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"opset": 12}, "onnx: option 'opset' must be in 13-18, got 12"),
+        ({"opset": 19}, "onnx: option 'opset' must be in 13-18, got 19"),
+        ({"opset": 17.0}, "onnx: option 'opset' must be int, got 17.0 (float)"),
+        ({"opset": True}, "onnx: option 'opset' must be int, got True (bool)"),
+        ({"half": 1}, "onnx: option 'half' must be bool, got 1 (int)"),
+        ({"scale": "1"}, "onnx: option 'scale' must be float, got '1' (str)"),
+        ({"scale": False}, "onnx: option 'scale' must be float, got False (bool)"),
+        ({"scale": 0.4}, "onnx: option 'scale' must be in 0.5-2.0, got 0.4"),
+        ({"target": "iOS14"}, "onnx: option 'target' must be one of 'iOS15', 'iOS16', got 'iOS14'"),
+        ({"target": None}, "onnx: option 'target' must be str, got None (NoneType)"),
+        ({"opsett": 17, "zz": 1}, "onnx: unknown option 'opsett'; accepted keys: data, half, opset, scale, target"),
+    ],
+)
 def test_options_refuse_bad_values_naming_them(given, message):
     with pytest.raises(ConfigError) as info:
         resolve_options(OPTIONS, given, "onnx")
@@ -199,11 +251,23 @@ def test_main_prints_what_it_exported_and_the_validation(std, monkeypatch, tmp_p
     monkeypatch.setattr(pipeline, "plan_export", plan)
     monkeypatch.setattr(pipeline, "run_export", lambda p: (calls.append(("run", p.format.name)), result)[1])
     monkeypatch.setattr(cli, "setup_logging", lambda quiet: calls.append(("quiet", quiet)))
-    argv = ["--checkpoint_path", "m.pt", "--export_format", "onnx", "--output_dir", str(tmp_path), "--export_config", '{"a": 1}', "-q"]
+    argv = [
+        "--checkpoint_path",
+        "m.pt",
+        "--export_format",
+        "onnx",
+        "--output_dir",
+        str(tmp_path),
+        "--export_config",
+        '{"a": 1}',
+        "-q",
+    ]
     assert std.run(cli.main, argv) == 0
     assert calls == [("quiet", True), ("m.pt", "onnx", str(tmp_path), {"a": 1}), ("run", "onnx")]
-    assert std.readouterr().out == (f"exported onnx to {tmp_path}: model.xml, model.bin + metadata.json (1.2s)\n"
-                                    "validation: passed 48 checks on 5 inputs (25 boxes compared)\n")
+    assert std.readouterr().out == (
+        f"exported onnx to {tmp_path}: model.xml, model.bin + metadata.json (1.2s)\n"
+        "validation: passed 48 checks on 5 inputs (25 boxes compared)\n"
+    )
     result.validation = None
     assert std.run(cli.main, argv[:-1]) == 0
     assert "validation" not in std.readouterr().out and calls[-3] == ("quiet", False)
@@ -258,9 +322,16 @@ def test_help_epilog_names_every_environment_variable_and_exit_code():
     assert parser.description.startswith("Export an Ultralytics checkpoint to a production format")
     assert "metadata.json" in parser.description and "validation" in parser.description
     epilog = parser.epilog
-    assert epilog.startswith("Each flag falls back to its environment variable (CHECKPOINT_PATH, EXPORT_FORMAT, OUTPUT_DIR, EXPORT_CONFIG).")
+    assert epilog.startswith(
+        "Each flag falls back to its environment variable (CHECKPOINT_PATH, EXPORT_FORMAT, OUTPUT_DIR, EXPORT_CONFIG)."
+    )
     for var in cli.ENV_VARS.values():
         assert var in epilog
-    assert set(cli.ENV_VARS.values()) == {"CHECKPOINT_PATH", "EXPORT_FORMAT", "OUTPUT_DIR", "EXPORT_CONFIG"}  # the guide's
+    assert set(cli.ENV_VARS.values()) == {
+        "CHECKPOINT_PATH",
+        "EXPORT_FORMAT",
+        "OUTPUT_DIR",
+        "EXPORT_CONFIG",
+    }  # the guide's
     assert epilog.endswith(" Exit codes: 0 ok, 1 export failed, 2 validation failed, 3 configuration error.")
     assert parser.allow_abbrev is False

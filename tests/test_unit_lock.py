@@ -43,10 +43,17 @@ def project(tmp_path, monkeypatch):
     files = {"model.xml": b"<xml/>", "model.bin": b"\x00\x01\x02"}
     for name, data in files.items():
         (out / name).write_bytes(data)
-    entry = {"model": "m", "format": "openvino", "precision": "fp32", "output_dir": "exports/m/openvino-fp32",
-             "config": {"imgsz": 32}, "model_config": {"name": "m", "checkpoint": "models/m.pt"},
-             "checkpoint": {"path": "models/m.pt", "sha256": sha(b"weights")},
-             "artifacts": {name: sha(data) for name, data in files.items()}, "versions": {}}
+    entry = {
+        "model": "m",
+        "format": "openvino",
+        "precision": "fp32",
+        "output_dir": "exports/m/openvino-fp32",
+        "config": {"imgsz": 32},
+        "model_config": {"name": "m", "checkpoint": "models/m.pt"},
+        "checkpoint": {"path": "models/m.pt", "sha256": sha(b"weights")},
+        "artifacts": {name: sha(data) for name, data in files.items()},
+        "versions": {},
+    }
     path = tmp_path / "exports.lock"
     path.write_text(json.dumps({"lock_version": 1, "matrix": "default", "cells": {"m-openvino-fp32": entry}}))
     return tmp_path, out, path
@@ -86,7 +93,10 @@ def test_verify_catches_a_drifted_or_missing_checkpoint(project, std):
 
 def test_zoo_checkpoints_are_not_pinned_by_bytes(project):
     root, out, path = project
-    entry = {"model_config": {"checkpoint": "zoo:yolo11n"}, "checkpoint": {"path": ".cache/zoo/yolo11n-640.pt", "sha256": "x"}}
+    entry = {
+        "model_config": {"checkpoint": "zoo:yolo11n"},
+        "checkpoint": {"path": ".cache/zoo/yolo11n-640.pt", "sha256": "x"},
+    }
     assert lock.verify_checkpoint(entry) == []
 
 
@@ -151,8 +161,12 @@ def test_rebuild_compares_bytes_where_the_format_is_reproducible(project, monkey
     scratch = export[export.index("--output_dir") + 1]
     assert export[:3] == [lock.sys.executable, "-m", "exportkit.cli"]  # this project has no export.py: the module
     assert export[export.index("--checkpoint_path") + 1] == str(project[0] / "models" / "m.pt")
-    assert Path(scratch).name.startswith("exportkit-verify-") and not Path(scratch).exists()  # a scratch folder, removed
-    assert _without_env(fake.kwargs) == [{"stdout": lock.subprocess.DEVNULL, "stderr": lock.subprocess.DEVNULL, "cwd": project[0]}]
+    assert (
+        Path(scratch).name.startswith("exportkit-verify-") and not Path(scratch).exists()
+    )  # a scratch folder, removed
+    assert _without_env(fake.kwargs) == [
+        {"stdout": lock.subprocess.DEVNULL, "stderr": lock.subprocess.DEVNULL, "cwd": project[0]}
+    ]
     assert fake.commands[0][fake.commands[0].index("--export_format") + 1] == "openvino"
     assert json.loads(fake.commands[0][fake.commands[0].index("--export_config") + 1]) == {"imgsz": 32}
     different = FakeCalls({**same, "model.bin": b"\x09"})
@@ -193,9 +207,15 @@ def test_no_rebuild_when_the_folder_already_drifted(project, monkeypatch, std):
 def cell(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
     (tmp_path / "m.pt").write_bytes(b"weights")
-    return Cell(name="m-onnx-fp32", model={"name": "m", "checkpoint": "m.pt", "imgsz": 32}, format={"name": "onnx"},
-                precision="fp32", validation={}, output_dir=str(tmp_path / "exports" / "m" / "onnx-fp32"),
-                export_config={"opset": 17, "imgsz": 32})
+    return Cell(
+        name="m-onnx-fp32",
+        model={"name": "m", "checkpoint": "m.pt", "imgsz": 32},
+        format={"name": "onnx"},
+        precision="fp32",
+        validation={},
+        output_dir=str(tmp_path / "exports" / "m" / "onnx-fp32"),
+        export_config={"opset": 17, "imgsz": 32},
+    )
 
 
 def key(cell, tmp_path) -> str:
@@ -206,7 +226,11 @@ def test_key_changes_with_each_part(cell, tmp_path):
     base = key(cell, tmp_path)
     assert json.loads(base)["cell"] == "m-onnx-fp32" and json.loads(base)["format"] == "onnx"
     assert key(cell, tmp_path) == base  # deterministic
-    for change in ({"export_config": {"opset": 18, "imgsz": 32}}, {"name": "m-onnx-fp16"}, {"format": {"name": "openvino"}}):
+    for change in (
+        {"export_config": {"opset": 18, "imgsz": 32}},
+        {"name": "m-onnx-fp16"},
+        {"format": {"name": "openvino"}},
+    ):
         other = Cell(**{**build.as_dict(cell), **change})
         assert key(other, tmp_path) != base, change
     (tmp_path / "m.pt").write_bytes(b"weights, retrained")
@@ -231,7 +255,9 @@ def test_zoo_identity_names_what_builds_it(monkeypatch):
     assert checkpoint_identity({"checkpoint": "zoo:yolo11n", "imgsz": 320}, hashes) != n640
     assert checkpoint_identity({"checkpoint": "zoo:yolo11s", "imgsz": 640}, hashes) != n640
     monkeypatch.setattr(build, "version", lambda package: "99.0")
-    assert checkpoint_identity({"checkpoint": "zoo:yolo11n", "imgsz": 640}, hashes) == "zoo:yolo11n@640/ultralytics-99.0"
+    assert (
+        checkpoint_identity({"checkpoint": "zoo:yolo11n", "imgsz": 640}, hashes) == "zoo:yolo11n@640/ultralytics-99.0"
+    )
 
 
 def test_zoo_checkpoint_path(monkeypatch):
@@ -314,7 +340,9 @@ def test_hash_cache_reuses_digests_until_size_or_mtime_change(tmp_path):
     cache = HashCache(tmp_path / "cache" / "h.json")
     assert cache.sha256(file) == sha(b"one") and cache.dirty
     cache.save()
-    assert not cache.dirty and json.loads((tmp_path / "cache" / "h.json").read_text())[str(file.resolve())][2] == sha(b"one")
+    assert not cache.dirty and json.loads((tmp_path / "cache" / "h.json").read_text())[str(file.resolve())][2] == sha(
+        b"one"
+    )
     stat = file.stat()
     file.write_bytes(b"two")  # same size; the stamp is restored: the cache answers without reading
     os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -351,18 +379,25 @@ def test_write_lock_pins_current_cells_and_refuses_stale_ones(cell, tmp_path, mo
     assert entry["config"] == cell.export_config and entry["model_config"] == cell.model
     assert entry["versions"] == build.library_versions("onnx")
     assert std.readouterr().out == f"wrote {path} (1 cells)\n"
-    assert path.read_text().endswith("}\n") and '\n  "cells": {\n' in path.read_text()  # reviewable: 2-space indent, one key a line
+    assert (
+        path.read_text().endswith("}\n") and '\n  "cells": {\n' in path.read_text()
+    )  # reviewable: 2-space indent, one key a line
     assert std.run(lock.verify_lock, lock=str(path))  # what was written verifies
     (out / "model.onnx").write_bytes(b"edited")
     path.unlink()
     assert not std.run(lock.write_lock, [build.as_dict(cell)], "default", path)
     assert not path.exists()
-    assert std.readouterr().err == "lock: not locking, these cells are not built with their current config: m-onnx-fp32; run `doit export`\n"
+    assert (
+        std.readouterr().err
+        == "lock: not locking, these cells are not built with their current config: m-onnx-fp32; run `doit export`\n"
+    )
 
 
 def test_paths_outside_the_project_stay_absolute(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path / "project"))
-    assert ek_project.shown(tmp_path / "elsewhere" / "x") == str(tmp_path / "elsewhere" / "x")  # what lock entries record
+    assert ek_project.shown(tmp_path / "elsewhere" / "x") == str(
+        tmp_path / "elsewhere" / "x"
+    )  # what lock entries record
     assert ek_project.shown(tmp_path / "project" / "a" / "b") == "a/b"
 
 
@@ -370,8 +405,9 @@ def test_report_runs_the_report_command(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(lock.subprocess, "call", lambda command, **kw: (calls.append((command, kw)), 0)[1])
     assert lock.run_report("exports")
-    assert [(c, _without_env([kw])[0]) for c, kw in calls] == [([lock.sys.executable, "-m", "exportkit", "report", "exports"],
-                                                               {"cwd": ek_project.root()})]
+    assert [(c, _without_env([kw])[0]) for c, kw in calls] == [
+        ([lock.sys.executable, "-m", "exportkit", "report", "exports"], {"cwd": ek_project.root()})
+    ]
     monkeypatch.setattr(lock.subprocess, "call", lambda command, **kw: 1)
     assert not lock.run_report("exports")
 

@@ -29,8 +29,16 @@ NAMES = ("circle", "square", "triangle")
 
 
 def result(boxes, scores, classes, masks=None, keypoints=None) -> Result:
-    return Result("detect", (100, 100), np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32),
-                  np.array(classes, np.int64), NAMES, masks=masks, keypoints=keypoints)
+    return Result(
+        "detect",
+        (100, 100),
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(scores, np.float32),
+        np.array(classes, np.int64),
+        NAMES,
+        masks=masks,
+        keypoints=keypoints,
+    )
 
 
 REF = result([[10, 10, 50, 50], [60, 60, 90, 90], [5, 60, 40, 95]], [0.9, 0.8, 0.7], [0, 1, 2])
@@ -91,8 +99,11 @@ def test_dropped_detection_fails_unmatched_reference():
 
 
 def test_duplicated_detection_fails_unmatched_exported():
-    exp = result(np.concatenate([REF.boxes, REF.boxes[:1]]), np.concatenate([REF.scores, [0.88]]),
-                 np.concatenate([REF.class_ids, [0]]))
+    exp = result(
+        np.concatenate([REF.boxes, REF.boxes[:1]]),
+        np.concatenate([REF.scores, [0.88]]),
+        np.concatenate([REF.class_ids, [0]]),
+    )
     checks = detection_checks("img", REF, exp, LIMITS, CONF)[0]
     assert failed(checks) == {"unmatched_exported"}
     assert by_criterion(checks)["unmatched_exported"].value == 1
@@ -172,12 +183,16 @@ def test_masks_gate_on_the_worst_matched_mask():
     ref = result(REF.boxes, REF.scores, REF.class_ids, masks=masks)
     damaged = masks.copy()
     damaged[1, 5:15, 5:10] = False  # 50 of 100 px left: IoU 0.5 < 0.90
-    c = by_criterion(detection_checks("img", ref, result(REF.boxes, REF.scores, REF.class_ids, masks=damaged), LIMITS, CONF)[0])
+    c = by_criterion(
+        detection_checks("img", ref, result(REF.boxes, REF.scores, REF.class_ids, masks=damaged), LIMITS, CONF)[0]
+    )
     assert c["mask_iou_min"].value == pytest.approx(0.5) and not c["mask_iou_min"].passed
     c = by_criterion(detection_checks("img", ref, ref, LIMITS, CONF)[0])
     assert c["mask_iou_min"].value == 1.0 and c["mask_iou_min"].passed
     other = result(REF.boxes, REF.scores, REF.class_ids, masks=np.zeros((3, 10, 10), bool))
-    assert by_criterion(detection_checks("img", ref, other, LIMITS, CONF)[0])["mask_iou_min"].value == 0.0  # shape differs
+    assert (
+        by_criterion(detection_checks("img", ref, other, LIMITS, CONF)[0])["mask_iou_min"].value == 0.0
+    )  # shape differs
     both_empty = result(REF.boxes, REF.scores, REF.class_ids, masks=np.zeros((3, 20, 20), bool))
     assert by_criterion(detection_checks("img", both_empty, both_empty, LIMITS, CONF)[0])["mask_iou_min"].value == 1.0
 
@@ -201,7 +216,9 @@ def test_keypoints_gate_in_model_input_pixels_on_visible_points():
     assert c["keypoint_px_max"].value == pytest.approx(0.0)
     xy = result(REF.boxes, REF.scores, REF.class_ids, keypoints=kpts[:, :, :2].copy())
     xy_moved = result(REF.boxes, REF.scores, REF.class_ids, keypoints=moved[:, :, :2].copy())
-    assert by_criterion(detection_checks("img", xy, xy_moved, LIMITS, CONF)[0])["keypoint_px_max"].value == pytest.approx(5.0)
+    assert by_criterion(detection_checks("img", xy, xy_moved, LIMITS, CONF)[0])[
+        "keypoint_px_max"
+    ].value == pytest.approx(5.0)
     none_visible = kpts.copy()
     none_visible[:, :, 2] = 0.0
     nv = result(REF.boxes, REF.scores, REF.class_ids, keypoints=none_visible)
@@ -213,7 +230,10 @@ def test_raw_checks_catch_scaled_and_reshaped_outputs():
     assert not failed(raw_checks("x", ref, [ref[0].copy()], LIMITS))
     c = by_criterion(raw_checks("x", ref, [ref[0] * 1.01], LIMITS))
     # max |diff| = 0.01 * 2 = 0.02, relative to max |ref| = 2: 0.01 > 1e-3
-    assert c["output0.rel_max_abs_diff"].value == pytest.approx(0.01, rel=1e-4) and not c["output0.rel_max_abs_diff"].passed
+    assert (
+        c["output0.rel_max_abs_diff"].value == pytest.approx(0.01, rel=1e-4)
+        and not c["output0.rel_max_abs_diff"].passed
+    )
     assert c["output0.max_abs_diff"].value == pytest.approx(0.02, rel=1e-4) and c["output0.max_abs_diff"].passed is None
     assert c["output0.mean_abs_diff"].value == pytest.approx(float(np.abs(ref[0] * 0.01).mean()), rel=1e-4)
     assert c["output0.cosine"].value == pytest.approx(1.0) and c["output0.cosine"].passed  # scaling keeps direction
@@ -225,7 +245,9 @@ def test_raw_checks_catch_scaled_and_reshaped_outputs():
     count = raw_checks("x", ref, ref + ref, LIMITS)
     assert [(c.criterion, c.value, c.threshold, c.passed) for c in count] == [("output_count", 2, 1, False)]
     zeros = [np.zeros((1, 2, 2), np.float32)]
-    assert by_criterion(raw_checks("x", zeros, [zeros[0] + 1e-4], LIMITS))["output0.rel_max_abs_diff"].value == pytest.approx(1e-4)
+    assert by_criterion(raw_checks("x", zeros, [zeros[0] + 1e-4], LIMITS))[
+        "output0.rel_max_abs_diff"
+    ].value == pytest.approx(1e-4)
     second = by_criterion(raw_checks("x", ref + ref, [ref[0], ref[0] + 1], LIMITS))
     assert second["output0.cosine"].passed and not second["output1.rel_max_abs_diff"].passed
 
@@ -307,21 +329,42 @@ def test_report_decides_on_gathered_checks():
 
 
 def test_report_worst_values():
-    report = ParityReport("onnx", "fp32", checks=[
-        Check("a", "box_iou_min", 0.97, 0.95, True), Check("b", "box_iou_min", 0.96, 0.95, True),
-        Check("a", "confidence_diff_max", 0.01, 0.05, True), Check("b", "confidence_diff_max", 0.03, 0.05, True),
-        Check("a", "output0.max_abs_diff", 0.2, None, None), Check("a", "output1.max_abs_diff", 0.5, None, None),
-        Check("a", "output0.cosine", 0.999, 0.9, True), Check("b", "output0.cosine", float("nan"), 0.9, True),
-        Check("a", "mask_iou_min", 0.93, 0.9, True), Check("a", "keypoint_px_max", 1.5, 2, True),
-        Check("b", "keypoint_px_max", 0.5, 2, True),
-    ])
-    assert report.worst() == {"box_iou": 0.96, "confidence_diff": 0.03, "mask_iou": 0.93, "keypoint_px": 1.5,
-                              "raw_max_abs_diff": 0.5, "raw_cosine": 0.999}
+    report = ParityReport(
+        "onnx",
+        "fp32",
+        checks=[
+            Check("a", "box_iou_min", 0.97, 0.95, True),
+            Check("b", "box_iou_min", 0.96, 0.95, True),
+            Check("a", "confidence_diff_max", 0.01, 0.05, True),
+            Check("b", "confidence_diff_max", 0.03, 0.05, True),
+            Check("a", "output0.max_abs_diff", 0.2, None, None),
+            Check("a", "output1.max_abs_diff", 0.5, None, None),
+            Check("a", "output0.cosine", 0.999, 0.9, True),
+            Check("b", "output0.cosine", float("nan"), 0.9, True),
+            Check("a", "mask_iou_min", 0.93, 0.9, True),
+            Check("a", "keypoint_px_max", 1.5, 2, True),
+            Check("b", "keypoint_px_max", 0.5, 2, True),
+        ],
+    )
+    assert report.worst() == {
+        "box_iou": 0.96,
+        "confidence_diff": 0.03,
+        "mask_iou": 0.93,
+        "keypoint_px": 1.5,
+        "raw_max_abs_diff": 0.5,
+        "raw_cosine": 0.999,
+    }
     assert ParityReport("onnx", "fp32").worst() == dict.fromkeys(report.worst())
     document = report.to_json()
     assert document["status"] == "passed" and document["passed"] is True and len(document["checks"]) == 11
-    assert document["checks"][0] == {"input": "a", "criterion": "box_iou_min", "value": 0.97, "threshold": 0.95,
-                                     "passed": True, "detail": ""}
+    assert document["checks"][0] == {
+        "input": "a",
+        "criterion": "box_iou_min",
+        "value": 0.97,
+        "threshold": 0.95,
+        "passed": True,
+        "detail": "",
+    }
 
 
 def test_thresholds_follow_the_guide_and_reject_bad_overrides():
@@ -336,7 +379,9 @@ def test_thresholds_follow_the_guide_and_reject_bad_overrides():
     for bad in ({"box_iuo": 0.9}, {"box_iou": -0.1}, {"box_iou": True}, {"box_iou": "0.9"}):
         with pytest.raises(ConfigError):
             thresholds_for("fp32", bad)
-    with pytest.raises(ConfigError, match=r"unknown validation threshold 'box_iuo'; accepted: box_iou, confidence_diff"):
+    with pytest.raises(
+        ConfigError, match=r"unknown validation threshold 'box_iuo'; accepted: box_iou, confidence_diff"
+    ):
         thresholds_for("fp32", {"box_iuo": 0.9})
     with pytest.raises(ConfigError, match=r"'box_iou' must be a non-negative number or null, got -1"):
         thresholds_for("fp32", {"box_iou": -1})
@@ -344,17 +389,41 @@ def test_thresholds_follow_the_guide_and_reject_bad_overrides():
 
 
 def test_report_json_and_summary_formats():
-    report = ParityReport("onnx", "fp16", thresholds={"box_iou": 0.95}, skipped=None,
-                          checks=[Check("a", "box_iou_min", 0.912345, 0.95, False, "")],
-                          inputs={"a": {"mode": "detections", "boxes_compared": 2}, "b": {"mode": "raw"}})
+    report = ParityReport(
+        "onnx",
+        "fp16",
+        thresholds={"box_iou": 0.95},
+        skipped=None,
+        checks=[Check("a", "box_iou_min", 0.912345, 0.95, False, "")],
+        inputs={"a": {"mode": "detections", "boxes_compared": 2}, "b": {"mode": "raw"}},
+    )
     assert report.summary() == "1 of 1 checks failed, first: a box_iou_min=0.9123 (limit 0.95)"
     document = report.to_json()
-    assert set(document) == {"format", "precision", "status", "passed", "skipped", "summary", "thresholds", "worst", "inputs", "checks"}
-    assert (document["format"], document["precision"], document["status"], document["passed"], document["skipped"]) == ("onnx", "fp16", "failed", False, None)
+    assert set(document) == {
+        "format",
+        "precision",
+        "status",
+        "passed",
+        "skipped",
+        "summary",
+        "thresholds",
+        "worst",
+        "inputs",
+        "checks",
+    }
+    assert (document["format"], document["precision"], document["status"], document["passed"], document["skipped"]) == (
+        "onnx",
+        "fp16",
+        "failed",
+        False,
+        None,
+    )
     assert document["summary"] == report.summary() and document["thresholds"] == {"box_iou": 0.95}
     assert document["worst"]["box_iou"] == 0.912345 and document["inputs"] == report.inputs
     report.checks = [Check("a", "box_iou_min", 0.99, 0.95, True)]
-    assert report.summary() == "passed 1 checks on 2 inputs (2 boxes compared)"  # an input without boxes_compared counts 0
+    assert (
+        report.summary() == "passed 1 checks on 2 inputs (2 boxes compared)"
+    )  # an input without boxes_compared counts 0
     report.checks = [Check("c", "run", 0, None, False)]
     assert report.summary() == "1 of 1 checks failed, first: c run=0 (limit None)"
 
@@ -377,21 +446,31 @@ def rows(checks):
 def test_every_check_names_its_input_and_says_what_it_compared():
     ref = _candidates()
     checks, summary = top_k_checks("noise", ref, ref.copy(), 3, LIMITS)
-    assert rows(checks) == [("noise", "boxes_compared", 10, 1, True, "top-k candidates (no reference detection)"),
-                            ("noise", "box_iou_min", 1.0, 0.95, True, ""), ("noise", "confidence_diff_max", 0.0, 0.05, True, ""),
-                            ("noise", "class_mismatches", 0, 0, True, "")]
+    assert rows(checks) == [
+        ("noise", "boxes_compared", 10, 1, True, "top-k candidates (no reference detection)"),
+        ("noise", "box_iou_min", 1.0, 0.95, True, ""),
+        ("noise", "confidence_diff_max", 0.0, 0.05, True, ""),
+        ("noise", "class_mismatches", 0, 0, True, ""),
+    ]
     bad, summary = top_k_checks("noise", ref, ref[:, :, :5], 3, LIMITS)
     assert rows(bad) == [("noise", "top_k.shape", 0, None, False, "[1, 7, 5] != [1, 7, 12]")]
     assert summary == {"mode": "top_k", "boxes_compared": 0}
     raw = [np.ones((1, 2, 3), np.float32)]
-    assert rows(raw_checks("x", raw, raw + raw, LIMITS)) == [("x", "output_count", 2, 1, False, "exported model has a different number of outputs")]
-    assert rows(raw_checks("x", raw, [np.ones((1, 3, 2), np.float32)], LIMITS)) == [("x", "output0.shape", 0, None, False, "exported [1, 3, 2] != reference [1, 2, 3]")]
+    assert rows(raw_checks("x", raw, raw + raw, LIMITS)) == [
+        ("x", "output_count", 2, 1, False, "exported model has a different number of outputs")
+    ]
+    assert rows(raw_checks("x", raw, [np.ones((1, 3, 2), np.float32)], LIMITS)) == [
+        ("x", "output0.shape", 0, None, False, "exported [1, 3, 2] != reference [1, 2, 3]")
+    ]
     assert [c.input for c in raw_checks("x", raw, raw, LIMITS)] == ["x"] * 4
     checks = detection_checks("img", REF, REF, LIMITS, CONF)[0]
     assert {c.input for c in checks} == {"img"}
-    assert rows(checks[:4]) == [("img", "boxes_compared", 3, 1, True, ""), ("img", "class_mismatches", 0, 0, True, ""),
-                                ("img", "unmatched_reference", 0, 0, True, "0 more within 0.05 of the threshold"),
-                                ("img", "unmatched_exported", 0, 0, True, "0 more within 0.05 of the threshold")]
+    assert rows(checks[:4]) == [
+        ("img", "boxes_compared", 3, 1, True, ""),
+        ("img", "class_mismatches", 0, 0, True, ""),
+        ("img", "unmatched_reference", 0, 0, True, "0 more within 0.05 of the threshold"),
+        ("img", "unmatched_exported", 0, 0, True, "0 more within 0.05 of the threshold"),
+    ]
     kp = np.ones((3, 1, 3), np.float32)
     with_kp = result(REF.boxes, REF.scores, REF.class_ids, keypoints=kp)
     last = detection_checks("img", with_kp, with_kp, LIMITS, CONF)[0][-1]
@@ -438,8 +517,14 @@ def test_raw_checks_go_on_past_a_mismatched_output_and_keep_cosine_at_most_one()
 
 
 def box_result(boxes, scores, classes):
-    return Result("detect", (2_000_000, 2_000_000), np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float32),
-                  np.array(classes, np.int64), NAMES)
+    return Result(
+        "detect",
+        (2_000_000, 2_000_000),
+        np.array(boxes, np.float64).reshape(-1, 4),
+        np.array(scores, np.float32),
+        np.array(classes, np.int64),
+        NAMES,
+    )
 
 
 def test_match_gives_a_contested_export_box_to_the_most_confident_reference():

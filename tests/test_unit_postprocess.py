@@ -83,7 +83,10 @@ def test_class_aware_nms_keeps_overlapping_boxes_of_other_classes():
     # boxes larger than the default offset still never meet across classes
     huge = np.array([[0, 0, 9000, 9000], [0, 0, 9000, 9000]], np.float32)
     assert pp.batched_nms(huge, scores[:2], np.array([0, 1]), 0.45).tolist() == [0, 1]
-    assert pp.batched_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), 0.45).tolist() == []
+    assert (
+        pp.batched_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), 0.45).tolist()
+        == []
+    )
 
 
 def test_xywh_to_xyxy():
@@ -98,17 +101,27 @@ def test_scale_boxes_and_keypoints_undo_the_letterbox():
     np.testing.assert_allclose(scaled[0], [10, 10, 100, 50], rtol=1e-5)
     np.testing.assert_allclose(scaled[1], [0, 0, 200, 100])  # clipped to the image
     stretched = Geometry((100, 200), (0.32, 0.64), (4, 0))
-    np.testing.assert_allclose(pp.scale_boxes(np.array([[4 + 3.2, 6.4, 4 + 6.4, 12.8]], np.float32), stretched)[0], [10, 10, 20, 20], rtol=1e-5)
+    np.testing.assert_allclose(
+        pp.scale_boxes(np.array([[4 + 3.2, 6.4, 4 + 6.4, 12.8]], np.float32), stretched)[0], [10, 10, 20, 20], rtol=1e-5
+    )
     points = np.array([[[3.2, 16 + 3.2, 0.9], [-1, 200, 0.1]]], np.float32)
     out = pp.scale_keypoints(points.copy(), geometry)
     np.testing.assert_allclose(out[0, 0], [10, 10, 0.9], rtol=1e-5)
     np.testing.assert_allclose(out[0, 1], [0, 100, 0.1])
-    np.testing.assert_allclose(pp.scale_keypoints(np.array([[[4 + 3.2, 6.4]]], np.float32), stretched)[0, 0], [10, 10], rtol=1e-5)
+    np.testing.assert_allclose(
+        pp.scale_keypoints(np.array([[[4 + 3.2, 6.4]]], np.float32), stretched)[0, 0], [10, 10], rtol=1e-5
+    )
 
 
 class _Layout:
     def __init__(self, nc=3, activated=True):
-        self.class_scores, self.scores_activated, self.box, self.box_format, self.box_normalized = (4, 4 + nc), activated, (0, 4), "cxcywh", False
+        self.class_scores, self.scores_activated, self.box, self.box_format, self.box_normalized = (
+            (4, 4 + nc),
+            activated,
+            (0, 4),
+            "cxcywh",
+            False,
+        )
         self.class_index = None
 
 
@@ -181,27 +194,63 @@ def test_thresholds_resolve_arguments_over_metadata():
     assert given == pp.Thresholds(0.5, 0.7, 5, True, (2, 1))
     assert pp.Thresholds.resolve(_Spec(), conf=0, iou=1).conf == 0.0
     assert pp.Thresholds.resolve(_Spec(), max_det=1).max_det == 1
-    for bad, message in (({"conf": 1.5}, "confidence threshold is 1.5"), ({"iou": -0.1}, "IoU threshold is -0.1"),
-                         ({"max_det": 0}, "max_detections is 0, expected at least 1")):
+    for bad, message in (
+        ({"conf": 1.5}, "confidence threshold is 1.5"),
+        ({"iou": -0.1}, "IoU threshold is -0.1"),
+        ({"max_det": 0}, "max_detections is 0, expected at least 1"),
+    ):
         with pytest.raises(RuntimeInputError, match=message):
             pp.Thresholds.resolve(_Spec(), **bad)
 
 
 def pose_metadata(dims: int, units: str) -> dict:
     channels = 4 + 1 + 2 * dims
-    pred = {"output": "output0", "shape_order": "batch, channels, anchors", "box": [0, 4], "box_format": "cxcywh",
-            "box_units": "input_pixels", "class_scores": [4, 5], "scores_activated": True, "keypoints": [5, channels],
-            "keypoint_format": "x, y, visibility" if dims == 3 else "x, y", "keypoint_units": units}
-    return {"task": "pose", "export_format": "onnx", "precision": "fp32", "class_names": ["p"], "num_classes": 1,
-            "input_shape": [64, 64, 3], "input_dtype": "float32",
-            "preprocessing": {"mean": [0, 0, 0], "std": [255, 255, 255], "color_space": "RGB", "resize_mode": "letterbox",
-                              "normalize": True, "layout": "NCHW", "pad_value": 114, "letterbox_center": True, "scale_up": True},
-            "postprocessing": {"apply_nms": True, "confidence_threshold": 0.25, "iou_threshold": 0.45,
-                               "coordinate_format": "xyxy", "max_detections": 300, "agnostic_nms": False},
-            "dynamic": {"batch": False, "spatial": False}, "keypoint_names": ["a", "b"], "skeleton": [[1, 2]],
-            "inputs": [{"name": "images", "shape": [1, 3, 64, 64], "dtype": "float32"}],
-            "outputs": [{"name": "output0", "shape": [1, channels, 4], "dtype": "float32"}],
-            "output_layout": {"predictions": pred}}
+    pred = {
+        "output": "output0",
+        "shape_order": "batch, channels, anchors",
+        "box": [0, 4],
+        "box_format": "cxcywh",
+        "box_units": "input_pixels",
+        "class_scores": [4, 5],
+        "scores_activated": True,
+        "keypoints": [5, channels],
+        "keypoint_format": "x, y, visibility" if dims == 3 else "x, y",
+        "keypoint_units": units,
+    }
+    return {
+        "task": "pose",
+        "export_format": "onnx",
+        "precision": "fp32",
+        "class_names": ["p"],
+        "num_classes": 1,
+        "input_shape": [64, 64, 3],
+        "input_dtype": "float32",
+        "preprocessing": {
+            "mean": [0, 0, 0],
+            "std": [255, 255, 255],
+            "color_space": "RGB",
+            "resize_mode": "letterbox",
+            "normalize": True,
+            "layout": "NCHW",
+            "pad_value": 114,
+            "letterbox_center": True,
+            "scale_up": True,
+        },
+        "postprocessing": {
+            "apply_nms": True,
+            "confidence_threshold": 0.25,
+            "iou_threshold": 0.45,
+            "coordinate_format": "xyxy",
+            "max_detections": 300,
+            "agnostic_nms": False,
+        },
+        "dynamic": {"batch": False, "spatial": False},
+        "keypoint_names": ["a", "b"],
+        "skeleton": [[1, 2]],
+        "inputs": [{"name": "images", "shape": [1, 3, 64, 64], "dtype": "float32"}],
+        "outputs": [{"name": "output0", "shape": [1, channels, 4], "dtype": "float32"}],
+        "output_layout": {"predictions": pred},
+    }
 
 
 @pytest.mark.parametrize("dims, units", [(3, "input_pixels"), (2, "input_pixels"), (3, "normalized")])
@@ -212,7 +261,7 @@ def test_pose_keypoints_decode_to_image_pixels(dims, units):
     scale = (64.0, 64.0) if units == "normalized" else (1.0, 1.0)
     for k, (x, y, v) in enumerate(points):
         base = 5 + k * dims
-        pred[0, base:base + 2, 0] = [x / scale[0], y / scale[1]]
+        pred[0, base : base + 2, 0] = [x / scale[0], y / scale[1]]
         if dims == 3:
             pred[0, base + 2, 0] = v
     geometry = Geometry((32, 64), (1.0, 1.0), (0, 16))  # a 32x64 image padded 16 rows at the top
@@ -227,8 +276,18 @@ def _seg_layout(anchors_last=True, channels_first=False):
     from runtimes.python.spec import OutputLayout
 
     # 4 box + 2 class + 32 mask-coefficient channels; prototypes in "output1"
-    return OutputLayout("output0", anchors_last, (0, 4), "xywh", False, (4, 6), False, mask_coefficients=(6, 38),
-                        prototypes="output1", prototypes_channels_first=channels_first)
+    return OutputLayout(
+        "output0",
+        anchors_last,
+        (0, 4),
+        "xywh",
+        False,
+        (4, 6),
+        False,
+        mask_coefficients=(6, 38),
+        prototypes="output1",
+        prototypes_channels_first=channels_first,
+    )
 
 
 def test_split_outputs_moves_channels_last_prototypes_to_batch_coefficients_height_width():
@@ -251,7 +310,9 @@ def test_split_outputs_names_the_output_and_both_channel_counts_on_a_mismatch():
 
     spec = SimpleNamespace(layout=_seg_layout(anchors_last=False), task="segment", class_names=("a", "b"))
     pred = np.zeros((1, 5, 7), np.float32)  # 5 anchors of 7 values (anchors first): 7 channels, not 38
-    with pytest.raises(MetadataMismatch, match=r"'output0' has 7 channels but metadata.json implies 38 \(segment, 2 classes\)"):
+    with pytest.raises(
+        MetadataMismatch, match=r"'output0' has 7 channels but metadata.json implies 38 \(segment, 2 classes\)"
+    ):
         pp.split_outputs({"output0": pred}, spec)
 
 
@@ -288,7 +349,9 @@ def test_nms_of_empty_boxes_warns_nothing():
 
 def test_agnostic_nms_honours_max_det():
     boxes = _grid_boxes(3)
-    kept = pp.batched_nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), np.array([0, 1, 2]), 0.5, max_det=1, agnostic=True)
+    kept = pp.batched_nms(
+        boxes, np.array([0.9, 0.8, 0.7], np.float32), np.array([0, 1, 2]), 0.5, max_det=1, agnostic=True
+    )
     assert kept.tolist() == [0]
 
 
@@ -340,8 +403,13 @@ def test_detections_with_an_empty_mask_are_dropped(monkeypatch):
     masks = np.zeros((3, 4, 4), bool)
     masks[0, 1, 1] = masks[2, 0, 0] = True  # the second detection's mask is empty
     monkeypatch.setattr(pp, "native_masks", lambda *args: masks)
-    result = SimpleNamespace(boxes=np.arange(12, dtype=np.float32).reshape(3, 4), scores=np.array([0.9, 0.8, 0.7]),
-                             class_ids=np.array([0, 1, 2]), masks=None, orig_shape=(4, 4))
+    result = SimpleNamespace(
+        boxes=np.arange(12, dtype=np.float32).reshape(3, 4),
+        scores=np.array([0.9, 0.8, 0.7]),
+        class_ids=np.array([0, 1, 2]),
+        masks=None,
+        orig_shape=(4, 4),
+    )
     spec = SimpleNamespace(layout=SimpleNamespace(mask_coefficients=(6, 38)), input_size=(4, 4))
     pp._add_masks(result, np.zeros((38, 3)), np.arange(3), spec, None)
     assert result.class_ids.tolist() == [0, 2] and result.scores.tolist() == [0.9, 0.7] and len(result.masks) == 2
@@ -349,8 +417,9 @@ def test_detections_with_an_empty_mask_are_dropped(monkeypatch):
 
 def test_thresholds_take_agnostic_nms_from_metadata_when_not_given():
     class Agnostic:
-        postprocessing = type("P", (), {"confidence_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 300,
-                                        "agnostic_nms": True})()
+        postprocessing = type(
+            "P", (), {"confidence_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 300, "agnostic_nms": True}
+        )()
 
     assert pp.Thresholds.resolve(Agnostic()).agnostic is True
     assert pp.Thresholds.resolve(Agnostic(), agnostic=False).agnostic is False

@@ -12,14 +12,29 @@ from runtimes.python.spec import Preprocessing
 
 
 def pre(**overrides) -> Preprocessing:
-    base = dict(height=32, width=48, layout="NCHW", color_space="RGB", mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0),
-                normalize=True, resize_mode="letterbox", pad_value=114, center=True, scale_up=True)
+    base = dict(
+        height=32,
+        width=48,
+        layout="NCHW",
+        color_space="RGB",
+        mean=(0.0, 0.0, 0.0),
+        std=(255.0, 255.0, 255.0),
+        normalize=True,
+        resize_mode="letterbox",
+        pad_value=114,
+        center=True,
+        scale_up=True,
+    )
     return Preprocessing(**{**base, **overrides})
 
 
 def reference(image, p: Preprocessing) -> np.ndarray:
     plan = plan_letterbox(image.shape, (p.height, p.width), p.scale_up, p.center)
-    resized = cv2.resize(image, plan.new_size, interpolation=cv2.INTER_LINEAR) if image.shape[1::-1] != plan.new_size else image
+    resized = (
+        cv2.resize(image, plan.new_size, interpolation=cv2.INTER_LINEAR)
+        if image.shape[1::-1] != plan.new_size
+        else image
+    )
     top, bottom, left, right = plan.borders
     padded = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(p.pad_value,) * 3)
     if p.color_space == "RGB":
@@ -33,17 +48,21 @@ def reference(image, p: Preprocessing) -> np.ndarray:
 IMAGE = np.random.default_rng(0).integers(0, 256, (20, 50, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("p", [
-    pre(),
-    pre(layout="NHWC"),
-    pre(color_space="BGR"),
-    pre(mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0)),
-    pre(normalize=False, mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0)),
-    pre(pad_value=0),
-    pre(center=False),
-    pre(scale_up=False, height=64, width=64),
-    pre(height=20, width=50),
-], ids=["default", "nhwc", "bgr", "mean-std", "no-normalize", "pad0", "top-left", "no-upscale", "same-size"])
+@pytest.mark.parametrize(
+    "p",
+    [
+        pre(),
+        pre(layout="NHWC"),
+        pre(color_space="BGR"),
+        pre(mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0)),
+        pre(normalize=False, mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0)),
+        pre(pad_value=0),
+        pre(center=False),
+        pre(scale_up=False, height=64, width=64),
+        pre(height=20, width=50),
+    ],
+    ids=["default", "nhwc", "bgr", "mean-std", "no-normalize", "pad0", "top-left", "no-upscale", "same-size"],
+)
 def test_normalizer_matches_the_opencv_reference(p):
     tensor, (geometry,) = Normalizer(p).letterbox_batch([IMAGE])
     assert tensor.dtype == np.float32 and tensor.shape[0] == 1
@@ -83,8 +102,13 @@ def test_input_dtype_follows_the_artifact_input():
         def __init__(self, dtype):
             self.inputs = (Input(dtype),)
 
-    assert [_input_dtype(Spec(d)) for d in ("float32", "float16", "float64", "uint8", "int8")] == \
-        [np.float32, np.float16, np.float64, np.float32, np.float32]
+    assert [_input_dtype(Spec(d)) for d in ("float32", "float16", "float64", "uint8", "int8")] == [
+        np.float32,
+        np.float16,
+        np.float64,
+        np.float32,
+        np.float32,
+    ]
 
 
 def test_a_narrow_image_gets_every_padding_column_even_into_a_reused_buffer():

@@ -140,13 +140,23 @@ def _fd_with(tmp_path, data: bytes) -> int:
     return os.open(path, os.O_RDONLY)
 
 
-@pytest.mark.parametrize("data, expected", [
-    (b'{"pid": 42, "host": "build-7"}', "pid 42 on build-7"),
-    (b'{"pid": "42", "host": "' + b"h" * 100 + b'"}', "pid 42 on " + "h" * 64),  # a long host name is cut
-    (b"", "holder unknown"), (b"not json", "holder unknown"), (b'{"host": "x"}', "holder unknown"),
-    (b'{"pid": 1}', "holder unknown"), (b'{"pid": "x1", "host": "h"}', "holder unknown"), (b"[1]", "holder unknown"),
-    (b'{"pid": 42, "host": "h", "pad": "' + b"x" * (4097 - 35) + b'"}', "holder unknown"),  # 4097 bytes: only 4 KiB is read
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b'{"pid": 42, "host": "build-7"}', "pid 42 on build-7"),
+        (b'{"pid": "42", "host": "' + b"h" * 100 + b'"}', "pid 42 on " + "h" * 64),  # a long host name is cut
+        (b"", "holder unknown"),
+        (b"not json", "holder unknown"),
+        (b'{"host": "x"}', "holder unknown"),
+        (b'{"pid": 1}', "holder unknown"),
+        (b'{"pid": "x1", "host": "h"}', "holder unknown"),
+        (b"[1]", "holder unknown"),
+        (
+            b'{"pid": 42, "host": "h", "pad": "' + b"x" * (4097 - 35) + b'"}',
+            "holder unknown",
+        ),  # 4097 bytes: only 4 KiB is read
+    ],
+)
 def test_lock_holder_is_described_from_the_lock_file(tmp_path, data, expected):
     from exportkit.publish import _holder
 
@@ -157,8 +167,20 @@ def test_lock_holder_is_described_from_the_lock_file(tmp_path, data, expected):
         os.close(fd)
 
 
-@pytest.mark.parametrize("name, safe", [("model.onnx", True), ("model_openvino_model", True), ("", False), (".", False),
-                                        ("..", False), ("a/b", False), ("a\\b", False), (".ssh", False), ("x.", True)])
+@pytest.mark.parametrize(
+    "name, safe",
+    [
+        ("model.onnx", True),
+        ("model_openvino_model", True),
+        ("", False),
+        (".", False),
+        ("..", False),
+        ("a/b", False),
+        ("a\\b", False),
+        (".ssh", False),
+        ("x.", True),
+    ],
+)
 def test_only_plain_visible_names_are_export_entries(name, safe):
     from exportkit.publish import _safe_name
 
@@ -171,8 +193,14 @@ def test_export_entries_are_exportkits_files_then_each_artifacts_top_entry(tmp_p
     (tmp_path / "model_openvino_model").mkdir()
     for name in ("model_openvino_model/model.xml", "model_openvino_model/model.bin", "validation.json", "notes.txt"):
         (tmp_path / name).write_text("x")
-    artifacts = [{"path": "model_openvino_model/model.xml"}, {"path": "model_openvino_model/model.bin"},
-                 {"path": "gone.onnx"}, "model.onnx", {"sha256": "no path"}, {"path": "../outside"}]
+    artifacts = [
+        {"path": "model_openvino_model/model.xml"},
+        {"path": "model_openvino_model/model.bin"},
+        {"path": "gone.onnx"},
+        "model.onnx",
+        {"sha256": "no path"},
+        {"path": "../outside"},
+    ]
     (tmp_path / "metadata.json").write_text(json.dumps({"artifacts": artifacts}))
     # metadata.json and validation.json first; a folder artifact once; missing, path-less and unsafe entries left out
     assert export_entries(tmp_path) == ["metadata.json", "validation.json", "model_openvino_model"]
@@ -193,6 +221,7 @@ def test_exchange_swaps_two_files_or_folders(tmp_path, monkeypatch, atomic):
     from exportkit import publish as pub
 
     if not atomic:
+
         class NoRenameat2:
             def __init__(self, *args, **kwargs):
                 pass

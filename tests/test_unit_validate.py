@@ -24,18 +24,48 @@ ANCHORS = 84  # 8x8 + 4x4 + 2x2 at strides 8, 16, 32
 
 
 def metadata(dynamic_batch=False, box_units="input_pixels", task="detect") -> dict:
-    pred = {"output": "output0", "shape_order": "batch, channels, anchors", "box": [0, 4], "box_format": "cxcywh",
-            "box_units": box_units, "class_scores": [4, 7], "scores_activated": True}
-    return {"task": task, "export_format": "onnx", "precision": "fp32", "class_names": ["a", "b", "c"], "num_classes": 3,
-            "input_shape": [64, 64, 3], "input_dtype": "float32", "layout": "NCHW",
-            "preprocessing": {"mean": [0, 0, 0], "std": [255, 255, 255], "color_space": "RGB", "resize_mode": "letterbox",
-                              "normalize": True, "layout": "NCHW", "pad_value": 114, "letterbox_center": True, "scale_up": True},
-            "postprocessing": {"apply_nms": True, "confidence_threshold": 0.25, "iou_threshold": 0.45,
-                               "coordinate_format": "xyxy", "max_detections": 300, "agnostic_nms": False},
-            "dynamic": {"batch": dynamic_batch, "spatial": False},
-            "inputs": [{"name": "images", "shape": [-1 if dynamic_batch else 1, 3, 64, 64], "dtype": "float32"}],
-            "outputs": [{"name": "output0", "shape": [-1 if dynamic_batch else 1, 7, ANCHORS], "dtype": "float32"}],
-            "output_layout": {"predictions": pred}}
+    pred = {
+        "output": "output0",
+        "shape_order": "batch, channels, anchors",
+        "box": [0, 4],
+        "box_format": "cxcywh",
+        "box_units": box_units,
+        "class_scores": [4, 7],
+        "scores_activated": True,
+    }
+    return {
+        "task": task,
+        "export_format": "onnx",
+        "precision": "fp32",
+        "class_names": ["a", "b", "c"],
+        "num_classes": 3,
+        "input_shape": [64, 64, 3],
+        "input_dtype": "float32",
+        "layout": "NCHW",
+        "preprocessing": {
+            "mean": [0, 0, 0],
+            "std": [255, 255, 255],
+            "color_space": "RGB",
+            "resize_mode": "letterbox",
+            "normalize": True,
+            "layout": "NCHW",
+            "pad_value": 114,
+            "letterbox_center": True,
+            "scale_up": True,
+        },
+        "postprocessing": {
+            "apply_nms": True,
+            "confidence_threshold": 0.25,
+            "iou_threshold": 0.45,
+            "coordinate_format": "xyxy",
+            "max_detections": 300,
+            "agnostic_nms": False,
+        },
+        "dynamic": {"batch": dynamic_batch, "spatial": False},
+        "inputs": [{"name": "images", "shape": [-1 if dynamic_batch else 1, 3, 64, 64], "dtype": "float32"}],
+        "outputs": [{"name": "output0", "shape": [-1 if dynamic_batch else 1, 7, ANCHORS], "dtype": "float32"}],
+        "output_layout": {"predictions": pred},
+    }
 
 
 def model(shift=0.0, score_scale=1.0, drop=False, duplicate=False):
@@ -77,12 +107,16 @@ def test_an_identical_export_passes_on_every_sample_image():
     assert report.inputs["random"]["mode"] == "top_k"
 
 
-@pytest.mark.parametrize("damage, gate", [
-    (dict(shift=3.0), "box_iou_min"),
-    (dict(score_scale=0.9), "confidence_diff_max"),
-    (dict(drop=True), "unmatched_reference"),
-    (dict(duplicate=True), "unmatched_exported"),
-], ids=["shifted-boxes", "scaled-confidences", "dropped-detection", "duplicated-detection"])
+@pytest.mark.parametrize(
+    "damage, gate",
+    [
+        (dict(shift=3.0), "box_iou_min"),
+        (dict(score_scale=0.9), "confidence_diff_max"),
+        (dict(drop=True), "unmatched_reference"),
+        (dict(duplicate=True), "unmatched_exported"),
+    ],
+    ids=["shifted-boxes", "scaled-confidences", "dropped-detection", "duplicated-detection"],
+)
 def test_a_damaged_export_fails_the_detection_gate_its_damage_breaks(damage, gate):
     report = report_for(model(**damage))
     assert report.status == "failed"
@@ -117,7 +151,13 @@ def test_a_dynamic_batch_is_compared_as_a_batch_of_two():
 
     report.checks = [Check("earlier", "x", 1, None, None)]
     fed = []
-    _batch_case(report, lambda x: (fed.append(x.dtype), model()(x))[1], export_run, [t.astype(np.float16) for t in tensors], thresholds_for("fp32", None))
+    _batch_case(
+        report,
+        lambda x: (fed.append(x.dtype), model()(x))[1],
+        export_run,
+        [t.astype(np.float16) for t in tensors],
+        thresholds_for("fp32", None),
+    )
     assert report.checks[0].input == "earlier" and fed == [np.float32, np.float32]  # the reference always gets float32
     assert seen == [(2, 3, 64, 64)] and report.inputs["batch2"]["passed"] is False
     assert {c.input for c in report.checks[1:]} == {"batch2"}  # every check of the case names it
@@ -134,12 +174,20 @@ def test_random_input_gates_except_at_int8():
     assert not int8.failures and all(c.passed is None for c in int8.checks)
     assert int8.checks[0].detail.startswith("recorded, not gating: INT8")
     seen = []
-    _random_case(ParityReport("onnx", "fp16"), lambda x: (seen.append(("ref", x.dtype)), model()(x))[1],
-                 lambda x: (seen.append(("exp", x.dtype)), model()(x))[1], {**metadata(), "input_dtype": "float16"}, SIZE, limits)
+    _random_case(
+        ParityReport("onnx", "fp16"),
+        lambda x: (seen.append(("ref", x.dtype)), model()(x))[1],
+        lambda x: (seen.append(("exp", x.dtype)), model()(x))[1],
+        {**metadata(), "input_dtype": "float16"},
+        SIZE,
+        limits,
+    )
     assert seen == [("ref", np.float32), ("exp", np.float16)]
     crashed = ParityReport("onnx", "fp32")
     _random_case(crashed, model(), lambda x: 1 / 0, metadata(), SIZE, limits)
-    assert [(c.criterion, c.passed) for c in crashed.checks] == [("run", False)] and "ZeroDivisionError" in crashed.checks[0].detail
+    assert [(c.criterion, c.passed) for c in crashed.checks] == [
+        ("run", False)
+    ] and "ZeroDivisionError" in crashed.checks[0].detail
 
 
 def test_normalized_outputs_are_scaled_to_input_pixels():
@@ -153,7 +201,9 @@ def test_normalized_outputs_are_scaled_to_input_pixels():
     pose["output_layout"]["predictions"].update(keypoints=[7, 13], keypoint_format="x, y, visibility")
     kp = in_input_pixels([np.ones((1, 13, 2), np.float32)], pose, (32, 64))[0]
     np.testing.assert_array_equal(kp[0, 7:13, 0], [64, 32, 1, 64, 32, 1])  # visibility untouched
-    pose["output_layout"]["predictions"].update(keypoints=[7, 11], keypoint_format="x, y", keypoint_units="normalized", box_units="input_pixels")
+    pose["output_layout"]["predictions"].update(
+        keypoints=[7, 11], keypoint_format="x, y", keypoint_units="normalized", box_units="input_pixels"
+    )
     kp = in_input_pixels([np.ones((1, 11, 2), np.float32)], pose, (32, 64))[0]
     np.testing.assert_array_equal(kp[0, :, 0], [1, 1, 1, 1, 1, 1, 1, 64, 32, 64, 32])
     rows = metadata(box_units="normalized")
@@ -161,8 +211,18 @@ def test_normalized_outputs_are_scaled_to_input_pixels():
     assert in_input_pixels([raw], rows, (32, 64))[0] is raw
 
 
-@pytest.mark.parametrize("shape, expected", [([1, 3, 48, 96], (48, 96)), ([1, 48, 96, 3], (48, 96)), ([1, 3, -1, 96], (64, 64)), ([1, 3, 48, -1], (64, 64)),
-                                             ([1, 1, 48, 96], (48, 96)), ([-1, 3, -1, -1], (64, 64)), ([1, 48, 96], (48, 96))])
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ([1, 3, 48, 96], (48, 96)),
+        ([1, 48, 96, 3], (48, 96)),
+        ([1, 3, -1, 96], (64, 64)),
+        ([1, 3, 48, -1], (64, 64)),
+        ([1, 1, 48, 96], (48, 96)),
+        ([-1, 3, -1, -1], (64, 64)),
+        ([1, 48, 96], (48, 96)),
+    ],
+)
 def test_artifact_input_size_comes_from_the_artifact(shape, expected):
     io = ArtifactIO([TensorInfo("images", shape, "float32")], [])
     assert artifact_input_size(io, {"input_shape": [64, 64, 3]}) == expected
@@ -174,7 +234,11 @@ def test_a_failed_check_keeps_the_input_summary_failed():
 
 
 def test_images_without_reference_detections_compare_the_top_candidates():
-    quiet = lambda **damage: (lambda x: [np.where(np.arange(7)[None, :, None] >= 4, model(**damage)(x)[0] * 0.1, model(**damage)(x)[0])])  # noqa: E731
+    def quiet(**damage):
+        return lambda x: [
+            np.where(np.arange(7)[None, :, None] >= 4, model(**damage)(x)[0] * 0.1, model(**damage)(x)[0])
+        ]
+
     report = ParityReport("onnx", "fp32")
     run_cases(report, quiet(), quiet(), metadata(), metadata(), SIZE, thresholds_for("fp32", None))
     images = [v for k, v in report.inputs.items() if k.startswith("image:")]
@@ -189,7 +253,15 @@ def test_the_exported_side_decodes_at_the_reference_threshold():
     exported = metadata()
     exported["postprocessing"] = {**exported["postprocessing"], "confidence_threshold": 0.5}
     report = ParityReport("onnx", "fp32")
-    run_cases(report, model(score_scale=0.35), model(score_scale=0.35), exported, metadata(), SIZE, thresholds_for("fp32", None))
+    run_cases(
+        report,
+        model(score_scale=0.35),
+        model(score_scale=0.35),
+        exported,
+        metadata(),
+        SIZE,
+        thresholds_for("fp32", None),
+    )
     assert report.passed, report.summary()
 
 
@@ -200,7 +272,9 @@ def test_normalized_exports_are_compared_in_input_pixels_on_images():
         return [out]
 
     report = ParityReport("tflite", "fp32")
-    run_cases(report, model(), normalized, metadata(box_units="normalized"), metadata(), SIZE, thresholds_for("fp32", None))
+    run_cases(
+        report, model(), normalized, metadata(box_units="normalized"), metadata(), SIZE, thresholds_for("fp32", None)
+    )
     assert report.passed, report.summary()
 
 
@@ -248,8 +322,15 @@ def test_random_case_crash_is_one_run_check_with_the_error_on_one_line():
     assert len(check.detail) == len("ValueError: ") + 300  # the message cut at 300 characters
 
 
-@pytest.mark.parametrize("shape, expected", [([1, 3, 0, 96], (64, 64)), ([1, 3, 48, 0], (64, 64)),  # no size: metadata's
-                                             ([1, 3, 1, 96], (1, 96)), ([1, 3, 48, 1], (48, 1))])  # 1 px is a size
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ([1, 3, 0, 96], (64, 64)),
+        ([1, 3, 48, 0], (64, 64)),  # no size: metadata's
+        ([1, 3, 1, 96], (1, 96)),
+        ([1, 3, 48, 1], (48, 1)),
+    ],
+)  # 1 px is a size
 def test_artifact_input_size_takes_any_positive_size(shape, expected):
     io = ArtifactIO([TensorInfo("images", shape, "float32")], [])
     assert artifact_input_size(io, {"input_shape": [64, 64, 3]}) == expected

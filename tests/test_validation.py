@@ -15,8 +15,14 @@ from exportkit.validation import ParityReport, box_iou, thresholds_for
 
 
 def validate(folder, *args):
-    return subprocess.run([sys.executable, "-m", "exportkit", "validate", str(folder), *args], capture_output=True,
-                          text=True, env=ENV, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "exportkit", "validate", str(folder), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 # -- unit -----------------------------------------------------------------------------------------
@@ -28,7 +34,11 @@ def test_box_iou():
 
 def test_thresholds_have_per_precision_defaults_and_overrides():
     assert thresholds_for("fp32", None)["box_iou"] == 0.95 and thresholds_for("fp32", None)["confidence_diff"] == 0.05
-    assert thresholds_for("int8", None)["box_iou"] < thresholds_for("fp16", None)["box_iou"] <= thresholds_for("fp32", None)["box_iou"]
+    assert (
+        thresholds_for("int8", None)["box_iou"]
+        < thresholds_for("fp16", None)["box_iou"]
+        <= thresholds_for("fp32", None)["box_iou"]
+    )
     assert thresholds_for("fp32", {"box_iou": 0.5})["box_iou"] == 0.5
     assert thresholds_for("fp32", {"raw_rel_max_diff": None})["raw_rel_max_diff"] is None
 
@@ -143,8 +153,14 @@ DAMAGE = {
     "swapped-class-channels": (_swap_class_channels, "class_mismatches"),
     # detection-level gates: boxes 4 px off (a 40 px box keeps IoU ~0.9 < 0.95), confidences 15% low (~0.1 > 0.05)
     "shifted-boxes": (lambda f: _scale_output_channels(f, add=[(0, 4.0), (1, 4.0)]), "box_iou_min"),
-    "scaled-confidences": (lambda f: _scale_output_channels(f, multiply=[(4, 0.85), (5, 0.85), (6, 0.85)]), "confidence_diff_max"),
-    "metadata-says-bgr": (lambda f: _edit_metadata(f, lambda m: m["preprocessing"].update(color_space="BGR")), "output0"),
+    "scaled-confidences": (
+        lambda f: _scale_output_channels(f, multiply=[(4, 0.85), (5, 0.85), (6, 0.85)]),
+        "confidence_diff_max",
+    ),
+    "metadata-says-bgr": (
+        lambda f: _edit_metadata(f, lambda m: m["preprocessing"].update(color_space="BGR")),
+        "output0",
+    ),
     "metadata-wrong-input-size": (lambda f: _edit_metadata(f, lambda m: m.update(input_shape=[160, 160, 3])), "run"),
 }
 
@@ -170,7 +186,9 @@ def test_export_with_failing_validation_keeps_artifacts_and_exits_2(tmp_path):
     from conftest import BUNDLED, run_export
 
     # ONNX Runtime differs from PyTorch by ~1e-6 relative: a zero tolerance must fail, and say so
-    proc = run_export(BUNDLED["detect"], "onnx", tmp_path, {"include_validation": True, "validation": {"raw_rel_max_diff": 0.0}})
+    proc = run_export(
+        BUNDLED["detect"], "onnx", tmp_path, {"include_validation": True, "validation": {"raw_rel_max_diff": 0.0}}
+    )
     assert proc.returncode == 2, proc.stderr
     assert "rel_max_abs_diff" in proc.stderr.strip().splitlines()[-1]
     assert (tmp_path / "model.onnx").exists() and (tmp_path / "metadata.json").exists()

@@ -83,8 +83,15 @@ class Cell:
     @classmethod
     def from_lock(cls, entry: dict, output_dir: str | Path) -> Cell:
         """The cell a lock entry pinned, built into ``output_dir`` (`doit verify --rebuild`'s scratch folder)."""
-        return cls(name=entry["model"], model=entry["model_config"], format={"name": entry["format"]},
-                   precision=entry["precision"], validation={}, output_dir=str(output_dir), export_config=entry["config"])
+        return cls(
+            name=entry["model"],
+            model=entry["model_config"],
+            format={"name": entry["format"]},
+            precision=entry["precision"],
+            validation={},
+            output_dir=str(output_dir),
+            export_config=entry["config"],
+        )
 
     # -- running -------------------------------------------------------------------------------------------------
     def export_command(self, checkpoint: Path | None = None) -> list[str]:
@@ -92,8 +99,9 @@ class Cell:
         return export_command(self, checkpoint or self.checkpoint)
 
     def validate_command(self) -> list[str]:
-        command = runner.exportkit_command("validate", str(self.out), "--thresholds",
-                                           canonical(self.validation.get("thresholds", {})))
+        command = runner.exportkit_command(
+            "validate", str(self.out), "--thresholds", canonical(self.validation.get("thresholds", {}))
+        )
         for key in ("images", "data"):  # the validation group's own data (relative paths: the project's)
             if self.validation.get(key):
                 command += [f"--{key}", str(project.resolve(self.validation[key]))]
@@ -191,8 +199,17 @@ def hash_cache_path(out: Path) -> Path:
 
 # -- running one cell (doit actions: plain functions over a cell's dict, picklable for `doit -n N`) ---------------
 def export_command(cell: Cell, checkpoint: Path) -> list[str]:
-    return [*runner.export_entry(), "--checkpoint_path", str(checkpoint), "--export_format", cell.format["name"],
-            "--output_dir", str(cell.out), "--export_config", canonical(cell.export_config)]
+    return [
+        *runner.export_entry(),
+        "--checkpoint_path",
+        str(checkpoint),
+        "--export_format",
+        cell.format["name"],
+        "--output_dir",
+        str(cell.out),
+        "--export_config",
+        canonical(cell.export_config),
+    ]
 
 
 def export_cell(cell_dict: dict, key: dict | None = None, position: str = "", executor: dict | None = None) -> bool:
@@ -215,14 +232,28 @@ def export_cell(cell_dict: dict, key: dict | None = None, position: str = "", ex
 
         build_architecture(cell.model["checkpoint"][4:], zoo_cache(), cell.model.get("imgsz") or 640)
     command = cell.export_command(checkpoint)
-    (out / "reproduce.sh").write_text("#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd " + shlex.quote(str(project.root())) + "\n" + shlex.join(command) + "\n")
+    (out / "reproduce.sh").write_text(
+        "#!/usr/bin/env bash\n# Re-run this cell exactly.\ncd "
+        + shlex.quote(str(project.root()))
+        + "\n"
+        + shlex.join(command)
+        + "\n"
+    )
     start = time.perf_counter()
     outcome = get_executor(executor).export(cell, command, out / "export.log")
     return record_outcome(cell, outcome.exit_code, time.perf_counter() - start, command, key, outcome.versions, prefix)
 
 
-def record_outcome(cell: Cell, code: int, seconds: float, command: list[str], key: dict | None = None,
-                   versions: dict | None = None, prefix: str = "", extra: dict | None = None) -> bool:
+def record_outcome(
+    cell: Cell,
+    code: int,
+    seconds: float,
+    command: list[str],
+    key: dict | None = None,
+    versions: dict | None = None,
+    prefix: str = "",
+    extra: dict | None = None,
+) -> bool:
     """The one writer of a cell's status.json and build state, whoever ran its export (an executor here, a
     Kubernetes pod that `exportkit collect` reads back). ``versions``: the exporting process's libraries when that
     was not this process (a mismatch fails the cell: its key would record versions that did not build it)."""
@@ -232,8 +263,14 @@ def record_outcome(cell: Cell, code: int, seconds: float, command: list[str], ke
         with open(out / "export.log", "a") as log:
             log.write(f"exportkit: the worker's libraries differ from this machine's: {mismatch}\n")
         code = 1  # the key would record versions that did not build the artifact
-    status = {"cell": cell.name, "exit_code": code, "ok": code == 0, "seconds": round(seconds, 2), "command": command,
-              **(extra or {})}
+    status = {
+        "cell": cell.name,
+        "exit_code": code,
+        "ok": code == 0,
+        "seconds": round(seconds, 2),
+        "command": command,
+        **(extra or {}),
+    }
     (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
     if code != 0:
         log_file = out / "export.log"
@@ -253,7 +290,9 @@ def version_mismatch(worker: dict | None, format_name: str) -> str:
     if worker is None:
         return ""
     here = library_versions(format_name)
-    return ", ".join(f"{name} {worker.get(name)} (here {here[name]})" for name in here if worker.get(name) != here[name])
+    return ", ".join(
+        f"{name} {worker.get(name)} (here {here[name]})" for name in here if worker.get(name) != here[name]
+    )
 
 
 def validate_cell(cell_dict: dict) -> bool:
@@ -284,6 +323,23 @@ def as_dict(cell: Cell) -> dict:
     return asdict(cell)
 
 
-__all__ = ["STATE_FILE", "Cell", "artifact_drift", "as_dict", "calibration_identity", "canonical", "cell_key",
-           "checkpoint_identity", "checkpoint_path", "clean_cell", "export_cell", "export_command", "file_drift",
-           "hash_cache_path", "is_current", "library_versions", "record_outcome", "validate_cell"]
+__all__ = [
+    "STATE_FILE",
+    "Cell",
+    "artifact_drift",
+    "as_dict",
+    "calibration_identity",
+    "canonical",
+    "cell_key",
+    "checkpoint_identity",
+    "checkpoint_path",
+    "clean_cell",
+    "export_cell",
+    "export_command",
+    "file_drift",
+    "hash_cache_path",
+    "is_current",
+    "library_versions",
+    "record_outcome",
+    "validate_cell",
+]

@@ -61,8 +61,15 @@ def collect_cell(folder: Path, status: dict, output: Path) -> bool:
                 log.write(f"exportkit collect: {reason}\n")
             code = EXIT_EXPORT_FAILED
     extra = {key: status[key] for key in FROM_POD if key in status}
-    return record_outcome(cell, code, float(status.get("seconds", 0)), status.get("command", []),
-                          versions=status.get("versions"), prefix="collect: ", extra=extra)
+    return record_outcome(
+        cell,
+        code,
+        float(status.get("seconds", 0)),
+        status.get("command", []),
+        versions=status.get("versions"),
+        prefix="collect: ",
+        extra=extra,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -81,8 +88,10 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"collect: {output} is not a folder; give the output root the Job's pods wrote")
         found = pod_statuses(output)
         if not found:
-            raise ConfigError(f"collect: no cell under {output} was exported by a pod (no <model>/<cell>/status.json "
-                              "from exportkit's Kubernetes entry point)")
+            raise ConfigError(
+                f"collect: no cell under {output} was exported by a pod (no <model>/<cell>/status.json "
+                "from exportkit's Kubernetes entry point)"
+            )
         ok = sum(collect_cell(folder, status, output) for folder, status in found)
         print(f"collect: {ok} of {len(found)} cells recorded as built under {project.shown(output)}")
         return EXIT_OK if ok == len(found) else EXIT_EXPORT_FAILED

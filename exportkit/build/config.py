@@ -113,7 +113,9 @@ def check_composed(cfg: Any) -> None:
     where = f"conf/format/{cfg.format.name}.yaml"
     unknown = sorted(set(cfg.format) - {"name"} - {o.name for o in fmt.options})
     if unknown:
-        raise ConfigError(f"{where}: unknown option {unknown[0]!r}; accepted keys: {', '.join(o.name for o in fmt.options)}")
+        raise ConfigError(
+            f"{where}: unknown option {unknown[0]!r}; accepted keys: {', '.join(o.name for o in fmt.options)}"
+        )
     for option in fmt.options:
         option.check(cfg.format[option.name], where)
     if cfg.precision.name not in ("fp32", "fp16", "int8"):
@@ -176,7 +178,9 @@ def check_choices(overrides: list[str], conf_dirs: list[Path] | None = None) -> 
         choices = group_choices(group, folders)
         for value in values.split(","):
             if value.strip() and value.strip() not in choices:
-                raise ConfigError(f"unknown {group} {value.strip()!r} ({group}={values}); choose one of: {', '.join(choices)}")
+                raise ConfigError(
+                    f"unknown {group} {value.strip()!r} ({group}={values}); choose one of: {', '.join(choices)}"
+                )
 
 
 def hydra_message(exc: BaseException) -> str:

@@ -18,7 +18,9 @@ class Info(DoitInfo):
             close = difflib.get_close_matches(pos_args[0], names, n=3, cutoff=0.5)
             choices = close or sorted(n for n in names if ":" in n) or names
             hint = "did you mean" if close else "tasks"
-            print(f"exportkit: error: no task {pos_args[0]!r}; {hint}: {', '.join(choices)} (`doit list` lists them all)",
-                  file=sys.stderr)
+            print(
+                f"exportkit: error: no task {pos_args[0]!r}; {hint}: {', '.join(choices)} (`doit list` lists them all)",
+                file=sys.stderr,
+            )
             return 3
         return super()._execute(pos_args, hide_status)

@@ -34,8 +34,12 @@ from exportkit.build.cell import Cell, as_dict, canonical
 from exportkit.errors import ConfigError, ExportkitError
 from exportkit.registry import get_format
 
-MOUNTS = {"checkpoints": "/exportkit/checkpoints", "exports": "/exportkit/exports", "cells": "/exportkit/cells",
-          "scratch": "/exportkit/scratch"}
+MOUNTS = {
+    "checkpoints": "/exportkit/checkpoints",
+    "exports": "/exportkit/exports",
+    "cells": "/exportkit/cells",
+    "scratch": "/exportkit/scratch",
+}
 CONTAINER = "export"
 DETERMINISTIC_EXIT_CODES = [1, 2, 3]  # export failed, validation failed, configuration error: a retry changes nothing
 # resources of a pod per profile; a format's facts pick the profile (requires_gpu -> gpu)
@@ -53,21 +57,30 @@ def checkpoint_in_volume(cell: Cell) -> str:
     """The cell's checkpoint as a path inside the checkpoints volume: its path relative to the project."""
     path = cell.checkpoint
     if not path.exists():
-        raise ConfigError(f"cell {cell.name}: checkpoint {path} does not exist; the pods read it from the checkpoints "
-                          "volume, so it must exist here first")
+        raise ConfigError(
+            f"cell {cell.name}: checkpoint {path} does not exist; the pods read it from the checkpoints "
+            "volume, so it must exist here first"
+        )
     shown = project.shown(path)
     if Path(shown).is_absolute():
-        raise ConfigError(f"cell {cell.name}: checkpoint {path} is outside the project {project.root()}; copy it "
-                          "into the project (the checkpoints volume holds the project's checkpoints)")
+        raise ConfigError(
+            f"cell {cell.name}: checkpoint {path} is outside the project {project.root()}; copy it "
+            "into the project (the checkpoints volume holds the project's checkpoints)"
+        )
     return shown
 
 
 def frozen_cell(cell: Cell, output_root: Path) -> dict:
     """One ConfigMap entry: what the pod's entry point needs (paths inside the volumes) and the cell for `collect`."""
     cell_config = {k: v for k, v in as_dict(cell).items() if k not in ("output_dir", "output_root", "skip_reason")}
-    return {"name": cell.name, "checkpoint": checkpoint_in_volume(cell), "export_format": cell.format["name"],
-            "output_dir": Path(cell.out).relative_to(output_root).as_posix(), "export_config": canonical(cell.export_config),
-            "cell": cell_config}
+    return {
+        "name": cell.name,
+        "checkpoint": checkpoint_in_volume(cell),
+        "export_format": cell.format["name"],
+        "output_dir": Path(cell.out).relative_to(output_root).as_posix(),
+        "export_config": canonical(cell.export_config),
+        "cell": cell_config,
+    }
 
 
 def plan_jobs(cells: list[Cell], output_root: Path) -> dict[str, list[dict]]:
@@ -86,68 +99,128 @@ def dns_name(*parts: str) -> str:
 
 
 def configmap(name: str, namespace: str, jobs: dict[str, list[dict]]) -> dict:
-    data = {f"cells-{profile}.json": json.dumps(frozen, indent=1, sort_keys=True) + "\n" for profile, frozen in jobs.items()}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "immutable": True,
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": "exportkit"}},
-            "data": data}
+    data = {
+        f"cells-{profile}.json": json.dumps(frozen, indent=1, sort_keys=True) + "\n" for profile, frozen in jobs.items()
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "immutable": True,
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": "exportkit"}},
+        "data": data,
+    }
 
 
 def volumes(pvc: str | None, configmap_name: str, output_root: Path) -> list[dict]:
     if pvc:
         data = [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}]
     else:
-        data = [{"name": "checkpoints", "hostPath": {"path": str(project.root()), "type": "Directory"}},
-                {"name": "exports", "hostPath": {"path": str(output_root), "type": "DirectoryOrCreate"}}]
+        data = [
+            {"name": "checkpoints", "hostPath": {"path": str(project.root()), "type": "Directory"}},
+            {"name": "exports", "hostPath": {"path": str(output_root), "type": "DirectoryOrCreate"}},
+        ]
     return [*data, {"name": "cells", "configMap": {"name": configmap_name}}, {"name": "scratch", "emptyDir": {}}]
 
 
 def volume_mounts(pvc: str | None) -> list[dict]:
     """The PVC's checkpoints/ and exports/ folders (subPaths of one volume), or the two hostPath volumes."""
-    data = ([{"name": "data", "subPath": "checkpoints"}, {"name": "data", "subPath": "exports"}] if pvc
-            else [{"name": "checkpoints"}, {"name": "exports"}])
-    return [{**data[0], "mountPath": MOUNTS["checkpoints"], "readOnly": True},
-            {**data[1], "mountPath": MOUNTS["exports"]},
-            {"name": "cells", "mountPath": MOUNTS["cells"], "readOnly": True},
-            {"name": "scratch", "mountPath": MOUNTS["scratch"]}]
+    data = (
+        [{"name": "data", "subPath": "checkpoints"}, {"name": "data", "subPath": "exports"}]
+        if pvc
+        else [{"name": "checkpoints"}, {"name": "exports"}]
+    )
+    return [
+        {**data[0], "mountPath": MOUNTS["checkpoints"], "readOnly": True},
+        {**data[1], "mountPath": MOUNTS["exports"]},
+        {"name": "cells", "mountPath": MOUNTS["cells"], "readOnly": True},
+        {"name": "scratch", "mountPath": MOUNTS["scratch"]},
+    ]
 
 
 def container_env(profile: str) -> list[dict]:
     """The entry point's inputs; JOB_COMPLETION_INDEX comes from Kubernetes itself (Indexed completion mode)."""
     scratch = MOUNTS["scratch"]
-    values = {"EXPORTKIT_CELLS": f"{MOUNTS['cells']}/cells-{profile}.json", "EXPORTKIT_CHECKPOINTS": MOUNTS["checkpoints"],
-              "EXPORTKIT_EXPORTS": MOUNTS["exports"], "EXPORTKIT_PROJECT": scratch, "YOLO_OFFLINE": "1",
-              "YOLO_AUTOINSTALL": "False", "YOLO_CONFIG_DIR": f"{scratch}/ultralytics", "MPLCONFIGDIR": f"{scratch}/matplotlib",
-              "HOME": scratch}
+    values = {
+        "EXPORTKIT_CELLS": f"{MOUNTS['cells']}/cells-{profile}.json",
+        "EXPORTKIT_CHECKPOINTS": MOUNTS["checkpoints"],
+        "EXPORTKIT_EXPORTS": MOUNTS["exports"],
+        "EXPORTKIT_PROJECT": scratch,
+        "YOLO_OFFLINE": "1",
+        "YOLO_AUTOINSTALL": "False",
+        "YOLO_CONFIG_DIR": f"{scratch}/ultralytics",
+        "MPLCONFIGDIR": f"{scratch}/matplotlib",
+        "HOME": scratch,
+    }
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
-def job(name: str, namespace: str, image: str, profile: str, count: int, parallelism: int, backoff: int,
-        pvc: str | None, configmap_name: str, output_root: Path) -> dict:
-    container = {"name": CONTAINER, "image": image, "command": ["python", "-m", "exportkit.build.k8s_entry"],
-                 "workingDir": MOUNTS["scratch"], "env": container_env(profile), "resources": PROFILES[profile],
-                 "volumeMounts": volume_mounts(pvc)}
+def job(
+    name: str,
+    namespace: str,
+    image: str,
+    profile: str,
+    count: int,
+    parallelism: int,
+    backoff: int,
+    pvc: str | None,
+    configmap_name: str,
+    output_root: Path,
+) -> dict:
+    container = {
+        "name": CONTAINER,
+        "image": image,
+        "command": ["python", "-m", "exportkit.build.k8s_entry"],
+        "workingDir": MOUNTS["scratch"],
+        "env": container_env(profile),
+        "resources": PROFILES[profile],
+        "volumeMounts": volume_mounts(pvc),
+    }
     labels = {"app.kubernetes.io/name": "exportkit", "exportkit/profile": profile}
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
-            "completionMode": "Indexed", "completions": count, "parallelism": min(parallelism, count),
+            "completionMode": "Indexed",
+            "completions": count,
+            "parallelism": min(parallelism, count),
             "backoffLimitPerIndex": backoff,
             # the first matching rule wins: a pod evicted or preempted mid-export is retried whatever it exited with
-            "podFailurePolicy": {"rules": [
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-                {"action": "FailIndex", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
-                                                        "values": DETERMINISTIC_EXIT_CODES}},
-            ]},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"restartPolicy": "Never", "containers": [container],
-                                  "volumes": volumes(pvc, configmap_name, output_root)}},
+            "podFailurePolicy": {
+                "rules": [
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                    {
+                        "action": "FailIndex",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": DETERMINISTIC_EXIT_CODES,
+                        },
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [container],
+                    "volumes": volumes(pvc, configmap_name, output_root),
+                },
+            },
         },
     }
 
 
-def manifest(cells: list[Cell], matrix: str, output_root: Path, image: str, namespace: str = "default",
-             pvc: str | None = None, parallelism: int = 4, backoff: int = 1) -> tuple[list[dict], list[str]]:
+def manifest(
+    cells: list[Cell],
+    matrix: str,
+    output_root: Path,
+    image: str,
+    namespace: str = "default",
+    pvc: str | None = None,
+    parallelism: int = 4,
+    backoff: int = 1,
+) -> tuple[list[dict], list[str]]:
     """(resources, header comment lines) for the matrix's cells."""
     jobs = plan_jobs(cells, output_root)
     if not jobs:
@@ -156,15 +229,29 @@ def manifest(cells: list[Cell], matrix: str, output_root: Path, image: str, name
     cm_name = dns_name("exportkit", matrix, "cells", digest)
     resources = [configmap(cm_name, namespace, jobs)]
     for profile, frozen in jobs.items():
-        resources.append(job(dns_name("exportkit", matrix, profile), namespace, image, profile, len(frozen), parallelism,
-                             backoff, pvc, cm_name, output_root))
+        resources.append(
+            job(
+                dns_name("exportkit", matrix, profile),
+                namespace,
+                image,
+                profile,
+                len(frozen),
+                parallelism,
+                backoff,
+                pvc,
+                cm_name,
+                output_root,
+            )
+        )
     return resources, comments(cells, jobs, matrix, pvc)
 
 
 def comments(cells: list[Cell], jobs: dict[str, list[dict]], matrix: str, pvc: str | None) -> list[str]:
     built = sum(len(f) for f in jobs.values())
-    lines = [f"exportkit k8s-job: matrix {matrix}, {len(cells)} cells: {built} buildable, "
-             f"{len(cells) - built} skipped (comments below, not indexes)"]
+    lines = [
+        f"exportkit k8s-job: matrix {matrix}, {len(cells)} cells: {built} buildable, "
+        f"{len(cells) - built} skipped (comments below, not indexes)"
+    ]
     for profile, frozen in jobs.items():
         lines.append(f"job {profile}: indexes 0..{len(frozen) - 1}")
         lines += [f"  {i}: {entry['name']}" for i, entry in enumerate(frozen)]
@@ -173,7 +260,9 @@ def comments(cells: list[Cell], jobs: dict[str, list[dict]], matrix: str, pvc: s
     where = f"PVC {pvc}, folder checkpoints/" if pvc else f"hostPath {project.root()} (the project)"
     lines.append(f"checkpoints read from {where}:")
     lines += [f"  {c}" for c in checkpoints]
-    lines.append("afterwards: copy the exports volume to OUTPUT, then `exportkit collect OUTPUT`, `doit lock`, `doit verify`")
+    lines.append(
+        "afterwards: copy the exports volume to OUTPUT, then `exportkit collect OUTPUT`, `doit lock`, `doit verify`"
+    )
     return lines
 
 
@@ -195,11 +284,23 @@ def to_yaml(resources: list[dict], header: list[str]) -> str:
 
 def loader_pod(pvc: str, namespace: str) -> dict:
     """A pod that only mounts the PVC at /data, for `kubectl cp` of the checkpoints in and the exports out."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "exportkit-loader", "namespace": namespace},
-            "spec": {"restartPolicy": "Never",
-                     "containers": [{"name": "loader", "image": "busybox:1.36", "command": ["sleep", "86400"],
-                                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "exportkit-loader", "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "loader",
+                    "image": "busybox:1.36",
+                    "command": ["sleep", "86400"],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }
+            ],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}],
+        },
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -212,8 +313,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--pvc", help="a PersistentVolumeClaim holding checkpoints/ and exports/ (default: hostPath)")
     parser.add_argument("--parallelism", type=int, default=4, help="pods at once per Job (default 4)")
-    parser.add_argument("--backoff-limit-per-index", type=int, default=1,
-                        help="retries of an index after a failure that is not exit 1/2/3 (a lost node, OOM); default 1")
+    parser.add_argument(
+        "--backoff-limit-per-index",
+        type=int,
+        default=1,
+        help="retries of an index after a failure that is not exit 1/2/3 (a lost node, OOM); default 1",
+    )
     parser.add_argument("--loader", action="store_true", help="print only a pod that mounts the PVC, for kubectl cp")
 
     def body() -> int:
@@ -221,10 +326,17 @@ def main(argv: list[str]) -> int:
         if args.loader:
             if not args.pvc:
                 raise ConfigError("--loader needs --pvc NAME (the pod mounts that claim)")
-            print(to_yaml([loader_pod(args.pvc, args.namespace)], ["kubectl cp FILE exportkit-loader:/data/checkpoints/PATH"]), end="")
+            print(
+                to_yaml(
+                    [loader_pod(args.pvc, args.namespace)], ["kubectl cp FILE exportkit-loader:/data/checkpoints/PATH"]
+                ),
+                end="",
+            )
             return 0
         if not args.image:
-            raise ConfigError("--image IMAGE is required: a container image with exportkit installed (see the Dockerfile)")
+            raise ConfigError(
+                "--image IMAGE is required: a container image with exportkit installed (see the Dockerfile)"
+            )
         if args.parallelism < 1 or args.backoff_limit_per_index < 0:
             raise ConfigError("--parallelism must be >= 1 and --backoff-limit-per-index >= 0")
         values = {"matrix": "default", "output": "exports"}
@@ -237,8 +349,16 @@ def main(argv: list[str]) -> int:
 
         output_root = project.resolve(values["output"])
         cells = matrix_cells(values["matrix"], output_root)
-        resources, header = manifest(cells, values["matrix"], output_root, args.image, args.namespace, args.pvc,
-                                     args.parallelism, args.backoff_limit_per_index)
+        resources, header = manifest(
+            cells,
+            values["matrix"],
+            output_root,
+            args.image,
+            args.namespace,
+            args.pvc,
+            args.parallelism,
+            args.backoff_limit_per_index,
+        )
         sys.stdout.write(to_yaml(resources, header))
         return 0
 

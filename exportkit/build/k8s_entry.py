@@ -29,11 +29,15 @@ def cell_for_index(environ=os.environ) -> dict:
     index_text = environ.get("JOB_COMPLETION_INDEX", "")
     cells_file = environ.get("EXPORTKIT_CELLS", "")
     if not index_text.isdigit():
-        raise ConfigError(f"JOB_COMPLETION_INDEX is {index_text!r}; expected the pod's index (0, 1, ...) from an Indexed Job")
+        raise ConfigError(
+            f"JOB_COMPLETION_INDEX is {index_text!r}; expected the pod's index (0, 1, ...) from an Indexed Job"
+        )
     try:
         cells = json.loads(Path(cells_file).read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"EXPORTKIT_CELLS={cells_file!r} is not a readable cells file ({exc}); mount the ConfigMap") from None
+        raise ConfigError(
+            f"EXPORTKIT_CELLS={cells_file!r} is not a readable cells file ({exc}); mount the ConfigMap"
+        ) from None
     index = int(index_text)
     if index >= len(cells):
         raise ConfigError(f"JOB_COMPLETION_INDEX {index} is past the {len(cells)} cells of {cells_file}")
@@ -44,14 +48,19 @@ def contract_env(cell: dict, environ=os.environ) -> dict:
     """CHECKPOINT_PATH, EXPORT_FORMAT, OUTPUT_DIR, EXPORT_CONFIG of ``cell`` inside this pod."""
     checkpoints = Path(environ.get("EXPORTKIT_CHECKPOINTS", "/exportkit/checkpoints"))
     exports = Path(environ.get("EXPORTKIT_EXPORTS", "/exportkit/exports"))
-    return {"CHECKPOINT_PATH": str(checkpoints / cell["checkpoint"]), "EXPORT_FORMAT": cell["export_format"],
-            "OUTPUT_DIR": str(exports / cell["output_dir"]), "EXPORT_CONFIG": cell["export_config"]}
+    return {
+        "CHECKPOINT_PATH": str(checkpoints / cell["checkpoint"]),
+        "EXPORT_FORMAT": cell["export_format"],
+        "OUTPUT_DIR": str(exports / cell["output_dir"]),
+        "EXPORT_CONFIG": cell["export_config"],
+    }
 
 
 def run_contract(env: dict, log: Path) -> int:
     """`python -m exportkit.cli` with the contract's variables and no flags; its output to stdout and ``log``."""
-    child = subprocess.Popen([sys.executable, "-m", "exportkit.cli"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "exportkit.cli"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731 (the kubelet's SIGTERM reaches the export)
     signal.signal(signal.SIGTERM, forward)
     with open(log, "wb") as handle:
@@ -78,9 +87,18 @@ def main() -> int:
     (out / STATE_FILE).unlink(missing_ok=True)  # only `exportkit collect` writes the build state
     start = time.perf_counter()
     code = run_contract({**os.environ, **contract}, out / "export.log")
-    status = {"cell": cell["name"], "exit_code": code, "ok": code == 0, "seconds": round(time.perf_counter() - start, 2),
-              "command": [sys.executable, "-m", "exportkit.cli"], "env": contract, "executor": "k8s",
-              "index": cell["index"], "cell_config": cell["cell"], "versions": library_versions(cell["export_format"])}
+    status = {
+        "cell": cell["name"],
+        "exit_code": code,
+        "ok": code == 0,
+        "seconds": round(time.perf_counter() - start, 2),
+        "command": [sys.executable, "-m", "exportkit.cli"],
+        "env": contract,
+        "executor": "k8s",
+        "index": cell["index"],
+        "cell_config": cell["cell"],
+        "versions": library_versions(cell["export_format"]),
+    }
     (out / "status.json").write_text(json.dumps(status, indent=2) + "\n")
     return code
 

@@ -26,7 +26,10 @@ def lock_entry(cell: Cell) -> dict:
 def write_lock(cells: list[dict], matrix: str, path: str | Path = "exports.lock") -> bool:
     stale = [c["name"] for c in cells if not (cell := Cell(**c)).is_current(cell.hashes())]
     if stale:
-        say(f"lock: not locking, these cells are not built with their current config: {', '.join(stale)}; run `doit export`", sys.stderr)
+        say(
+            f"lock: not locking, these cells are not built with their current config: {', '.join(stale)}; run `doit export`",
+            sys.stderr,
+        )
         return False
     entries = {c["name"]: Cell(**c).lock_entry() for c in cells}
     document = {"lock_version": LOCK_VERSION, "matrix": matrix, "cells": entries}
@@ -38,7 +41,10 @@ def write_lock(cells: list[dict], matrix: str, path: str | Path = "exports.lock"
 def drifted_files(entry: dict, folder: Path) -> list[str]:
     """The lock entry's artifacts that are missing from ``folder`` or differ from their pinned sha256 (hashed afresh)."""
     words = {"missing": "missing", "changed": "sha256 differs from the lock"}
-    return [f"{name}: {words[problem]}" for name, problem in file_drift(folder, dict(sorted(entry["artifacts"].items())), sha256_file)]
+    return [
+        f"{name}: {words[problem]}"
+        for name, problem in file_drift(folder, dict(sorted(entry["artifacts"].items())), sha256_file)
+    ]
 
 
 def verify_lock(rebuild: bool = False, lock: str = "", default_lock: str = "") -> bool:

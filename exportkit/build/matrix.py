@@ -23,8 +23,15 @@ def cell_from_config(cfg, output_root: Path) -> Cell:
     precision = cfg.precision.name
     fmt = get_format(fmt_cfg["name"])
     name = f"{model['name']}-{fmt.name}-{precision}"
-    cell = Cell(name, model, fmt_cfg, precision, OmegaConf.to_container(cfg.validation, resolve=True),
-                str(Path(output_root) / model["name"] / f"{fmt.name}-{precision}"), output_root=str(output_root))
+    cell = Cell(
+        name,
+        model,
+        fmt_cfg,
+        precision,
+        OmegaConf.to_container(cfg.validation, resolve=True),
+        str(Path(output_root) / model["name"] / f"{fmt.name}-{precision}"),
+        output_root=str(output_root),
+    )
     if precision not in fmt.precisions:
         cell.skip_reason = f"format {fmt.name} has no {precision} precision (it has: {', '.join(fmt.precisions)})"
     else:
@@ -40,7 +47,9 @@ def cell_from_config(cfg, output_root: Path) -> Cell:
     return cell
 
 
-def matrix_cells(matrix: str = "default", output_root: Path | None = None, extra: list[str] | None = None) -> list[Cell]:
+def matrix_cells(
+    matrix: str = "default", output_root: Path | None = None, extra: list[str] | None = None
+) -> list[Cell]:
     """Expand a named matrix into cells; cached on the content of conf/ and of the code that composes it."""
     key = _cells_cache_key(matrix, output_root, extra)
     cache = project.cache_dir() / "exportkit" / f"cells-{key[:24]}.json"
@@ -62,7 +71,9 @@ def _cells_cache_key(matrix: str, output_root: Path | None, extra: list[str] | N
     import hashlib
 
     folders = project.search_path()
-    digest = hashlib.sha256(canonical([matrix, str(output_root), extra or [], [str(f) for f in folders], __version__]).encode())
+    digest = hashlib.sha256(
+        canonical([matrix, str(output_root), extra or [], [str(f) for f in folders], __version__]).encode()
+    )
     package = project.package_path()
     sources = [p for f in folders for p in sorted(f.rglob("*.yaml"))] + sorted(package.rglob("*.py"))
     for path in sources:

@@ -61,11 +61,20 @@ def doit_config() -> dict:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        fail(ConfigError(f"output {root} cannot be created: {exc.strerror} ({exc.filename}); pass output=DIR with a writable folder"))
+        fail(
+            ConfigError(
+                f"output {root} cannot be created: {exc.strerror} ({exc.filename}); pass output=DIR with a writable folder"
+            )
+        )
     # sqlite3, not dbm: safe with `doit -n 2` and with two doit processes (doit issues 121, 380, 182)
     # subtasks: `doit list` shows the per-cell tasks (export:<model>-<format>-<precision>) without --all
-    return {"backend": "sqlite3", "dep_file": str(root / ".doit.sqlite3"), "default_tasks": ["export"], "verbosity": 2,
-            "subtasks": True}
+    return {
+        "backend": "sqlite3",
+        "dep_file": str(root / ".doit.sqlite3"),
+        "default_tasks": ["export"],
+        "verbosity": 2,
+        "subtasks": True,
+    }
 
 
 def fail(exc: ExportkitError):
@@ -194,8 +203,13 @@ def export_tasks():
     cells = active_cells()
     for position, cell in enumerate(cells, 1):
         if cell.skip_reason:
-            yield {"name": cell.name, "doc": _doc(cell), "actions": [(_report_skip, [cell.name, cell.skip_reason])],
-                   "uptodate": [False], "verbosity": 2}
+            yield {
+                "name": cell.name,
+                "doc": _doc(cell),
+                "actions": [(_report_skip, [cell.name, cell.skip_reason])],
+                "uptodate": [False],
+                "verbosity": 2,
+            }
             continue
         key = cell_key(cell, hashes())
         yield {
@@ -219,9 +233,15 @@ def validate_tasks():
             "actions": [(validate_cell, [as_dict(cell)])],
             "file_dep": [str(cell.out / "metadata.json")],
             "targets": [str(cell.out / "validation.json")],
-            "uptodate": [CellKeyUnchanged({"thresholds": cell.validation.get("thresholds", {}),
-                                           **{k: cell.validation[k] for k in ("images", "data") if cell.validation.get(k)}}),
-                         ValidationAgrees(cell.out, cell.precision, cell.validation.get("thresholds", {}))],
+            "uptodate": [
+                CellKeyUnchanged(
+                    {
+                        "thresholds": cell.validation.get("thresholds", {}),
+                        **{k: cell.validation[k] for k in ("images", "data") if cell.validation.get(k)},
+                    }
+                ),
+                ValidationAgrees(cell.out, cell.precision, cell.validation.get("thresholds", {})),
+            ],
         }
 
 
@@ -231,17 +251,24 @@ def report_task() -> dict:
     built = [c for c in active_cells() if not c.skip_reason]
     deps = [str(c.out / ("validation.json" if c.validation.get("enabled", True) else "metadata.json")) for c in built]
     root = output_root()
-    return {"actions": [(run_report, [str(root)])], "file_dep": deps,
-            "targets": [str(root / "report.md"), str(root / "report.html")], "clean": True}
+    return {
+        "actions": [(run_report, [str(root)])],
+        "file_dep": deps,
+        "targets": [str(root / "report.md"), str(root / "report.html")],
+        "clean": True,
+    }
 
 
 def lock_task() -> dict:
     from exportkit.build.lock import write_lock
 
     built = [c for c in active_cells() if not c.skip_reason]
-    return {"actions": [(write_lock, [[as_dict(c) for c in built], matrix_name(), str(lock_path())])],
-            "file_dep": [str(c.out / "metadata.json") for c in built], "targets": [str(lock_path())],
-            "uptodate": [False]}
+    return {
+        "actions": [(write_lock, [[as_dict(c) for c in built], matrix_name(), str(lock_path())])],
+        "file_dep": [str(c.out / "metadata.json") for c in built],
+        "targets": [str(lock_path())],
+        "uptodate": [False],
+    }
 
 
 def verify_task() -> dict:
@@ -249,9 +276,16 @@ def verify_task() -> dict:
 
     return {
         "actions": [(verify_lock, [], {"default_lock": str(lock_path())})],
-        "params": [{"name": "rebuild", "long": "rebuild", "type": bool, "default": False,
-                    "help": "rebuild every locked cell in a scratch folder and compare with the lock"},
-                   {"name": "lock", "long": "lock", "type": str, "default": "", "help": "lock file (default exports.lock)"}],
+        "params": [
+            {
+                "name": "rebuild",
+                "long": "rebuild",
+                "type": bool,
+                "default": False,
+                "help": "rebuild every locked cell in a scratch folder and compare with the lock",
+            },
+            {"name": "lock", "long": "lock", "type": str, "default": "", "help": "lock file (default exports.lock)"},
+        ],
         "uptodate": [False],
         "verbosity": 2,
     }

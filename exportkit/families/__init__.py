@@ -56,7 +56,9 @@ class ModelFamily:
         """Load the checkpoint, write the artifacts and metadata.json into ``staging``; validate when asked."""
         raise NotImplementedError
 
-    def validate_folder(self, folder: Path, metadata: dict, checkpoint: Path | None, thresholds: dict | None, loaded=None):
+    def validate_folder(
+        self, folder: Path, metadata: dict, checkpoint: Path | None, thresholds: dict | None, loaded=None
+    ):
         """Compare the export in ``folder`` with its PyTorch model; write validation.json; return a ParityReport."""
         raise NotImplementedError
 

@@ -72,8 +72,15 @@ class Sam2Family(ModelFamily):
         check_files(paths, plan.format.name)
         clean_staging(paths, staging)  # OpenVINO and TensorRT leave their ONNX intermediates
         metadata = build_sam2_metadata(
-            variant=variant, checkpoint=plan.checkpoint.resolve(), checkpoint_sha256=digest, format_name=plan.format.name,
-            options=plan.options, describe=describe_parts(), folder=staging, versions=versions(), multimask=False,
+            variant=variant,
+            checkpoint=plan.checkpoint.resolve(),
+            checkpoint_sha256=digest,
+            format_name=plan.format.name,
+            options=plan.options,
+            describe=describe_parts(),
+            folder=staging,
+            versions=versions(),
+            multimask=False,
         )
         metadata.update(export_seconds=export_seconds, export_seconds_per_part=seconds)
         write_metadata(metadata, staging)

@@ -1,9 +1,9 @@
 """Export SAM2's image encoder and prompt decoder to each format: two artifacts per format, named by part.
 
-    onnx         encoder.onnx, decoder.onnx                 (torch.onnx, dynamo=False, opset 17, onnxslim)
-    torchscript  encoder.torchscript, decoder.torchscript   (each traced module holds only its own weights)
-    openvino     encoder.xml/.bin, decoder.xml/.bin         (converted from the ONNX pair, FP32 kept FP32)
-    tensorrt     encoder.engine, decoder.engine             (from the ONNX pair; dynamic profiles for N and P)
+onnx         encoder.onnx, decoder.onnx                 (torch.onnx, dynamo=False, opset 17, onnxslim)
+torchscript  encoder.torchscript, decoder.torchscript   (each traced module holds only its own weights)
+openvino     encoder.xml/.bin, decoder.xml/.bin         (converted from the ONNX pair, FP32 kept FP32)
+tensorrt     encoder.engine, decoder.engine             (from the ONNX pair; dynamic profiles for N and P)
 """
 
 from __future__ import annotations
@@ -18,14 +18,22 @@ from exportkit.errors import EnvironmentUnsupported, ExportError
 log = logging.getLogger(__name__)
 
 PARTS = ("encoder", "decoder")
-SUFFIXES = {"onnx": (".onnx",), "torchscript": (".torchscript",), "openvino": (".xml", ".bin"), "tensorrt": (".engine",)}
+SUFFIXES = {
+    "onnx": (".onnx",),
+    "torchscript": (".torchscript",),
+    "openvino": (".xml", ".bin"),
+    "tensorrt": (".engine",),
+}
 OPSET = 17
 # TensorRT optimisation profiles for the decoder's dynamic axes: (min, opt, max)
 TRT_PROFILES = {"num_objects": (1, 1, 16), "num_points": (1, 2, 16)}
 DYNAMIC_AXES = {
-    "point_coords": {0: "num_objects", 1: "num_points"}, "point_labels": {0: "num_objects", 1: "num_points"},
-    "mask_input": {0: "num_objects"}, "has_mask_input": {0: "num_objects"},
-    "masks": {0: "num_objects"}, "iou_predictions": {0: "num_objects"},
+    "point_coords": {0: "num_objects", 1: "num_points"},
+    "point_labels": {0: "num_objects", 1: "num_points"},
+    "mask_input": {0: "num_objects"},
+    "has_mask_input": {0: "num_objects"},
+    "masks": {0: "num_objects"},
+    "iou_predictions": {0: "num_objects"},
 }
 
 
@@ -33,7 +41,9 @@ def artifact_files(format_name: str) -> list[str]:
     return [f"{part}{suffix}" for part in PARTS for suffix in SUFFIXES[format_name]]
 
 
-def export_parts(model, format_name: str, staging: Path, embedded: dict, options: dict | None = None) -> tuple[list[Path], dict]:
+def export_parts(
+    model, format_name: str, staging: Path, embedded: dict, options: dict | None = None
+) -> tuple[list[Path], dict]:
     """Write both parts into ``staging``; return their paths and the seconds each export took. ``options``: the
     ONNX format's ``opset_version`` and ``simplify`` are honoured; N and P are dynamic whatever ``dynamic_axes`` says."""
     options = options or {}
@@ -49,8 +59,14 @@ def export_parts(model, format_name: str, staging: Path, embedded: dict, options
     else:
         for part, module in zip(PARTS, (encoder, decoder)):
             start = time.perf_counter()
-            _onnx(module, part, staging / f"{part}.onnx", embedded, options.get("opset_version") or OPSET,
-                  options.get("simplify", True))
+            _onnx(
+                module,
+                part,
+                staging / f"{part}.onnx",
+                embedded,
+                options.get("opset_version") or OPSET,
+                options.get("simplify", True),
+            )
             seconds[part] = round(time.perf_counter() - start, 2)
         if format_name == "openvino":
             for part in PARTS:
@@ -85,11 +101,22 @@ def _onnx(module, part: str, path: Path, embedded: dict, opset: int = OPSET, sim
     axes = {k: v for k, v in DYNAMIC_AXES.items() if k in inputs + outputs}
     try:
         with torch.no_grad():
-            torch.onnx.export(module, _example(part), str(path), dynamo=False, opset_version=opset, input_names=inputs,
-                              output_names=outputs, dynamic_axes=axes or None, do_constant_folding=True)
+            torch.onnx.export(
+                module,
+                _example(part),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=axes or None,
+                do_constant_folding=True,
+            )
         graph = onnxslim.slim(onnx.load(str(path))) if simplify else onnx.load(str(path))
     except Exception as exc:
-        raise ExportError(f"ONNX export of the SAM2 {part} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise ExportError(
+            f"ONNX export of the SAM2 {part} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
     prop = graph.metadata_props.add()
     prop.key, prop.value = "exportkit", json.dumps({**embedded, "part": part}, sort_keys=True)
     onnx.save(graph, str(path))
@@ -103,9 +130,13 @@ def _torchscript(module, part: str, path: Path, embedded: dict) -> None:
     try:
         with torch.no_grad():
             traced = torch.jit.trace(module, _example(part), check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={"config.txt": json.dumps({**embedded, "part": part}, sort_keys=True)})
+        torch.jit.save(
+            traced, str(path), _extra_files={"config.txt": json.dumps({**embedded, "part": part}, sort_keys=True)}
+        )
     except Exception as exc:
-        raise ExportError(f"TorchScript export of the SAM2 {part} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise ExportError(
+            f"TorchScript export of the SAM2 {part} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
     _drop_debug_info(path)
 
 
@@ -115,7 +146,9 @@ def _openvino(onnx_path: Path, xml: Path) -> None:
     try:
         ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)  # FP32 stays FP32
     except Exception as exc:
-        raise ExportError(f"OpenVINO conversion of {onnx_path.name} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise ExportError(
+            f"OpenVINO conversion of {onnx_path.name} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
 
 
 def trt_profile_shapes(part: str) -> dict:
@@ -123,8 +156,12 @@ def trt_profile_shapes(part: str) -> dict:
     if part == "encoder":
         return {}
     (n0, n1, n2), (p0, p1, p2) = TRT_PROFILES["num_objects"], TRT_PROFILES["num_points"]
-    return {"point_coords": ((n0, p0, 2), (n1, p1, 2), (n2, p2, 2)), "point_labels": ((n0, p0), (n1, p1), (n2, p2)),
-            "mask_input": tuple((n, 1, 256, 256) for n in (n0, n1, n2)), "has_mask_input": ((n0,), (n1,), (n2,))}
+    return {
+        "point_coords": ((n0, p0, 2), (n1, p1, 2), (n2, p2, 2)),
+        "point_labels": ((n0, p0), (n1, p1), (n2, p2)),
+        "mask_input": tuple((n, 1, 256, 256) for n in (n0, n1, n2)),
+        "has_mask_input": ((n0,), (n1,), (n2,)),
+    }
 
 
 def _tensorrt(onnx_path: Path, engine_path: Path) -> None:
@@ -155,13 +192,25 @@ def _tensorrt(onnx_path: Path, engine_path: Path) -> None:
 
 def describe_parts() -> dict:
     """Each part's inputs and outputs (name, shape with -1 on dynamic axes, dtype), as every format writes them."""
+
     def t(name, *shape):
         return {"name": name, "shape": list(shape), "dtype": "float32"}
 
-    feats = [t("high_res_feats_0", 1, 32, 256, 256), t("high_res_feats_1", 1, 64, 128, 128), t("image_embed", 1, 256, 64, 64)]
+    feats = [
+        t("high_res_feats_0", 1, 32, 256, 256),
+        t("high_res_feats_1", 1, 64, 128, 128),
+        t("image_embed", 1, 256, 64, 64),
+    ]
     return {
         "encoder": {"inputs": [t("image", 1, 3, 1024, 1024)], "outputs": feats},
-        "decoder": {"inputs": [dict(f) for f in feats] + [t("point_coords", -1, -1, 2), t("point_labels", -1, -1),
-                                                          t("mask_input", -1, 1, 256, 256), t("has_mask_input", -1)],
-                    "outputs": [t("masks", -1, 4, 256, 256), t("iou_predictions", -1, 4)]},
+        "decoder": {
+            "inputs": [dict(f) for f in feats]
+            + [
+                t("point_coords", -1, -1, 2),
+                t("point_labels", -1, -1),
+                t("mask_input", -1, 1, 256, 256),
+                t("has_mask_input", -1),
+            ],
+            "outputs": [t("masks", -1, 4, 256, 256), t("iou_predictions", -1, 4)],
+        },
     }

@@ -15,8 +15,15 @@ from torch import nn
 IMAGE_SIZE = 1024
 MASK_INPUT_SIZE = 256
 ENCODER_OUTPUTS = ("high_res_feats_0", "high_res_feats_1", "image_embed")
-DECODER_INPUTS = ("high_res_feats_0", "high_res_feats_1", "image_embed", "point_coords", "point_labels", "mask_input",
-                  "has_mask_input")
+DECODER_INPUTS = (
+    "high_res_feats_0",
+    "high_res_feats_1",
+    "image_embed",
+    "point_coords",
+    "point_labels",
+    "mask_input",
+    "has_mask_input",
+)
 DECODER_OUTPUTS = ("masks", "iou_predictions")
 
 
@@ -58,7 +65,7 @@ class SAM2ImageEncoder(nn.Module):
         self.levels = int(model.num_feature_levels)
 
     def forward(self, image: torch.Tensor):
-        fpn = self.image_encoder(image)["backbone_fpn"][-self.levels:]
+        fpn = self.image_encoder(image)["backbone_fpn"][-self.levels :]
         return self.conv_s0(fpn[0]), self.conv_s1(fpn[1]), fpn[2] + self.no_mem_embed
 
 
@@ -91,13 +98,19 @@ class SAM2PromptDecoder(nn.Module):
         not_pad = 1.0 - one_hot[..., :1]
         return embedding * not_pad + one_hot @ self.label_embeds
 
-    def forward(self, high_res_feats_0, high_res_feats_1, image_embed, point_coords, point_labels, mask_input, has_mask_input):
+    def forward(
+        self, high_res_feats_0, high_res_feats_1, image_embed, point_coords, point_labels, mask_input, has_mask_input
+    ):
         sparse = self.embed_points(point_coords, point_labels.to(point_coords.dtype))
         has = has_mask_input.to(image_embed.dtype).reshape(-1, 1, 1, 1)
         dense = has * self.mask_downscaling(mask_input) + (1.0 - has) * self.no_mask_embed
         masks, iou, _, _ = self.mask_decoder.predict_masks(
-            image_embeddings=image_embed, image_pe=self.dense_pe, sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense, repeat_image=True, high_res_features=[high_res_feats_0, high_res_feats_1],
+            image_embeddings=image_embed,
+            image_pe=self.dense_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            repeat_image=True,
+            high_res_features=[high_res_feats_0, high_res_feats_1],
         )
         return masks, iou
 
@@ -106,10 +119,17 @@ def example_inputs(n: int = 1, p: int = 2, model=None):
     """Deterministic example tensors for tracing (shapes only matter)."""
     g = torch.Generator().manual_seed(0)
     image = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
-    feats = (torch.randn(1, 32, 256, 256, generator=g), torch.randn(1, 64, 128, 128, generator=g),
-             torch.randn(1, 256, 64, 64, generator=g))
-    prompts = (torch.rand(n, p, 2, generator=g) * IMAGE_SIZE, torch.ones(n, p, dtype=torch.float32),
-               torch.zeros(n, 1, MASK_INPUT_SIZE, MASK_INPUT_SIZE), torch.zeros(n, dtype=torch.float32))
+    feats = (
+        torch.randn(1, 32, 256, 256, generator=g),
+        torch.randn(1, 64, 128, 128, generator=g),
+        torch.randn(1, 256, 64, 64, generator=g),
+    )
+    prompts = (
+        torch.rand(n, p, 2, generator=g) * IMAGE_SIZE,
+        torch.ones(n, p, dtype=torch.float32),
+        torch.zeros(n, 1, MASK_INPUT_SIZE, MASK_INPUT_SIZE),
+        torch.zeros(n, dtype=torch.float32),
+    )
     return image, (*feats, *prompts)
 
 

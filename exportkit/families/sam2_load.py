@@ -30,11 +30,15 @@ def load_sam2(path: Path):
 
     raw = load_untrusted(path)
     state = raw.get("model") if isinstance(raw, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise CheckpointError(f"checkpoint {path} is not a SAM2 state dict ({{'model': {{name: tensor}}}})")
     variant = variant_of(list(state))
     if variant not in BUILDERS:
-        raise CheckpointError(f"checkpoint {path}: {variant} is not exported by exportkit; supported: {', '.join(BUILDERS)}")
+        raise CheckpointError(
+            f"checkpoint {path}: {variant} is not exported by exportkit; supported: {', '.join(BUILDERS)}"
+        )
     model = getattr(build, BUILDERS[variant])()
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)

@@ -24,8 +24,13 @@ from exportkit.validation import raw_checks
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLDS = {"raw_rel_max_diff": 1e-3, "raw_cosine": 0.9999, "mask_iou": 0.98, "sign_agreement": 0.999,
-                      "iou_prediction_diff": 0.01}
+DEFAULT_THRESHOLDS = {
+    "raw_rel_max_diff": 1e-3,
+    "raw_cosine": 0.9999,
+    "mask_iou": 0.98,
+    "sign_agreement": 0.999,
+    "iou_prediction_diff": 0.01,
+}
 SAMPLE = "shapes_3_480x320.jpg"
 
 
@@ -64,20 +69,43 @@ def prompt_cases(h: int, w: int) -> dict:
     }
 
 
-def mask_checks(name: str, ref_masks: np.ndarray, ref_iou: np.ndarray, exp_masks: np.ndarray, exp_iou: np.ndarray,
-                limits: dict) -> list[Check]:
+def mask_checks(
+    name: str, ref_masks: np.ndarray, ref_iou: np.ndarray, exp_masks: np.ndarray, exp_iou: np.ndarray, limits: dict
+) -> list[Check]:
     """Low-resolution logits (N,M,256,256) and IoU predictions (N,M) of one prompt case."""
     if ref_masks.shape != exp_masks.shape:
-        return [Check(name, "masks.shape", 0, None, False, f"exported {list(exp_masks.shape)} != reference {list(ref_masks.shape)}")]
+        return [
+            Check(
+                name,
+                "masks.shape",
+                0,
+                None,
+                False,
+                f"exported {list(exp_masks.shape)} != reference {list(ref_masks.shape)}",
+            )
+        ]
     ref_on, exp_on = ref_masks > 0, exp_masks > 0
     inter = (ref_on & exp_on).reshape(*ref_on.shape[:2], -1).sum(-1)
     union = (ref_on | exp_on).reshape(*ref_on.shape[:2], -1).sum(-1)
     ious = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     agreement = float((ref_on == exp_on).mean())
     return [
-        _gate(name, "mask_iou_min", float(ious.min()), limits["mask_iou"], True, f"{ref_on.shape[0]}x{ref_on.shape[1]} masks"),
+        _gate(
+            name,
+            "mask_iou_min",
+            float(ious.min()),
+            limits["mask_iou"],
+            True,
+            f"{ref_on.shape[0]}x{ref_on.shape[1]} masks",
+        ),
         _gate(name, "sign_agreement", agreement, limits["sign_agreement"], True),
-        _gate(name, "iou_prediction_diff_max", float(np.abs(ref_iou - exp_iou).max()), limits["iou_prediction_diff"], False),
+        _gate(
+            name,
+            "iou_prediction_diff_max",
+            float(np.abs(ref_iou - exp_iou).max()),
+            limits["iou_prediction_diff"],
+            False,
+        ),
         Check(name, "logit_max_abs_diff", float(np.abs(ref_masks - exp_masks).max()), None, None),
     ]
 
@@ -97,13 +125,17 @@ def run_cases(report, predictor, sam, image: np.ndarray, limits: dict) -> None:
 
     from exportkit.runtime_import import runtime_module
 
-    encode_prompts, select_masks = (getattr(runtime_module("sam2_process"), n) for n in ("encode_prompts", "select_masks"))
+    encode_prompts, select_masks = (
+        getattr(runtime_module("sam2_process"), n) for n in ("encode_prompts", "select_masks")
+    )
 
     name = f"image:{SAMPLE}"
     predictor.set_image(image)
     sam.set_image(image)
     ref_feats = [*predictor.features["high_res_feats"], predictor.features["image_embed"]]
-    checks = raw_checks(f"{name}:encoder", [t.float().numpy() for t in ref_feats], [sam.features[k] for k in sam.features], limits)
+    checks = raw_checks(
+        f"{name}:encoder", [t.float().numpy() for t in ref_feats], [sam.features[k] for k in sam.features], limits
+    )
     _record(report, f"{name}:encoder", checks, "features")
     post, h, w = sam.metadata["postprocessing"], *image.shape[:2]
     for case, (points, labels, boxes, multimask) in prompt_cases(h, w).items():
@@ -135,12 +167,20 @@ def format_checks(folder: Path, format_name: str) -> list[Check]:
             import openvino as ov
 
             xml = Path(folder) / f"{part}.xml"
-            checks.append(run_checker("openvino.Core().read_model", xml, lambda x=xml: ov.Core().read_model(str(x), str(x.with_suffix(".bin")))))
+            checks.append(
+                run_checker(
+                    "openvino.Core().read_model",
+                    xml,
+                    lambda x=xml: ov.Core().read_model(str(x), str(x.with_suffix(".bin"))),
+                )
+            )
         elif format_name == "torchscript":
             import torch
 
             path = Path(folder) / f"{part}.torchscript"
-            checks.append(run_checker("torch.jit.load", path, lambda p=path: torch.jit.load(str(p), map_location="cpu")))
+            checks.append(
+                run_checker("torch.jit.load", path, lambda p=path: torch.jit.load(str(p), map_location="cpu"))
+            )
     return checks
 
 
@@ -164,9 +204,17 @@ def validate_sam2_folder(folder: Path, metadata: dict, checkpoint, thresholds, l
     else:
         model = loaded if loaded is not None else load_sam2(Path(checkpoint or metadata["checkpoint"]["path"]))[0]
         try:
-            run_cases(report, reference_predictor(model), SAM2Inference(folder), cv2.imread(str(samples_dir() / SAMPLE)), limits)
+            run_cases(
+                report,
+                reference_predictor(model),
+                SAM2Inference(folder),
+                cv2.imread(str(samples_dir() / SAMPLE)),
+                limits,
+            )
         except (InferenceError, RuntimeError, ValueError, KeyError) as exc:  # a damaged artifact or metadata
-            report.checks.append(Check("run", "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
+            report.checks.append(
+                Check("run", "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+            )
     (folder / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     log.info("validation %s: %s", report.format, report.summary())
     return report

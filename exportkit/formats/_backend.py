@@ -45,8 +45,9 @@ def backend_runner(folder: Path, export_format: str, **backend_options) -> Calla
     try:
         spec = load_spec(folder / "metadata.json")
         backend_class = backends.backend_for(export_format)
-        backend = backend_class(resolve_model(folder, backend_class.suffixes[:1], spec), spec, device="cpu",
-                                **backend_options)
+        backend = backend_class(
+            resolve_model(folder, backend_class.suffixes[:1], spec), spec, device="cpu", **backend_options
+        )
     except errors.BackendUnavailable as exc:
         raise EnvironmentUnsupported(exc.one_line()) from exc
     except errors.InferenceError as exc:

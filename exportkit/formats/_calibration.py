@@ -21,7 +21,9 @@ from exportkit.options import Option
 
 # the INT8 formats' shared option (TensorRT, TFLite): one definition, one check
 CALIBRATION_DATA = Option(
-    "calibration_data", str, None,
+    "calibration_data",
+    str,
+    None,
     "INT8 calibration images: a folder, or a data YAML (its train split); default: the generated shapes data set",
     nullable=True,
 )
@@ -55,7 +57,9 @@ def check_calibration_path(value: str | None) -> None:
         path = Path(value).expanduser()
         found = path.exists()
     except (OSError, ValueError, RuntimeError) as exc:  # too long a name, a NUL byte, '~user' with no such user
-        raise ConfigError(f"calibration_data {value[:80]!r} is not a usable path ({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"calibration_data {value[:80]!r} is not a usable path ({type(exc).__name__}: {exc})"
+        ) from None
     if not found:
         raise ConfigError(f"calibration_data {value!r} does not exist; give a folder of images or a data YAML")
     if path.is_file() and path.suffix.lower() not in (".yaml", ".yml"):
@@ -88,7 +92,10 @@ def warn_if_few(data: CalibrationData, prefix: str) -> None:
     if used < MIN_CALIBRATION_IMAGES:
         log.warning(
             "%s INT8 calibration uses only %d images from %s (at least %d recommended); accuracy may drop",
-            prefix, used, data.source, MIN_CALIBRATION_IMAGES,
+            prefix,
+            used,
+            data.source,
+            MIN_CALIBRATION_IMAGES,
         )
     else:
         log.info("%s INT8 calibration uses %d images from %s", prefix, used, data.source)
@@ -149,7 +156,9 @@ def _from_yaml(path: Path, source: str) -> CalibrationData:
     images = _split_images(base, data.get(split), path, split)
     val = _split_images(base, data.get("val"), path, "val") if data.get("val") else []
     extra = {k: v for k, v in data.items() if k not in YAML_SPLIT_KEYS}
-    return CalibrationData(source, _evenly(images, MAX_CALIBRATION_IMAGES), names, _evenly(val, MAX_EVALUATION_IMAGES), extra)
+    return CalibrationData(
+        source, _evenly(images, MAX_CALIBRATION_IMAGES), names, _evenly(val, MAX_EVALUATION_IMAGES), extra
+    )
 
 
 def _split_images(base: Path, entry, yaml_path: Path, split: str) -> list[Path]:
@@ -199,7 +208,9 @@ def letterboxed(paths: tuple[Path, ...], imgsz: int, batch: int = 1) -> Iterator
         yield np.stack([chunk[i % len(chunk)] for i in range(batch)])
 
 
-def stage_split(images: tuple[Path, ...], folder: Path, names: tuple[str, ...], split: str, extra: dict | None = None) -> Path:
+def stage_split(
+    images: tuple[Path, ...], folder: Path, names: tuple[str, ...], split: str, extra: dict | None = None
+) -> Path:
     """An Ultralytics data YAML in ``folder`` over symlinks to ``images`` (and their labels); ``extra``
     adds task keys such as ``kpt_shape``. Ultralytics writes its label cache beside the labels: staging
     keeps that out of the user's data set."""
@@ -215,8 +226,13 @@ def stage_split(images: tuple[Path, ...], folder: Path, names: tuple[str, ...], 
         label = _label_of(image)
         if label.exists():
             _link(label, label_dir / f"{stem}.txt")
-    document = {**(extra or {}), "path": str(folder.resolve()), "train": f"images/{split}", "val": f"images/{split}",
-                "names": dict(enumerate(names))}
+    document = {
+        **(extra or {}),
+        "path": str(folder.resolve()),
+        "train": f"images/{split}",
+        "val": f"images/{split}",
+        "names": dict(enumerate(names)),
+    }
     path = folder / "data.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path

@@ -53,12 +53,16 @@ class CoremlFormat(ExportFormat):
     def resolve(cls, given: dict) -> dict:
         options = super().resolve(given)
         if options["batch"] != 1:
-            raise ConfigError(f"export_config for format 'coreml': option 'batch' must be 1 (CoreML exports a fixed single-image input), got {options['batch']}")
+            raise ConfigError(
+                f"export_config for format 'coreml': option 'batch' must be 1 (CoreML exports a fixed single-image input), got {options['batch']}"
+            )
         target = options["minimum_deployment_target"]
         if options["nms"] and SPEC_VERSIONS[target] < SPEC_VERSIONS[NMS_MINIMUM_TARGET]:
-            raise ConfigError(f"export_config for format 'coreml': nms needs minimum_deployment_target {NMS_MINIMUM_TARGET} or later "
-                              f"(an NMS model is Core ML spec version {SPEC_VERSIONS[NMS_MINIMUM_TARGET]}), got {target}; "
-                              "use a later target or \"nms\": false")
+            raise ConfigError(
+                f"export_config for format 'coreml': nms needs minimum_deployment_target {NMS_MINIMUM_TARGET} or later "
+                f"(an NMS model is Core ML spec version {SPEC_VERSIONS[NMS_MINIMUM_TARGET]}), got {target}; "
+                'use a later target or "nms": false'
+            )
         return options
 
     # -- work --------------------------------------------------------------------------------
@@ -67,7 +71,12 @@ class CoremlFormat(ExportFormat):
 
         o = request.options
         target = o["minimum_deployment_target"]
-        args = dict(nms=o["nms"], dynamic=False, iou=POSTPROCESSING["iou_threshold"], conf=POSTPROCESSING["confidence_threshold"])
+        args = dict(
+            nms=o["nms"],
+            dynamic=False,
+            iou=POSTPROCESSING["iou_threshold"],
+            conf=POSTPROCESSING["confidence_threshold"],
+        )
         if o["nms"]:
             args["quantize"] = 16  # what Ultralytics picks for ML Program NMS models; explicit for neuralNetwork too
         try:
@@ -104,7 +113,9 @@ class CoremlFormat(ExportFormat):
         path = Path(folder) / "model.mlpackage"
         spec = load_spec(path)
         if read_metadata(folder)["export_config"].get("nms"):
-            raise EnvironmentUnsupported("raw numeric parity needs an export with nms=false (in-model NMS has no raw reference)")
+            raise EnvironmentUnsupported(
+                "raw numeric parity needs an export with nms=false (in-model NMS has no raw reference)"
+            )
         model = ct.models.MLModel(str(path))
         image, names = spec.description.input[0].name, [o.name for o in spec.description.output]
 
@@ -127,17 +138,29 @@ class CoremlFormat(ExportFormat):
         kind = spec.WhichOneof("Type")
         facts: dict = {
             "preprocessing": {"normalize": False, "input_type": "image", "scale_in_model": 1 / 255},
-            "coreml": {"minimum_deployment_target": options["minimum_deployment_target"], "model_type": kind,
-                       "specification_version": spec.specificationVersion,
-                       ("weight_precision" if kind == "neuralNetwork" else "compute_precision"): "float16" if options["nms"] else "float32"},
+            "coreml": {
+                "minimum_deployment_target": options["minimum_deployment_target"],
+                "model_type": kind,
+                "specification_version": spec.specificationVersion,
+                ("weight_precision" if kind == "neuralNetwork" else "compute_precision"): "float16"
+                if options["nms"]
+                else "float32",
+            },
         }
         if not options["nms"]:
             facts["output_layout"] = output_layout(info, io)
             return facts
-        facts["postprocessing"] = {"apply_nms": False, "nms_in_model": True, "iou_threshold": POSTPROCESSING["iou_threshold"],
-                                   "confidence_threshold": POSTPROCESSING["confidence_threshold"]}
-        facts["output_layout"] = (output_layout(info, pipeline_io(io), "normalized", kind="pipeline") if kind == "pipeline"
-                                  else output_layout(info, io, kind="nms"))
+        facts["postprocessing"] = {
+            "apply_nms": False,
+            "nms_in_model": True,
+            "iou_threshold": POSTPROCESSING["iou_threshold"],
+            "confidence_threshold": POSTPROCESSING["confidence_threshold"],
+        }
+        facts["output_layout"] = (
+            output_layout(info, pipeline_io(io), "normalized", kind="pipeline")
+            if kind == "pipeline"
+            else output_layout(info, io, kind="nms")
+        )
         return facts
 
     @classmethod
@@ -173,15 +196,30 @@ def spec_checks(spec, metadata: dict) -> list:
     target = metadata["export_config"].get("minimum_deployment_target", "iOS15")
     want_pipeline = metadata["export_config"].get("nms") and metadata["task"] == "detect"
     return [
-        check("inputs", [t.as_dict() for t in io.inputs] == metadata["inputs"], f"spec {[t.as_dict() for t in io.inputs]}"),
-        check("outputs", [t.as_dict() for t in io.outputs] == metadata["outputs"], f"spec {[t.as_dict() for t in io.outputs]}"),
-        check("image_input", image.WhichOneof("Type") == "imageType" and (image.imageType.height, image.imageType.width) == (h, w),
-              f"{image.WhichOneof('Type')} {image.imageType.height}x{image.imageType.width}, metadata {h}x{w}"),
-        check("deployment_target", spec.specificationVersion == SPEC_VERSIONS[target],
-              f"specification version {spec.specificationVersion}, {target} is {SPEC_VERSIONS[target]}"),
+        check(
+            "inputs", [t.as_dict() for t in io.inputs] == metadata["inputs"], f"spec {[t.as_dict() for t in io.inputs]}"
+        ),
+        check(
+            "outputs",
+            [t.as_dict() for t in io.outputs] == metadata["outputs"],
+            f"spec {[t.as_dict() for t in io.outputs]}",
+        ),
+        check(
+            "image_input",
+            image.WhichOneof("Type") == "imageType" and (image.imageType.height, image.imageType.width) == (h, w),
+            f"{image.WhichOneof('Type')} {image.imageType.height}x{image.imageType.width}, metadata {h}x{w}",
+        ),
+        check(
+            "deployment_target",
+            spec.specificationVersion == SPEC_VERSIONS[target],
+            f"specification version {spec.specificationVersion}, {target} is {SPEC_VERSIONS[target]}",
+        ),
         check("nms_pipeline", (spec.WhichOneof("Type") == "pipeline") == bool(want_pipeline), spec.WhichOneof("Type")),
-        check("embedded_metadata", embedded.get("class_names") == metadata["class_names"] and embedded.get("imgsz") == [h, w],
-              "user-defined 'exportkit' JSON: class names and image size"),
+        check(
+            "embedded_metadata",
+            embedded.get("class_names") == metadata["class_names"] and embedded.get("imgsz") == [h, w],
+            "user-defined 'exportkit' JSON: class names and image size",
+        ),
     ]
 
 
@@ -216,15 +254,19 @@ def traced_output_shapes(request: ExportRequest) -> list[list[int]]:
 
     from exportkit.reference import reference_runner
 
-    raw = [list(y.shape) for y in reference_runner(request.yolo)(np.zeros((1, 3, request.imgsz, request.imgsz), np.float32))]
+    raw = [
+        list(y.shape)
+        for y in reference_runner(request.yolo)(np.zeros((1, 3, request.imgsz, request.imgsz), np.float32))
+    ]
     if request.options["nms"] and request.task != "detect":
         extra = raw[0][1] - 4 - len(request.yolo.model.names)
         raw[0] = [1, min(300, raw[0][2]), 6 + extra]  # Ultralytics' max_det, clamped to the anchors
     return raw
 
 
-def rewrite(source: Path, target: Path, exportkit_metadata: dict, shapes: list | None = None,
-            deployment: str | None = None) -> None:
+def rewrite(
+    source: Path, target: Path, exportkit_metadata: dict, shapes: list | None = None, deployment: str | None = None
+) -> None:
     """Save ``source`` as ``target`` (.mlpackage) with output names output0/output1 (raw and in-graph NMS
     models; the pipeline keeps confidence/coordinates), no dated keys, exportkit's JSON, ``shapes`` written onto
     outputs whose spec has none (neuralNetwork), and the specification version of the ``deployment`` target."""
@@ -268,8 +310,10 @@ def make_reproducible(package: Path) -> None:
 
     manifest_path = package / "Manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    renamed = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, "exportkit:" + item["path"])).upper()
-               for old, item in manifest["itemInfoEntries"].items()}
+    renamed = {
+        old: str(uuid.uuid5(uuid.NAMESPACE_URL, "exportkit:" + item["path"])).upper()
+        for old, item in manifest["itemInfoEntries"].items()
+    }
     manifest["itemInfoEntries"] = {renamed[old]: item for old, item in manifest["itemInfoEntries"].items()}
     manifest["rootModelIdentifier"] = renamed.get(manifest["rootModelIdentifier"], manifest["rootModelIdentifier"])
     manifest_path.write_text(json.dumps(manifest, indent=4, sort_keys=True))

@@ -9,7 +9,12 @@ from exportkit.formats._ultralytics import VOLATILE_KEYS, move, ultralytics_expo
 from exportkit.options import Option
 from exportkit.registry import ArtifactIO, ExportFormat, ExportRequest, TensorInfo, register_format
 
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64", "tensor(uint8)": "uint8"}
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+}
 
 
 @register_format
@@ -33,7 +38,11 @@ class OnnxFormat(ExportFormat):
     def export(self, request: ExportRequest) -> list[Path]:
         o = request.options
         path = ultralytics_export(
-            request, "onnx", opset=o["opset_version"], dynamic=o["dynamic_axes"], simplify=o["simplify"],
+            request,
+            "onnx",
+            opset=o["opset_version"],
+            dynamic=o["dynamic_axes"],
+            simplify=o["simplify"],
             quantize=16 if o["half"] else None,
         )
         target = move(path, request.staging / "model.onnx")
@@ -94,7 +103,10 @@ def topologically_sort(graph) -> None:
 
     nodes = list(graph.node)
     producer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
-    needs = [{producer[name] for name in node.input if name in producer and producer[name] != i} for i, node in enumerate(nodes)]
+    needs = [
+        {producer[name] for name in node.input if name in producer and producer[name] != i}
+        for i, node in enumerate(nodes)
+    ]
     users: dict[int, list[int]] = {}
     for i, deps in enumerate(needs):
         for dep in deps:

@@ -23,7 +23,9 @@ class OpenVinoFormat(ExportFormat):
     hardware = "Intel CPU, iGPU, VPU"
 
     def export(self, request: ExportRequest) -> list[Path]:
-        folder = ultralytics_export(request, "openvino", dynamic=False, quantize=16 if request.options["half"] else None)
+        folder = ultralytics_export(
+            request, "openvino", dynamic=False, quantize=16 if request.options["half"] else None
+        )
         xml = next(Path(folder).glob("*.xml"))
         return [move(xml, request.staging / "model.xml"), move(xml.with_suffix(".bin"), request.staging / "model.bin")]
 
@@ -46,7 +48,11 @@ class OpenVinoFormat(ExportFormat):
         from exportkit.checkers import run_checker
 
         xml = Path(folder) / "model.xml"
-        return [run_checker("openvino.Core().read_model", xml, lambda: _core().read_model(str(xml), str(xml.with_suffix(".bin"))))]
+        return [
+            run_checker(
+                "openvino.Core().read_model", xml, lambda: _core().read_model(str(xml), str(xml.with_suffix(".bin")))
+            )
+        ]
 
 
 def _core():

@@ -86,7 +86,10 @@ class TensorRtFormat(ExportFormat):
         import tensorrt as trt
 
         tensors = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        info = {n: TensorInfo(n, [int(d) for d in engine.get_tensor_shape(n)], _dtype(engine.get_tensor_dtype(n))) for n in tensors}
+        info = {
+            n: TensorInfo(n, [int(d) for d in engine.get_tensor_shape(n)], _dtype(engine.get_tensor_dtype(n)))
+            for n in tensors
+        }
         inputs = [info[n] for n in tensors if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [info[n] for n in sorted(tensors) if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         return ArtifactIO(inputs=inputs, outputs=outputs)
@@ -94,7 +97,9 @@ class TensorRtFormat(ExportFormat):
     def runner(self, folder: Path):
         """NCHW float -> outputs sorted by name (output0, output1), through Ultralytics' TensorRT backend."""
         if not gpu_present():
-            raise EnvironmentUnsupported("needs an NVIDIA GPU: TensorRT engines run only on the GPU they were built for")
+            raise EnvironmentUnsupported(
+                "needs an NVIDIA GPU: TensorRT engines run only on the GPU they were built for"
+            )
         import torch
         from ultralytics.nn.autobackend import AutoBackend
 
@@ -145,7 +150,9 @@ def missing_requirements(packages: dict[str, str]) -> list[str]:
         missing.append(f"an NVIDIA GPU (no nvidia-smi on PATH, no {GPU_DEVICE_FILE})")
     absent = [pip for module, pip in packages.items() if importlib.util.find_spec(module) is None]
     if absent:
-        missing.append(f"the {'package' if len(absent) == 1 else 'packages'} {', '.join(absent)} (pip install -e '.[tensorrt]')")
+        missing.append(
+            f"the {'package' if len(absent) == 1 else 'packages'} {', '.join(absent)} (pip install -e '.[tensorrt]')"
+        )
     return missing
 
 

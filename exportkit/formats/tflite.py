@@ -33,15 +33,27 @@ class TfliteFormat(ExportFormat):
     files = ("model.tflite",)
     options = (
         Option("int8", bool, False, "Enable INT8 quantization (calibrated on local images)"),
-        Option("tflite_model", str, "default", "'default', or 'edgetpu' for Coral TPU (implies int8)", choices=("default", "edgetpu")),
+        Option(
+            "tflite_model",
+            str,
+            "default",
+            "'default', or 'edgetpu' for Coral TPU (implies int8)",
+            choices=("default", "edgetpu"),
+        ),
         CALIBRATION_DATA,
         Option(
-            "measure_accuracy", bool, True,
+            "measure_accuracy",
+            bool,
+            True,
             "INT8: record box mAP50 of the INT8 and FP32 models on the data YAML's val split in metadata.json",
         ),
     )
     precisions = {"fp32": {"int8": False}, "int8": {"int8": True}}
-    packages = {"litert_torch": "litert-torch", "ai_edge_litert": "ai-edge-litert", "ai_edge_quantizer": "ai-edge-quantizer"}
+    packages = {
+        "litert_torch": "litert-torch",
+        "ai_edge_litert": "ai-edge-litert",
+        "ai_edge_quantizer": "ai-edge-quantizer",
+    }
     extra = "tflite"
     reproducible = ("fp32",)
     use_case = "Mobile & embedded devices"
@@ -55,7 +67,9 @@ class TfliteFormat(ExportFormat):
         options = super().resolve(given)
         if options["tflite_model"] == "edgetpu":
             if given.get("int8") is False:
-                raise ConfigError("tflite_model 'edgetpu' needs a full INT8 model; drop \"int8\": false or use tflite_model 'default'")
+                raise ConfigError(
+                    "tflite_model 'edgetpu' needs a full INT8 model; drop \"int8\": false or use tflite_model 'default'"
+                )
             options["int8"] = True
         check_calibration_path(options["calibration_data"])
         return options
@@ -112,7 +126,9 @@ class TfliteFormat(ExportFormat):
 
         metadata = json.loads((Path(folder) / "metadata.json").read_text())
         if metadata.get("export_config", {}).get("tflite_model") == "edgetpu":
-            raise EnvironmentUnsupported("cannot run an Edge TPU model.tflite with the LiteRT CPU interpreter: it needs libedgetpu's delegate")
+            raise EnvironmentUnsupported(
+                "cannot run an Edge TPU model.tflite with the LiteRT CPU interpreter: it needs libedgetpu's delegate"
+            )
         return backend_runner(folder, self.name)
 
     @classmethod
@@ -165,8 +181,11 @@ def quantize_int8(source: Path, target: Path, data, imgsz: int, batch: int) -> N
         qt.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=recipe.AlgorithmName.NO_QUANTIZE)
     # The ops writing the graph outputs stay float: the final concatenation of boxes, scores and mask
     # coefficients (or keypoints) would otherwise share one int8 scale, the widest channel's.
-    qt.update_quantization_recipe(regex=FLOAT_OUTPUT_OPS, operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                                  algorithm_key=recipe.AlgorithmName.NO_QUANTIZE)
+    qt.update_quantization_recipe(
+        regex=FLOAT_OUTPUT_OPS,
+        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+        algorithm_key=recipe.AlgorithmName.NO_QUANTIZE,
+    )
     try:
         result = qt.calibrate({signature: samples})
         qt.quantize(calibration_result=result).export_model(str(target), overwrite=True)
@@ -188,14 +207,24 @@ def measure_accuracy(fp32: Path, int8: Path, data, request: ExportRequest) -> di
         return None
     yaml_path = stage_split(data.eval_images, request.staging / "eval", names, "val", {**data.yaml_extra, **task_keys})
     before, after = _map50(fp32, yaml_path, request), _map50(int8, yaml_path, request)
-    accuracy = {"metric": "box mAP50", "data": data.source, "split": "val", "images": len(data.eval_images),
-                **_compared(before["box"], after["box"])}
+    accuracy = {
+        "metric": "box mAP50",
+        "data": data.source,
+        "split": "val",
+        "images": len(data.eval_images),
+        **_compared(before["box"], after["box"]),
+    }
     for kind in ("mask", "pose"):
         if kind in before:
             accuracy[kind] = {"metric": f"{kind} mAP50", **_compared(before[kind], after[kind])}
-    log.info("TFLite: INT8 box mAP50 %.4f vs FP32 %.4f (drop %.4f) on %d val images%s", after["box"], before["box"],
-             accuracy["drop"], len(data.eval_images),
-             "".join(f"; {k} mAP50 drop {accuracy[k]['drop']:.4f}" for k in ("mask", "pose") if k in accuracy))
+    log.info(
+        "TFLite: INT8 box mAP50 %.4f vs FP32 %.4f (drop %.4f) on %d val images%s",
+        after["box"],
+        before["box"],
+        accuracy["drop"],
+        len(data.eval_images),
+        "".join(f"; {k} mAP50 drop {accuracy[k]['drop']:.4f}" for k in ("mask", "pose") if k in accuracy),
+    )
     return accuracy
 
 
@@ -207,8 +236,16 @@ def _map50(model: Path, data_yaml: Path, request: ExportRequest) -> dict:
     from ultralytics import YOLO
 
     metrics = YOLO(str(model), task=request.task).val(
-        data=str(data_yaml), imgsz=request.imgsz, batch=request.options["batch"], device="cpu", plots=False,
-        verbose=False, save_json=False, project=str(request.staging / "runs"), name="val", exist_ok=True,
+        data=str(data_yaml),
+        imgsz=request.imgsz,
+        batch=request.options["batch"],
+        device="cpu",
+        plots=False,
+        verbose=False,
+        save_json=False,
+        project=str(request.staging / "runs"),
+        name="val",
+        exist_ok=True,
     )
     found = {"box": float(metrics.box.map50)}
     if request.task == "segment":
@@ -226,8 +263,18 @@ def compile_edgetpu(model: Path, folder: Path) -> Path:
         raise EnvironmentUnsupported(f"'edgetpu_compiler' is not on PATH; install it ({EDGETPU_HELP})")
     out = folder / "edgetpu"
     out.mkdir(exist_ok=True)
-    cmd = [compiler, "--out_dir", str(out), "--show_operations", "--search_delegate", "--delegate_search_step", "30",
-           "--timeout_sec", "180", str(model)]
+    cmd = [
+        compiler,
+        "--out_dir",
+        str(out),
+        "--show_operations",
+        "--search_delegate",
+        "--delegate_search_step",
+        "30",
+        "--timeout_sec",
+        "180",
+        str(model),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     compiled = out / f"{model.stem}_edgetpu.tflite"
     if proc.returncode != 0 or not compiled.exists():
@@ -301,7 +348,11 @@ def flatbuffer_io(path: Path) -> ArtifactIO:
     def detail(index: int) -> dict:
         tensor = graph.Tensors(int(index))
         shape = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else tensor.ShapeAsNumpy()
-        return {"name": tensor.Name().decode(), "shape": [int(d) for d in np.atleast_1d(shape)], "dtype": types[tensor.Type()]}
+        return {
+            "name": tensor.Name().decode(),
+            "shape": [int(d) for d in np.atleast_1d(shape)],
+            "dtype": types[tensor.Type()],
+        }
 
     inputs = [detail(i) for i in graph.InputsAsNumpy()]
     outputs = sorted((detail(i) for i in graph.OutputsAsNumpy()), key=_output_order)

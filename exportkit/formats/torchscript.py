@@ -35,7 +35,10 @@ class TorchScriptFormat(ExportFormat):
         if request.options["optimize"]:
             module = torch.jit.freeze(module.eval())
         metadata = plain_metadata(json.loads(extra_files["config.txt"] or "{}"))
-        files = {"config.txt": json.dumps(metadata), "exportkit.json": json.dumps(request.embedded_metadata, sort_keys=True)}
+        files = {
+            "config.txt": json.dumps(metadata),
+            "exportkit.json": json.dumps(request.embedded_metadata, sort_keys=True),
+        }
         target = request.staging / "model.torchscript"
         torch.jit.save(module, str(path), _extra_files=files)
         _drop_debug_info(path)
@@ -89,7 +92,9 @@ def _drop_debug_info(path: Path) -> None:
 
     tmp = path.with_suffix(".nodebug")
     with zipfile.ZipFile(path) as source:
-        records = [(i.filename, source.read(i.filename)) for i in source.infolist() if not i.filename.endswith(".debug_pkl")]
+        records = [
+            (i.filename, source.read(i.filename)) for i in source.infolist() if not i.filename.endswith(".debug_pkl")
+        ]
     kept = [(n, d) for n, d in records if not n.endswith(".data/serialization_id")]
     digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in kept)).hexdigest()
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as target:

@@ -24,6 +24,20 @@ from exportkit.validation.parity import _gate as gate
 from exportkit.validation.parity import box_iou, raw_checks
 from exportkit.validation.reference import reference_metadata, reference_runner
 
-__all__ = ["DEFAULT_THRESHOLDS", "Check", "ParityReport", "artifact_input_size", "box_iou", "exported_input", "gate",
-           "raw_checks", "reference_metadata", "reference_runner", "sample_images", "sample_input", "thresholds_for",
-           "validate_folder", "validate_yolo_folder"]
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "Check",
+    "ParityReport",
+    "artifact_input_size",
+    "box_iou",
+    "exported_input",
+    "gate",
+    "raw_checks",
+    "reference_metadata",
+    "reference_runner",
+    "sample_images",
+    "sample_input",
+    "thresholds_for",
+    "validate_folder",
+    "validate_yolo_folder",
+]

@@ -59,8 +59,12 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 
 
-def map50(predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: list[np.ndarray], num_classes: int,
-          iou: float = 0.5) -> float:
+def map50(
+    predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    truths: list[np.ndarray],
+    num_classes: int,
+    iou: float = 0.5,
+) -> float:
     """predictions: per image (boxes xyxy, scores, class ids); truths: per image rows [class, x1, y1, x2, y2]."""
     from exportkit.validation.parity import box_iou
 
@@ -118,4 +122,6 @@ def evaluate(run, metadata: dict, split=None, both: bool = False, progress: str 
         predictions.append((result.boxes, result.scores, result.class_ids))
         truths.append(truth)
     nc = len(metadata["class_names"])
-    return (map50(predictions, truths, nc), map50_95(predictions, truths, nc)) if both else map50(predictions, truths, nc)
+    return (
+        (map50(predictions, truths, nc), map50_95(predictions, truths, nc)) if both else map50(predictions, truths, nc)
+    )

@@ -9,7 +9,9 @@ from exportkit.errors import EXIT_OK, ConfigError, ValidationFailed
 
 
 def validate_main(argv: list[str]) -> int:
-    parser = _Parser(prog="python -m exportkit validate", description="Validate an existing export against its PyTorch model.")
+    parser = _Parser(
+        prog="python -m exportkit validate", description="Validate an existing export against its PyTorch model."
+    )
     parser.add_argument("output_dir", help="folder with the artifact and its metadata.json")
     parser.add_argument("--checkpoint_path", help="PyTorch checkpoint (default: the one metadata.json names)")
     parser.add_argument("--thresholds", help="JSON object of validation thresholds")
@@ -39,7 +41,9 @@ def validate_main(argv: list[str]) -> int:
 
 
 def report_main(argv: list[str]) -> int:
-    parser = _Parser(prog="python -m exportkit report", description="Gather every export under a folder into one report.")
+    parser = _Parser(
+        prog="python -m exportkit report", description="Gather every export under a folder into one report."
+    )
     parser.add_argument("folder")
 
     def body() -> int:

@@ -28,13 +28,36 @@ log = logging.getLogger(__name__)
 # Per precision; None records the value without gating on it. Box, confidence and class criteria are the
 # export guide's (IoU > 0.95, confidence difference < 0.05, same class); FP16 and INT8 are looser.
 DEFAULT_THRESHOLDS: dict[str, dict] = {
-    "fp32": {"box_iou": 0.95, "confidence_diff": 0.05, "mask_iou": 0.90, "keypoint_px": 2.0,
-             "raw_rel_max_diff": 1e-3, "raw_cosine": 0.9999, "top_k": 10},
-    "fp16": {"box_iou": 0.95, "confidence_diff": 0.05, "mask_iou": 0.85, "keypoint_px": 3.0,
-             "raw_rel_max_diff": None, "raw_cosine": 0.999, "top_k": 10},
-    "int8": {"box_iou": 0.80, "confidence_diff": 0.15, "mask_iou": 0.70, "keypoint_px": 12.0,
-             "raw_rel_max_diff": None, "raw_cosine": 0.98, "top_k": 10},
+    "fp32": {
+        "box_iou": 0.95,
+        "confidence_diff": 0.05,
+        "mask_iou": 0.90,
+        "keypoint_px": 2.0,
+        "raw_rel_max_diff": 1e-3,
+        "raw_cosine": 0.9999,
+        "top_k": 10,
+    },
+    "fp16": {
+        "box_iou": 0.95,
+        "confidence_diff": 0.05,
+        "mask_iou": 0.85,
+        "keypoint_px": 3.0,
+        "raw_rel_max_diff": None,
+        "raw_cosine": 0.999,
+        "top_k": 10,
+    },
+    "int8": {
+        "box_iou": 0.80,
+        "confidence_diff": 0.15,
+        "mask_iou": 0.70,
+        "keypoint_px": 12.0,
+        "raw_rel_max_diff": None,
+        "raw_cosine": 0.98,
+        "top_k": 10,
+    },
 }
+
+
 @dataclass
 class ParityReport:
     format: str
@@ -64,9 +87,14 @@ class ParityReport:
             values = [c.value for c in self.checks if c.criterion.endswith(suffix) and c.value == c.value]
             return fn(values) if values else None
 
-        return {"box_iou": pick("box_iou_min", min), "confidence_diff": pick("confidence_diff_max", max),
-                "mask_iou": pick("mask_iou_min", min), "keypoint_px": pick("keypoint_px_max", max),
-                "raw_max_abs_diff": pick("max_abs_diff", max), "raw_cosine": pick("cosine", min)}
+        return {
+            "box_iou": pick("box_iou_min", min),
+            "confidence_diff": pick("confidence_diff_max", max),
+            "mask_iou": pick("mask_iou_min", min),
+            "keypoint_px": pick("keypoint_px_max", max),
+            "raw_max_abs_diff": pick("max_abs_diff", max),
+            "raw_cosine": pick("cosine", min),
+        }
 
     def summary(self) -> str:
         if self.status == "skipped":
@@ -78,14 +106,25 @@ class ParityReport:
             return f"passed {len(self.checks)} checks on {len(self.inputs)} inputs ({compared} boxes compared)"
         first = self.failures[0]
         value = f"{first.value:.4g}" if isinstance(first.value, float) else first.value
-        return (f"{len(self.failures)} of {len(self.checks)} checks failed, first: {first.input} {first.criterion}={value}"
-                f" (limit {first.threshold}){': ' + first.detail if first.detail else ''}")
+        return (
+            f"{len(self.failures)} of {len(self.checks)} checks failed, first: {first.input} {first.criterion}={value}"
+            f" (limit {first.threshold}){': ' + first.detail if first.detail else ''}"
+        )
 
     def to_json(self) -> dict:
-        return {"format": self.format, "precision": self.precision, "status": self.status, "passed": self.passed,
-                "skipped": self.skipped, "summary": self.summary(), "thresholds": self.thresholds,
-                "worst": self.worst(), "inputs": self.inputs, "checks": [asdict(c) for c in self.checks],
-                **({"accuracy": self.accuracy} if self.accuracy else {})}
+        return {
+            "format": self.format,
+            "precision": self.precision,
+            "status": self.status,
+            "passed": self.passed,
+            "skipped": self.skipped,
+            "summary": self.summary(),
+            "thresholds": self.thresholds,
+            "worst": self.worst(),
+            "inputs": self.inputs,
+            "checks": [asdict(c) for c in self.checks],
+            **({"accuracy": self.accuracy} if self.accuracy else {}),
+        }
 
 
 def thresholds_for(precision: str, overrides: dict | None) -> dict:
@@ -165,17 +204,24 @@ def exported_input(image_bgr: np.ndarray, metadata: dict):
     return (tensor.transpose(0, 3, 1, 2) if spec.preprocessing.layout == "NHWC" else tensor), geometry
 
 
-def run_cases(report: ParityReport, run_ref, run_exp, metadata: dict, ref_meta: dict, size, limits: dict, images=None) -> None:
+def run_cases(
+    report: ParityReport, run_ref, run_exp, metadata: dict, ref_meta: dict, size, limits: dict, images=None
+) -> None:
     import cv2
 
     tensors = []
     for path in images or sample_images():
         name = f"image:{path.name}"
         try:
-            checks, summary, tensor = _image_case(name, cv2.imread(str(path)), run_ref, run_exp, metadata, ref_meta, size, limits)
+            checks, summary, tensor = _image_case(
+                name, cv2.imread(str(path)), run_ref, run_exp, metadata, ref_meta, size, limits
+            )
             tensors.append(tensor)
         except Exception as exc:  # a damaged artifact or metadata: record it, keep going
-            checks, summary = [Check(name, "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")], {"mode": "error", "boxes_compared": 0}
+            checks, summary = (
+                [Check(name, "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")],
+                {"mode": "error", "boxes_compared": 0},
+            )
         report.checks += checks
         report.inputs[name] = {**summary, "passed": all(c.passed is not False for c in checks)}
     _random_case(report, run_ref, run_exp, metadata, size, limits)
@@ -193,9 +239,15 @@ def _random_case(report, run_ref, run_exp, metadata, size, limits) -> None:
         checks += more
         if report.precision == "int8":  # calibrated on real images: noise lies outside its ranges
             for check in checks:
-                check.passed, check.detail = None, "recorded, not gating: INT8 is calibrated on real images, not on noise"
+                check.passed, check.detail = (
+                    None,
+                    "recorded, not gating: INT8 is calibrated on real images, not on noise",
+                )
     except Exception as exc:
-        checks, summary = [Check(name, "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")], {"mode": "error", "boxes_compared": 0}
+        checks, summary = (
+            [Check(name, "run", 0, None, False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")],
+            {"mode": "error", "boxes_compared": 0},
+        )
     report.checks += checks
     report.inputs[name] = {**summary, "passed": all(c.passed is not False for c in checks)}
 
@@ -206,7 +258,10 @@ def in_input_pixels(raw: list[np.ndarray], metadata: dict, size: tuple[int, int]
     pred = metadata["output_layout"]["predictions"]
     boxes_norm = pred.get("box_units") == "normalized"
     kpts_norm = "keypoints" in pred and pred.get("keypoint_units", pred.get("box_units")) == "normalized"
-    if not (boxes_norm or kpts_norm) or pred.get("shape_order", "batch, channels, anchors") != "batch, channels, anchors":
+    if (
+        not (boxes_norm or kpts_norm)
+        or pred.get("shape_order", "batch, channels, anchors") != "batch, channels, anchors"
+    ):
         return raw
     h, w = size
     y = np.array(raw[0], dtype=np.float32, copy=True)
@@ -217,7 +272,7 @@ def in_input_pixels(raw: list[np.ndarray], metadata: dict, size: tuple[int, int]
         start, end = pred["keypoints"]
         dims = 3 if "visibility" in pred.get("keypoint_format", "") else 2
         y[:, start:end:dims] *= w
-        y[:, start + 1:end:dims] *= h
+        y[:, start + 1 : end : dims] *= h
     return [y, *raw[1:]]
 
 
@@ -228,10 +283,17 @@ def _batch_case(report, run_ref, run_exp, tensors, limits) -> None:
     ref_raw = [np.concatenate(parts) for parts in zip(*[run_ref(t.astype(np.float32)) for t in tensors])]
     checks = raw_checks(name, ref_raw, exp_raw, limits)
     report.checks += checks
-    report.inputs[name] = {"mode": "raw", "boxes_compared": 0, "batch": len(tensors), "passed": all(c.passed is not False for c in checks)}
+    report.inputs[name] = {
+        "mode": "raw",
+        "boxes_compared": 0,
+        "batch": len(tensors),
+        "passed": all(c.passed is not False for c in checks),
+    }
 
 
-def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: dict | None = None, loaded=None) -> ParityReport:
+def validate_folder(
+    folder: Path, checkpoint: Path | None = None, thresholds: dict | None = None, loaded=None
+) -> ParityReport:
     """Compare the artifact in ``folder`` with its PyTorch model; write validation.json; return the report.
     The model family that wrote the folder (metadata.json's ``model_family``) does the comparing."""
     from exportkit.families import family_for_metadata
@@ -242,7 +304,9 @@ def validate_folder(folder: Path, checkpoint: Path | None = None, thresholds: di
     return family_for_metadata(metadata)().validate_folder(folder, metadata, checkpoint, thresholds, loaded)
 
 
-def validate_yolo_folder(folder: Path, metadata: dict, checkpoint: Path | None, thresholds: dict | None, loaded=None) -> ParityReport:
+def validate_yolo_folder(
+    folder: Path, metadata: dict, checkpoint: Path | None, thresholds: dict | None, loaded=None
+) -> ParityReport:
     """The YOLO family's validation (exportkit.families.yolo)."""
     from exportkit.checkpoint import load_checkpoint
     from exportkit.registry import get_format
@@ -277,8 +341,19 @@ def validate_yolo_folder(folder: Path, metadata: dict, checkpoint: Path | None, 
     if run_exported is not None:
         size = artifact_input_size(fmt.describe(folder), metadata)
         images = own_data.parity_images(own, metadata)
-        run_cases(report, reference_runner(yolo), run_exported, metadata, reference_metadata(metadata, info, size), size, limits, images)
-        report.accuracy = own_data.data_accuracy(own, run_exported, reference_runner(yolo), metadata, reference_metadata(metadata, info, size))
+        run_cases(
+            report,
+            reference_runner(yolo),
+            run_exported,
+            metadata,
+            reference_metadata(metadata, info, size),
+            size,
+            limits,
+            images,
+        )
+        report.accuracy = own_data.data_accuracy(
+            own, run_exported, reference_runner(yolo), metadata, reference_metadata(metadata, info, size)
+        )
     (folder / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     log.info("validation %s: %s", fmt.name, report.summary())
     log.info("%s", format_table(report))
@@ -289,14 +364,19 @@ def metadata_checks(metadata: dict) -> list[Check]:
     """metadata.json agrees with itself (num_classes, class_names, output channels): one failed check per problem."""
     from exportkit.metadata import consistency_problems
 
-    return [Check("metadata.json", "metadata.consistency", 0, None, False, problem) for problem in consistency_problems(metadata)]
+    return [
+        Check("metadata.json", "metadata.consistency", 0, None, False, problem)
+        for problem in consistency_problems(metadata)
+    ]
 
 
 def format_table(report: ParityReport) -> str:
     """A short console table: one row per input."""
     rows = [f"{'input':34} {'mode':10} {'boxes':>5}  result"]
     for name, summary in report.inputs.items():
-        rows.append(f"{name[:34]:34} {summary['mode']:10} {summary['boxes_compared']:>5}  {'ok' if summary['passed'] else 'FAIL'}")
+        rows.append(
+            f"{name[:34]:34} {summary['mode']:10} {summary['boxes_compared']:>5}  {'ok' if summary['passed'] else 'FAIL'}"
+        )
     worst = {k: v for k, v in report.worst().items() if v is not None}
     rows.append("worst: " + ", ".join(f"{k}={v:.4g}" for k, v in worst.items()))
     return "\n".join(rows)

@@ -23,9 +23,11 @@ def parity_images(own: dict, metadata: dict) -> list[Path] | None:
     from exportkit.validation.accuracy import applies_to
 
     if not applies_to(metadata):
-        log.warning("validation: %s's classes are not the shapes classes; parity compares on the synthetic sample images "
-                    "bundled with exportkit. Pass real ones with validation.images=FOLDER or validation.data=DATA.yaml",
-                    metadata.get("model_name", "the model"))
+        log.warning(
+            "validation: %s's classes are not the shapes classes; parity compares on the synthetic sample images "
+            "bundled with exportkit. Pass real ones with validation.images=FOLDER or validation.data=DATA.yaml",
+            metadata.get("model_name", "the model"),
+        )
     return None
 
 
@@ -40,7 +42,21 @@ def data_accuracy(own: dict, run_exported, run_reference, metadata: dict, ref_me
     split = labelled(data.eval_images)
     m50, m5095 = evaluate(run_exported, metadata, split, both=True, progress="mAP (artifact)")
     p50, p5095 = evaluate(run_reference, ref_meta, split, both=True, progress="mAP (.pt)")
-    result = {"data": own["data"], "images": len(split), "map50": m50, "map50_95": m5095, "map50_pt": p50, "map50_95_pt": p5095}
-    log.info("accuracy on %s (%d val images): mAP50 %.3f (.pt %.3f), mAP50-95 %.3f (.pt %.3f)",
-             own["data"], len(split), m50, p50, m5095, p5095)
+    result = {
+        "data": own["data"],
+        "images": len(split),
+        "map50": m50,
+        "map50_95": m5095,
+        "map50_pt": p50,
+        "map50_95_pt": p5095,
+    }
+    log.info(
+        "accuracy on %s (%d val images): mAP50 %.3f (.pt %.3f), mAP50-95 %.3f (.pt %.3f)",
+        own["data"],
+        len(split),
+        m50,
+        p50,
+        m5095,
+        p5095,
+    )
     return result

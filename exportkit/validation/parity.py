@@ -21,11 +21,29 @@ def _gate(name: str, criterion: str, value: float, limit, higher_is_better: bool
 
 def raw_checks(name: str, reference: list[np.ndarray], exported: list[np.ndarray], limits: dict) -> list[Check]:
     if len(reference) != len(exported):
-        return [Check(name, "output_count", len(exported), len(reference), False, "exported model has a different number of outputs")]
+        return [
+            Check(
+                name,
+                "output_count",
+                len(exported),
+                len(reference),
+                False,
+                "exported model has a different number of outputs",
+            )
+        ]
     checks = []
     for i, (ref, out) in enumerate(zip(reference, exported)):
         if ref.shape != out.shape:
-            checks.append(Check(name, f"output{i}.shape", 0, None, False, f"exported {list(out.shape)} != reference {list(ref.shape)}"))
+            checks.append(
+                Check(
+                    name,
+                    f"output{i}.shape",
+                    0,
+                    None,
+                    False,
+                    f"exported {list(out.shape)} != reference {list(ref.shape)}",
+                )
+            )
             continue
         diff = np.abs(out.astype(np.float64) - ref)
         scale = float(np.abs(ref).max()) or 1.0
@@ -56,7 +74,11 @@ def match_detections(ref, exp) -> tuple[list[tuple[int, int]], list[int], list[i
     ious = box_iou(ref.boxes.astype(np.float64), exp.boxes.astype(np.float64))
     matched, class_mismatch, used = [], [], set()
     for i in np.argsort(-ref.scores):
-        same = [j for j in range(len(exp)) if j not in used and exp.class_ids[j] == ref.class_ids[i] and ious[i, j] >= MATCH_IOU]
+        same = [
+            j
+            for j in range(len(exp))
+            if j not in used and exp.class_ids[j] == ref.class_ids[i] and ious[i, j] >= MATCH_IOU
+        ]
         if same:
             j = max(same, key=lambda k: ious[i, k])
             matched.append((int(i), j))
@@ -72,7 +94,9 @@ def match_detections(ref, exp) -> tuple[list[tuple[int, int]], list[int], list[i
     return matched, unmatched_ref, unmatched_exp, class_mismatch
 
 
-def detection_checks(name: str, ref, exp, limits: dict, conf: float, input_gain: float = 1.0) -> tuple[list[Check], dict]:
+def detection_checks(
+    name: str, ref, exp, limits: dict, conf: float, input_gain: float = 1.0
+) -> tuple[list[Check], dict]:
     """Every reference detection matched to an exported one (box IoU, confidence, class; masks; keypoints)."""
     matched, lost, extra, wrong_class = match_detections(ref, exp)
     border = conf + limits["confidence_diff"]  # a detection this close to the threshold may fall either side
@@ -80,22 +104,68 @@ def detection_checks(name: str, ref, exp, limits: dict, conf: float, input_gain:
     extra_real = [j for j in extra if exp.scores[j] >= border]
     checks = [
         Check(name, "boxes_compared", len(matched), 1, len(matched) > 0 or (len(ref) == 0 and len(exp) == 0)),
-        Check(name, "class_mismatches", len(wrong_class), 0, not wrong_class,
-              "; ".join(f"{ref.class_names[ref.class_ids[i]]} became {exp.class_names[exp.class_ids[j]]}" for i, j in wrong_class)),
-        Check(name, "unmatched_reference", len(lost_real), 0, not lost_real, f"{len(lost) - len(lost_real)} more within {limits['confidence_diff']} of the threshold"),
-        Check(name, "unmatched_exported", len(extra_real), 0, not extra_real, f"{len(extra) - len(extra_real)} more within {limits['confidence_diff']} of the threshold"),
+        Check(
+            name,
+            "class_mismatches",
+            len(wrong_class),
+            0,
+            not wrong_class,
+            "; ".join(
+                f"{ref.class_names[ref.class_ids[i]]} became {exp.class_names[exp.class_ids[j]]}"
+                for i, j in wrong_class
+            ),
+        ),
+        Check(
+            name,
+            "unmatched_reference",
+            len(lost_real),
+            0,
+            not lost_real,
+            f"{len(lost) - len(lost_real)} more within {limits['confidence_diff']} of the threshold",
+        ),
+        Check(
+            name,
+            "unmatched_exported",
+            len(extra_real),
+            0,
+            not extra_real,
+            f"{len(extra) - len(extra_real)} more within {limits['confidence_diff']} of the threshold",
+        ),
     ]
     if matched:
         ious = [float(box_iou(ref.boxes[[i]], exp.boxes[[j]])[0, 0]) for i, j in matched]
         diffs = [abs(float(ref.scores[i]) - float(exp.scores[j])) for i, j in matched]
-        checks += [_gate(name, "box_iou_min", min(ious), limits["box_iou"], True),
-                   _gate(name, "confidence_diff_max", max(diffs), limits["confidence_diff"], False)]
+        checks += [
+            _gate(name, "box_iou_min", min(ious), limits["box_iou"], True),
+            _gate(name, "confidence_diff_max", max(diffs), limits["confidence_diff"], False),
+        ]
         if ref.masks is not None and exp.masks is not None:
-            checks.append(_gate(name, "mask_iou_min", min(_mask_iou(ref.masks[i], exp.masks[j]) for i, j in matched), limits["mask_iou"], True))
+            checks.append(
+                _gate(
+                    name,
+                    "mask_iou_min",
+                    min(_mask_iou(ref.masks[i], exp.masks[j]) for i, j in matched),
+                    limits["mask_iou"],
+                    True,
+                )
+            )
         if ref.keypoints is not None and exp.keypoints is not None:
-            checks.append(_gate(name, "keypoint_px_max", max(_keypoint_px(ref.keypoints[i], exp.keypoints[j]) for i, j in matched) * input_gain, limits["keypoint_px"], False,
-                                 "in model-input pixels"))
-    summary = {"mode": "detections", "boxes_compared": len(matched), "reference_detections": len(ref), "exported_detections": len(exp)}
+            checks.append(
+                _gate(
+                    name,
+                    "keypoint_px_max",
+                    max(_keypoint_px(ref.keypoints[i], exp.keypoints[j]) for i, j in matched) * input_gain,
+                    limits["keypoint_px"],
+                    False,
+                    "in model-input pixels",
+                )
+            )
+    summary = {
+        "mode": "detections",
+        "boxes_compared": len(matched),
+        "reference_detections": len(ref),
+        "exported_detections": len(exp),
+    }
     return checks, summary
 
 
@@ -113,19 +183,26 @@ def _keypoint_px(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a[visible, :2] - b[visible, :2], axis=1).max())
 
 
-def top_k_checks(name: str, ref_pred: np.ndarray, exp_pred: np.ndarray, nc: int, limits: dict) -> tuple[list[Check], dict]:
+def top_k_checks(
+    name: str, ref_pred: np.ndarray, exp_pred: np.ndarray, nc: int, limits: dict
+) -> tuple[list[Check], dict]:
     """Compare the k highest-scoring candidates (anchors) when there is no detection to compare."""
     k = int(limits["top_k"])
     if ref_pred.shape != exp_pred.shape:
-        return [Check(name, "top_k.shape", 0, None, False, f"{list(exp_pred.shape)} != {list(ref_pred.shape)}")], {"mode": "top_k", "boxes_compared": 0}
-    scores = ref_pred[0, 4:4 + nc].max(axis=0)
+        return [Check(name, "top_k.shape", 0, None, False, f"{list(exp_pred.shape)} != {list(ref_pred.shape)}")], {
+            "mode": "top_k",
+            "boxes_compared": 0,
+        }
+    scores = ref_pred[0, 4 : 4 + nc].max(axis=0)
     top = np.argsort(-scores)[:k]
     to_xyxy = lambda p: np.stack([p[0] - p[2] / 2, p[1] - p[3] / 2, p[0] + p[2] / 2, p[1] + p[3] / 2], axis=1)  # noqa: E731
     ious = np.diag(box_iou(to_xyxy(ref_pred[0, :4, top].T), to_xyxy(exp_pred[0, :4, top].T)))
-    diffs = np.abs(ref_pred[0, 4:4 + nc, top] - exp_pred[0, 4:4 + nc, top]).max(axis=1)
-    same_class = ref_pred[0, 4:4 + nc, top].argmax(axis=1) == exp_pred[0, 4:4 + nc, top].argmax(axis=1)
-    checks = [Check(name, "boxes_compared", len(top), 1, len(top) > 0, "top-k candidates (no reference detection)"),
-              _gate(name, "box_iou_min", float(ious.min()), limits["box_iou"], True),
-              _gate(name, "confidence_diff_max", float(diffs.max()), limits["confidence_diff"], False),
-              Check(name, "class_mismatches", int((~same_class).sum()), 0, bool(same_class.all()))]
+    diffs = np.abs(ref_pred[0, 4 : 4 + nc, top] - exp_pred[0, 4 : 4 + nc, top]).max(axis=1)
+    same_class = ref_pred[0, 4 : 4 + nc, top].argmax(axis=1) == exp_pred[0, 4 : 4 + nc, top].argmax(axis=1)
+    checks = [
+        Check(name, "boxes_compared", len(top), 1, len(top) > 0, "top-k candidates (no reference detection)"),
+        _gate(name, "box_iou_min", float(ious.min()), limits["box_iou"], True),
+        _gate(name, "confidence_diff_max", float(diffs.max()), limits["confidence_diff"], False),
+        Check(name, "class_mismatches", int((~same_class).sum()), 0, bool(same_class.all())),
+    ]
     return checks, {"mode": "top_k", "boxes_compared": len(top)}

@@ -29,11 +29,19 @@ def reference_metadata(metadata: dict, info, size: tuple[int, int]) -> dict:
     from exportkit.registry import ArtifactIO, TensorInfo
 
     ref = json.loads(json.dumps(metadata))
-    ref.update(class_names=info.names, num_classes=len(info.names), task=info.task, input_shape=[size[0], size[1], 3],
-               preprocessing=dict(PREPROCESSING), postprocessing=dict(POSTPROCESSING))
+    ref.update(
+        class_names=info.names,
+        num_classes=len(info.names),
+        task=info.task,
+        input_shape=[size[0], size[1], 3],
+        preprocessing=dict(PREPROCESSING),
+        postprocessing=dict(POSTPROCESSING),
+    )
     ref["dynamic"] = {"batch": True, "spatial": False}
     outputs = [TensorInfo(o["name"], o["shape"], o.get("dtype", "float32")) for o in metadata["outputs"]]
-    layout = output_layout(info, ArtifactIO([], outputs), check=False)  # the reference's own raw head, the artifact's names
+    layout = output_layout(
+        info, ArtifactIO([], outputs), check=False
+    )  # the reference's own raw head, the artifact's names
     if info.task == "pose":
         ref["keypoint_names"], ref["skeleton"] = keypoint_facts(info)
         ref["num_keypoints"] = info.kpt_shape[0]

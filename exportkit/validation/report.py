@@ -110,12 +110,28 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
     metadata = json.loads((folder / "metadata.json").read_text())
     validation = json.loads((folder / "validation.json").read_text()) if (folder / "validation.json").exists() else None
     worst = (validation or {}).get("worst", {})
-    row = Row(folder, metadata["model_name"], metadata["task"], metadata["export_format"], metadata.get("precision", "fp32"),
-              sum(a["bytes"] for a in metadata["artifacts"]) / 1e6, export_seconds(folder, metadata),
-              (validation or {}).get("status", "not validated"), worst.get("box_iou"), worst.get("confidence_diff"),
-              worst_relative_raw(validation), None, None, None)
-    if metadata.get("model_family", "yolo") != "yolo":  # parts run together through the family's runtime, not one runner
-        row.note = f"{metadata['model_family']} export: latency per part in benchmarks/{metadata['model_family']}_latency.py"
+    row = Row(
+        folder,
+        metadata["model_name"],
+        metadata["task"],
+        metadata["export_format"],
+        metadata.get("precision", "fp32"),
+        sum(a["bytes"] for a in metadata["artifacts"]) / 1e6,
+        export_seconds(folder, metadata),
+        (validation or {}).get("status", "not validated"),
+        worst.get("box_iou"),
+        worst.get("confidence_diff"),
+        worst_relative_raw(validation),
+        None,
+        None,
+        None,
+    )
+    if (
+        metadata.get("model_family", "yolo") != "yolo"
+    ):  # parts run together through the family's runtime, not one runner
+        row.note = (
+            f"{metadata['model_family']} export: latency per part in benchmarks/{metadata['model_family']}_latency.py"
+        )
         return row
     fmt = get_format(row.format)()
     try:
@@ -128,8 +144,10 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
     if accuracy and measured:
         row.map50, row.map50_pt, row.map50_95 = measured["map50"], measured["map50_pt"], measured.get("map50_95")
         row.accuracy_on = Path(measured["data"]).name
-        row.note = (f"mAP on {measured['data']} val split ({measured['images']} images): mAP50 {measured['map50']:.3f} "
-                    f"(.pt {measured['map50_pt']:.3f}), mAP50-95 {measured['map50_95']:.3f} (.pt {measured['map50_95_pt']:.3f})")
+        row.note = (
+            f"mAP on {measured['data']} val split ({measured['images']} images): mAP50 {measured['map50']:.3f} "
+            f"(.pt {measured['map50_pt']:.3f}), mAP50-95 {measured['map50_95']:.3f} (.pt {measured['map50_95_pt']:.3f})"
+        )
     elif accuracy and applies_to(metadata):
         row.map50 = evaluate(run, metadata)
         row.map50_pt = cache.map50(metadata, artifact_input_size(fmt.describe(folder), metadata))
@@ -138,13 +156,31 @@ def build_row(folder: Path, cache: _PtCache, accuracy: bool = True) -> Row:
 
 def worst_relative_raw(validation: dict | None) -> float | None:
     """The largest raw-output difference relative to the reference's largest value (`raw_rel_max_diff`)."""
-    values = [c["value"] for c in (validation or {}).get("checks", [])
-              if str(c.get("criterion", "")).endswith("rel_max_abs_diff") and isinstance(c.get("value"), (int, float))]
+    values = [
+        c["value"]
+        for c in (validation or {}).get("checks", [])
+        if str(c.get("criterion", "")).endswith("rel_max_abs_diff") and isinstance(c.get("value"), (int, float))
+    ]
     return max(values) if values else None
 
 
-HEADER = ("model", "task", "format", "precision", "artifact", "size (MB)", "export (s)", "parity", "worst IoU",
-          "worst conf diff", "max raw diff (rel.)", "mAP50", "mAP50 (.pt)", "latency (ms)", "FPS")
+HEADER = (
+    "model",
+    "task",
+    "format",
+    "precision",
+    "artifact",
+    "size (MB)",
+    "export (s)",
+    "parity",
+    "worst IoU",
+    "worst conf diff",
+    "max raw diff (rel.)",
+    "mAP50",
+    "mAP50 (.pt)",
+    "latency (ms)",
+    "FPS",
+)
 PARITY_COLUMN = HEADER.index("parity")
 EXPLANATION = (
     "Parity: the artifact against its PyTorch model (validation.json); worst IoU and confidence difference over every "
@@ -161,9 +197,23 @@ def _sci(value: float | None) -> str:
 
 
 def row_cells(row: Row) -> list[str]:
-    return [row.model, row.task, row.format, row.precision, row.path or str(row.folder), _fmt(row.size_mb, 1),
-            _fmt(row.export_s, 1), row.parity, _fmt(row.worst_iou, 4), _fmt(row.worst_conf, 4), _sci(row.worst_raw),
-            _fmt(row.map50), _fmt(row.map50_pt), _fmt(row.latency_ms, 1), _fmt(row.fps, 1)]
+    return [
+        row.model,
+        row.task,
+        row.format,
+        row.precision,
+        row.path or str(row.folder),
+        _fmt(row.size_mb, 1),
+        _fmt(row.export_s, 1),
+        row.parity,
+        _fmt(row.worst_iou, 4),
+        _fmt(row.worst_conf, 4),
+        _sci(row.worst_raw),
+        _fmt(row.map50),
+        _fmt(row.map50_pt),
+        _fmt(row.latency_ms, 1),
+        _fmt(row.fps, 1),
+    ]
 
 
 def markdown(rows: list[Row]) -> str:
@@ -205,8 +255,13 @@ def accuracy_against_latency(axis, rows: list[Row]) -> None:
     points = [r for r in rows if r.latency_ms is not None and r.map50 is not None]
     for row in points:
         axis.scatter(row.latency_ms, row.map50, s=36)
-        axis.annotate(f"{row.model} {row.format} {row.precision}", (row.latency_ms, row.map50), fontsize=7,
-                      xytext=(4, 4), textcoords="offset points")
+        axis.annotate(
+            f"{row.model} {row.format} {row.precision}",
+            (row.latency_ms, row.map50),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     axis.set_xlabel("latency (ms per image)")
     axis.set_ylabel("box mAP50 (artifact)")
     axis.set_title("accuracy against latency" + ("" if points else " (no artifact with both)"))
@@ -218,7 +273,14 @@ def html_page(rows: list[Row], png: bytes) -> str:
     body = ""
     for row in rows:
         cls = {"passed": "ok", "failed": "bad"}.get(row.parity, "")
-        body += "<tr>" + "".join(f'<td class="{cls if i == PARITY_COLUMN else ""}">{html.escape(c)}</td>' for i, c in enumerate(row_cells(row))) + "</tr>\n"
+        body += (
+            "<tr>"
+            + "".join(
+                f'<td class="{cls if i == PARITY_COLUMN else ""}">{html.escape(c)}</td>'
+                for i, c in enumerate(row_cells(row))
+            )
+            + "</tr>\n"
+        )
     image = base64.b64encode(png).decode()
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>exportkit report</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}

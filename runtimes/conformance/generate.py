@@ -53,19 +53,41 @@ def letterbox_vector() -> dict:
         (gain_x, gain_y), (left, top) = plan.geometry.ratio, plan.geometry.pad
         top_, bottom, left_, right = plan.borders
         point = [tw * 0.37, th * 0.61]  # an input pixel, mapped back as scale_boxes does (float32)
-        back = [(np.float32(point[0]) - np.float32(left)) / np.float32(gain_x),
-                (np.float32(point[1]) - np.float32(top)) / np.float32(gain_y)]
-        cases.append({
-            "name": name, "source_width": sw, "source_height": sh, "target_width": tw, "target_height": th,
-            "scale_up": scale_up, "center": center,
-            "expected": {"resized_width": plan.new_size[0], "resized_height": plan.new_size[1],
-                         "pad_top": top_, "pad_bottom": bottom, "pad_left": left_, "pad_right": right,
-                         "gain_x": round(gain_x, 9), "gain_y": round(gain_y, 9),
-                         "input_point": [round(p, 4) for p in point], "source_point": [round(float(v), 4) for v in back]},
-        })
-    return {"format": FORMAT, "kind": "letterbox", "tolerance": LETTERBOX_TOLERANCE,
-            "description": "Ultralytics' LetterBox: resized size, padding split, per-axis gain, a point mapped back "
-                           "(x - pad_left) / gain_x without clipping", "cases": cases}
+        back = [
+            (np.float32(point[0]) - np.float32(left)) / np.float32(gain_x),
+            (np.float32(point[1]) - np.float32(top)) / np.float32(gain_y),
+        ]
+        cases.append(
+            {
+                "name": name,
+                "source_width": sw,
+                "source_height": sh,
+                "target_width": tw,
+                "target_height": th,
+                "scale_up": scale_up,
+                "center": center,
+                "expected": {
+                    "resized_width": plan.new_size[0],
+                    "resized_height": plan.new_size[1],
+                    "pad_top": top_,
+                    "pad_bottom": bottom,
+                    "pad_left": left_,
+                    "pad_right": right,
+                    "gain_x": round(gain_x, 9),
+                    "gain_y": round(gain_y, 9),
+                    "input_point": [round(p, 4) for p in point],
+                    "source_point": [round(float(v), 4) for v in back],
+                },
+            }
+        )
+    return {
+        "format": FORMAT,
+        "kind": "letterbox",
+        "tolerance": LETTERBOX_TOLERANCE,
+        "description": "Ultralytics' LetterBox: resized size, padding split, per-axis gain, a point mapped back "
+        "(x - pad_left) / gain_x without clipping",
+        "cases": cases,
+    }
 
 
 # -- NMS ----------------------------------------------------------------------------------------------------
@@ -80,33 +102,94 @@ def nms_vector(rng: np.random.Generator) -> dict:
         _nms_case("class_aware", overlap, [0.9, 0.8, 0.7, 0.6], [0, 0, 1, 1], 0.45, False),
         _nms_case("agnostic", overlap, [0.9, 0.8, 0.7, 0.6], [0, 0, 1, 1], 0.45, True),
         # IoU exactly 0.5 (intersection 50, union 100): only IoU > threshold suppresses
-        _nms_case("iou_equal_threshold_kept", [_box(0, 0, 10, 7.5), _box(0, 2.5, 10, 7.5)], [0.9, 0.8], [0, 0], 0.5, False),
-        _nms_case("iou_equal_threshold_kept_agnostic", [_box(0, 0, 10, 7.5), _box(0, 2.5, 10, 7.5)], [0.9, 0.8], [0, 0], 0.5, True),
+        _nms_case(
+            "iou_equal_threshold_kept", [_box(0, 0, 10, 7.5), _box(0, 2.5, 10, 7.5)], [0.9, 0.8], [0, 0], 0.5, False
+        ),
+        _nms_case(
+            "iou_equal_threshold_kept_agnostic",
+            [_box(0, 0, 10, 7.5), _box(0, 2.5, 10, 7.5)],
+            [0.9, 0.8],
+            [0, 0],
+            0.5,
+            True,
+        ),
         # a chain: B overlaps A and C, C does not overlap A; B is suppressed so C stays
-        _nms_case("chain", [_box(0, 0, 10, 10), _box(5, 0, 10, 10), _box(10, 0, 10, 10)], [0.9, 0.8, 0.7], [0, 0, 0], 0.3, False),
-        _nms_case("equal_scores_keep_input_order", [_box(0, 0, 10, 10), _box(0, 0, 10, 10), _box(30, 0, 10, 10)],
-                  [0.5, 0.5, 0.5], [0, 0, 0], 0.45, False),
-        _nms_case("max_detections", [_box(20 * i, 0, 10, 10) for i in range(6)], [0.9, 0.3, 0.8, 0.4, 0.7, 0.5],
-                  [0] * 6, 0.45, False, max_det=3),
+        _nms_case(
+            "chain",
+            [_box(0, 0, 10, 10), _box(5, 0, 10, 10), _box(10, 0, 10, 10)],
+            [0.9, 0.8, 0.7],
+            [0, 0, 0],
+            0.3,
+            False,
+        ),
+        _nms_case(
+            "equal_scores_keep_input_order",
+            [_box(0, 0, 10, 10), _box(0, 0, 10, 10), _box(30, 0, 10, 10)],
+            [0.5, 0.5, 0.5],
+            [0, 0, 0],
+            0.45,
+            False,
+        ),
+        _nms_case(
+            "max_detections",
+            [_box(20 * i, 0, 10, 10) for i in range(6)],
+            [0.9, 0.3, 0.8, 0.4, 0.7, 0.5],
+            [0] * 6,
+            0.45,
+            False,
+            max_det=3,
+        ),
         # past 7680 px a fixed offset of 7680 per class would shift the class-1 box onto the class-0 one; the offset
         # grows to 2 * max|coordinate| + 1, so both stay
-        _nms_case("large_coordinates_class_aware", [_box(7780, 7780, 1000, 1000), _box(100, 100, 1000, 1000)],
-                  [0.9, 0.8], [0, 1], 0.45, False),
-        _nms_case("iou_threshold_zero", [_box(0, 0, 10, 10), _box(9, 9, 10, 10), _box(50, 50, 5, 5)], [0.9, 0.8, 0.7], [0, 0, 0], 0.0, False),
+        _nms_case(
+            "large_coordinates_class_aware",
+            [_box(7780, 7780, 1000, 1000), _box(100, 100, 1000, 1000)],
+            [0.9, 0.8],
+            [0, 1],
+            0.45,
+            False,
+        ),
+        _nms_case(
+            "iou_threshold_zero",
+            [_box(0, 0, 10, 10), _box(9, 9, 10, 10), _box(50, 50, 5, 5)],
+            [0.9, 0.8, 0.7],
+            [0, 0, 0],
+            0.0,
+            False,
+        ),
     ]
     for i, agnostic in enumerate((False, True, False)):
         cases.append(_random_nms_case(rng, f"random_{i}_{'agnostic' if agnostic else 'per_class'}", agnostic))
-    return {"format": FORMAT, "kind": "nms", "tolerance": {},
-            "description": "greedy NMS, torchvision semantics (suppress when IoU > threshold, float32 IoU, stable by score), "
-                           "class-aware through a per-class offset max(7680, 2 * max|coordinate| + 1) unless agnostic; "
-                           "expected_keep: indices into boxes, best score first", "cases": cases}
+    return {
+        "format": FORMAT,
+        "kind": "nms",
+        "tolerance": {},
+        "description": "greedy NMS, torchvision semantics (suppress when IoU > threshold, float32 IoU, stable by score), "
+        "class-aware through a per-class offset max(7680, 2 * max|coordinate| + 1) unless agnostic; "
+        "expected_keep: indices into boxes, best score first",
+        "cases": cases,
+    }
 
 
 def _nms_case(name, boxes, scores, classes, iou, agnostic, max_det=300) -> dict:
-    keep = batched_nms(np.asarray(boxes, np.float32), np.asarray(scores, np.float32), np.asarray(classes, np.int64),
-                       iou, max_det, agnostic)
-    return {"name": name, "boxes": [[float(v) for v in b] for b in boxes], "scores": list(scores), "class_ids": list(classes),
-            "iou_threshold": iou, "agnostic": agnostic, "max_detections": max_det, "expected_keep": [int(k) for k in keep]}
+    keep = batched_nms(
+        np.asarray(boxes, np.float32),
+        np.asarray(scores, np.float32),
+        np.asarray(classes, np.int64),
+        iou,
+        max_det,
+        agnostic,
+    )
+    return {
+        "name": name,
+        "boxes": [[float(v) for v in b] for b in boxes],
+        "scores": list(scores),
+        "class_ids": list(classes),
+        "iou_threshold": iou,
+        "agnostic": agnostic,
+        "max_detections": max_det,
+        "expected_keep": [int(k) for k in keep],
+    }
 
 
 def _random_nms_case(rng: np.random.Generator, name: str, agnostic: bool) -> dict:
@@ -173,7 +256,10 @@ def main(argv: list[str]) -> int:
         else:
             path.write_text(text)
     if stale:
-        print(f"stale conformance vectors: {', '.join(stale)}; run python runtimes/conformance/generate.py", file=sys.stderr)
+        print(
+            f"stale conformance vectors: {', '.join(stale)}; run python runtimes/conformance/generate.py",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

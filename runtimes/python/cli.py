@@ -29,8 +29,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default: metadata.json)")
     p.add_argument("--max-det", type=int, help="most detections per image (default: metadata.json)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (ONNX Runtime) or an OpenVINO device")
-    p.add_argument("--backend", choices=("onnxruntime", "openvino", "litert"),
-                   help="engine (default: the export format's own); openvino also runs model.onnx")
+    p.add_argument(
+        "--backend",
+        choices=("onnxruntime", "openvino", "litert"),
+        help="engine (default: the export format's own); openvino also runs model.onnx",
+    )
     p.add_argument("--save", type=Path, help="draw results: an image file for one input, a folder for several")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     return p
@@ -60,7 +63,9 @@ def _summary(path: Path, result) -> str:
         box = ", ".join(f"{v:.1f}" for v in det.bbox)
         extra = f" mask {int(det.mask.sum())} px" if det.mask is not None else ""
         if det.keypoints is not None:
-            extra += " keypoints " + " ".join(f"{k.name}({k.x:.0f},{k.y:.0f},{k.visibility:.2f})" for k in det.keypoints)
+            extra += " keypoints " + " ".join(
+                f"{k.name}({k.x:.0f},{k.y:.0f},{k.visibility:.2f})" for k in det.keypoints
+            )
         lines.append(f"  {det.class_name} {det.confidence:.3f} [{box}]{extra}")
     return "\n".join(lines)
 
@@ -91,4 +96,3 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
         return 0
-

@@ -47,7 +47,9 @@ def decode_image(data: np.ndarray, what: str) -> np.ndarray:
 
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise RuntimeInputError(f"{what} is not a decodable image (empty, truncated, or not an image format OpenCV reads)")
+        raise RuntimeInputError(
+            f"{what} is not a decodable image (empty, truncated, or not an image format OpenCV reads)"
+        )
     return image
 
 

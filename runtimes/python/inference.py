@@ -33,8 +33,16 @@ METADATA_FILE = "metadata.json"
 class YOLOInference:
     """Load once, predict many times. Not thread-safe: use one instance per thread."""
 
-    def __init__(self, model_path: str | Path, metadata_path: str | Path | None = None, *, device: str = "auto",
-                 threads: int | None = None, backend: str | None = None, **backend_options: Any):
+    def __init__(
+        self,
+        model_path: str | Path,
+        metadata_path: str | Path | None = None,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        backend: str | None = None,
+        **backend_options: Any,
+    ):
         """``model_path``: the artifact (model.onnx, model.xml, model.tflite) or the export folder holding it;
         ``metadata_path``: defaults to metadata.json beside the model; ``device``: auto, cpu, cuda (ONNX
         Runtime) or an OpenVINO device; ``threads``: inference threads; ``backend``: the engine, by default
@@ -52,7 +60,9 @@ class YOLOInference:
         # the format's own file, or with another engine any file that engine reads
         suffixes = backend_class.suffixes if backend else backend_class.suffixes[:1]
         self.model_path = resolve_model(model_path, suffixes, self.spec, backend)
-        self.backend: Backend = backend_class(self.model_path, self.spec, device=device, threads=threads, **backend_options)
+        self.backend: Backend = backend_class(
+            self.model_path, self.spec, device=device, threads=threads, **backend_options
+        )
         self.backend.check()
         self.normalizer = Normalizer(self.spec.preprocessing, self.backend.input_dtype)
 
@@ -68,9 +78,16 @@ class YOLOInference:
         h, w = self.spec.input_size
         return f"YOLOInference({self.model_path}, task={self.task}, input={h}x{w}, backend={self.backend.device})"
 
-    def predict(self, source: Any, conf_threshold: float | None = None, iou_threshold: float | None = None,
-                max_detections: int | None = None, agnostic_nms: bool | None = None,
-                classes: Sequence[int] | None = None, channel_order: str = "BGR") -> Result | list[Result]:
+    def predict(
+        self,
+        source: Any,
+        conf_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        agnostic_nms: bool | None = None,
+        classes: Sequence[int] | None = None,
+        channel_order: str = "BGR",
+    ) -> Result | list[Result]:
         """Detect in one image (-> Result) or a list of images (-> list of Result, one per image).
 
         An image is a path, a numpy array (h, w, 3) uint8 in ``channel_order`` (BGR, OpenCV's, by default),
@@ -104,7 +121,9 @@ def resolve_model(path: Path, suffixes: tuple[str, ...], spec: ModelSpec, engine
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix in suffixes)
         if not found:
-            raise ModelLoadError(f"folder {path} holds no {'/'.join(suffixes)} file for its {spec.export_format} metadata")
+            raise ModelLoadError(
+                f"folder {path} holds no {'/'.join(suffixes)} file for its {spec.export_format} metadata"
+            )
         return found[0]
     if engine and path.suffix not in suffixes:
         raise ModelLoadError(f"backend {engine!r} reads {'/'.join(suffixes)} files, not {path.name}")

@@ -17,7 +17,9 @@ PIXEL_BUDGET = 16_000_000  # float mask pixels held at once (as Ultralytics' pro
 def mask_logits(protos: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """(c, mh, mw) prototypes and (n, c) coefficients -> (n, mh, mw) float32 logits."""
     c, mh, mw = protos.shape
-    return (coefficients.astype(np.float32, copy=False) @ protos.reshape(c, -1).astype(np.float32, copy=False)).reshape(-1, mh, mw)
+    return (coefficients.astype(np.float32, copy=False) @ protos.reshape(c, -1).astype(np.float32, copy=False)).reshape(
+        -1, mh, mw
+    )
 
 
 def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -69,7 +71,11 @@ def crop_to_boxes(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def native_masks(
-    protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, orig_shape: tuple[int, int], input_shape: tuple[int, int]
+    protos: np.ndarray,
+    coefficients: np.ndarray,
+    boxes: np.ndarray,
+    orig_shape: tuple[int, int],
+    input_shape: tuple[int, int],
 ) -> np.ndarray:
     """(n, h, w) bool masks at ``orig_shape`` for boxes (xyxy) already in original-image pixels.
 

@@ -115,8 +115,14 @@ def _nms_large(boxes: np.ndarray, iou_threshold: float, limit: int) -> list[int]
     return keep
 
 
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
-                max_det: int | None = None, agnostic: bool = False) -> np.ndarray:
+def batched_nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    iou_threshold: float,
+    max_det: int | None = None,
+    agnostic: bool = False,
+) -> np.ndarray:
     """Class-aware NMS (boxes of different classes never suppress each other) unless ``agnostic``."""
     if agnostic or len(boxes) == 0:
         return nms(boxes, scores, iou_threshold, max_det)
@@ -207,8 +213,9 @@ def _keypoints(pred: np.ndarray, index: np.ndarray, spec: ModelSpec, geometry: G
     return points
 
 
-def decode_one(pred: np.ndarray, spec: ModelSpec, geometry: Geometry, limits: Thresholds,
-               protos: np.ndarray | None = None) -> Result:
+def decode_one(
+    pred: np.ndarray, spec: ModelSpec, geometry: Geometry, limits: Thresholds, protos: np.ndarray | None = None
+) -> Result:
     """One image: pred is (channels, anchors), protos (coefficients, mh, mw) for segment."""
     layout = spec.layout
     if layout.class_index is not None:  # in-model NMS rows: score, class id
@@ -224,9 +231,14 @@ def decode_one(pred: np.ndarray, spec: ModelSpec, geometry: Geometry, limits: Th
         keep = batched_nms(boxes, found.scores, found.class_ids, limits.iou, limits.max_det, limits.agnostic)
     index = found.index[keep]
     result = Result(
-        task=spec.task, orig_shape=geometry.orig_shape, boxes=scale_boxes(boxes[keep], geometry),
-        scores=found.scores[keep].astype(np.float32), class_ids=found.class_ids[keep].astype(np.int64),
-        class_names=spec.class_names, keypoint_names=spec.keypoint_names, skeleton=spec.skeleton,
+        task=spec.task,
+        orig_shape=geometry.orig_shape,
+        boxes=scale_boxes(boxes[keep], geometry),
+        scores=found.scores[keep].astype(np.float32),
+        class_ids=found.class_ids[keep].astype(np.int64),
+        class_names=spec.class_names,
+        keypoint_names=spec.keypoint_names,
+        skeleton=spec.skeleton,
     )
     if spec.task == "pose":
         result.keypoints = _keypoints(pred, index, spec, geometry)
@@ -252,10 +264,14 @@ def named_outputs(outputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], spec
         found = dict(outputs)
     else:
         found = dict(zip(spec.output_names, outputs, strict=False))
-    needed = [n for n in (spec.layout.predictions, spec.layout.prototypes, spec.layout.class_scores_output) if n is not None]
+    needed = [
+        n for n in (spec.layout.predictions, spec.layout.prototypes, spec.layout.class_scores_output) if n is not None
+    ]
     missing = [n for n in needed if n not in found]
     if missing:
-        raise MetadataMismatch(f"outputs {missing} named in metadata.json are not among the model's outputs {sorted(found)}")
+        raise MetadataMismatch(
+            f"outputs {missing} named in metadata.json are not among the model's outputs {sorted(found)}"
+        )
     return found
 
 
@@ -287,12 +303,16 @@ def split_outputs(outputs: dict[str, np.ndarray], spec: ModelSpec) -> tuple[np.n
 def _with_class_scores(pred: np.ndarray, scores: np.ndarray, layout: OutputLayout) -> np.ndarray:
     """(1, box channels, n) predictions and the (n, padded) scores output -> (1, box channels + classes, n)."""
     if pred.shape[1] != layout.box[1]:
-        raise MetadataMismatch(f"output {layout.predictions!r} has {pred.shape[1]} values per detection, its layout says {layout.box[1]}")
+        raise MetadataMismatch(
+            f"output {layout.predictions!r} has {pred.shape[1]} values per detection, its layout says {layout.box[1]}"
+        )
     scores = scores.reshape(-1, scores.shape[-1]).T[None]  # (1, padded, n)
     start, end = layout.class_scores[0] - layout.box[1], layout.class_scores[1] - layout.box[1]
     if scores.shape[2] != pred.shape[2] or scores.shape[1] < end:
-        raise MetadataMismatch(f"output {layout.class_scores_output!r} has shape {list(scores.shape[1:])[::-1]}, expected "
-                               f"{pred.shape[2]} detections of at least {end} class scores")
+        raise MetadataMismatch(
+            f"output {layout.class_scores_output!r} has shape {list(scores.shape[1:])[::-1]}, expected "
+            f"{pred.shape[2]} detections of at least {end} class scores"
+        )
     return np.concatenate([pred, scores[:, start:end]], axis=1)
 
 
@@ -322,8 +342,9 @@ def decode(
     return decode_batch(named_outputs(outputs, spec), spec, geometries, limits)
 
 
-def decode_batch(outputs: dict[str, np.ndarray], spec: ModelSpec, geometries: Sequence[Geometry] | None,
-                 limits: Thresholds) -> list[Result]:
+def decode_batch(
+    outputs: dict[str, np.ndarray], spec: ModelSpec, geometries: Sequence[Geometry] | None, limits: Thresholds
+) -> list[Result]:
     """``decode`` with the spec and thresholds already resolved (what YOLOInference calls)."""
     pred, protos = split_outputs(outputs, spec)
     if geometries is None:

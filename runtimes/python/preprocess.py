@@ -44,7 +44,9 @@ class _Plan:
     geometry: Geometry
 
 
-def plan_letterbox(orig_shape: Sequence[int], target: tuple[int, int], scale_up: bool = True, center: bool = True) -> _Plan:
+def plan_letterbox(
+    orig_shape: Sequence[int], target: tuple[int, int], scale_up: bool = True, center: bool = True
+) -> _Plan:
     """Resize size and padding for an image of ``orig_shape`` (h, w) into ``target`` (h, w)."""
     h, w = int(orig_shape[0]), int(orig_shape[1])
     r = min(target[0] / h, target[1] / w)
@@ -104,7 +106,9 @@ class Normalizer:
             plane, value = planes[c], self.pad[c]
             plane[:top], plane[top + h :] = value, value
             plane[top : top + h, :left], plane[top : top + h, left + w :] = value, value
-        inner = out[:, top : top + h, left : left + w] if self.pre.layout == "NCHW" else out[top : top + h, left : left + w]
+        inner = (
+            out[:, top : top + h, left : left + w] if self.pre.layout == "NCHW" else out[top : top + h, left : left + w]
+        )
         self.fill(image, inner)
         return plan.geometry
 

@@ -89,7 +89,10 @@ class Result:
 
     def _keypoints(self, i: int) -> tuple[Keypoint, ...]:
         names = self.keypoint_names or tuple(f"keypoint_{k}" for k in range(len(self.keypoints[i])))
-        return tuple(Keypoint(name, float(p[0]), float(p[1]), float(p[2])) for name, p in zip(names, self.keypoints[i], strict=False))
+        return tuple(
+            Keypoint(name, float(p[0]), float(p[1]), float(p[2]))
+            for name, p in zip(names, self.keypoints[i], strict=False)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -49,9 +49,15 @@ def read_sam2_metadata(folder: Path) -> dict:
         raise ModelLoadError(f"{path} does not describe a SAM2 export (model_family is not 'sam2')")
     pre, post = metadata.get("preprocessing"), metadata.get("postprocessing")
     try:
-        ok = (len(pre["mean"]) == 3 and len(pre["std"]) == 3 and all(float(s) > 0 for s in pre["std"])
-              and 0 <= int(pre["pad_value"]) <= 255 and pre["color_space"] in ("RGB", "BGR")
-              and isinstance(float(post["mask_threshold"]), float) and len(post["multimask_tokens"]) >= 1)
+        ok = (
+            len(pre["mean"]) == 3
+            and len(pre["std"]) == 3
+            and all(float(s) > 0 for s in pre["std"])
+            and 0 <= int(pre["pad_value"]) <= 255
+            and pre["color_space"] in ("RGB", "BGR")
+            and isinstance(float(post["mask_threshold"]), float)
+            and len(post["multimask_tokens"]) >= 1
+        )
     except (KeyError, TypeError, ValueError):
         ok = False
     if not ok:
@@ -89,8 +95,13 @@ class SAM2Inference:
         mask_input = np.asarray(mask_input, np.float32)
         if mask_input.shape != (n, *MASK_INPUT_SHAPE):
             raise RuntimeInputError(f"mask_input must have shape ({n}, 1, 256, 256), got {list(mask_input.shape)}")
-        feeds = {**self.features, "point_coords": point_coords, "point_labels": point_labels,
-                 "mask_input": np.ascontiguousarray(mask_input), "has_mask_input": has}
+        feeds = {
+            **self.features,
+            "point_coords": point_coords,
+            "point_labels": point_labels,
+            "mask_input": np.ascontiguousarray(mask_input),
+            "has_mask_input": has,
+        }
         return self.decoder.run(feeds)
 
     def predict(self, points=None, labels=None, boxes=None, multimask: bool = False, mask_input=None) -> SAM2Result:
@@ -126,10 +137,14 @@ def draw(image_bgr: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m runtimes.python.sam2", description="Segment an image with a SAM2 export")
+    parser = argparse.ArgumentParser(
+        prog="python -m runtimes.python.sam2", description="Segment an image with a SAM2 export"
+    )
     parser.add_argument("model_dir")
     parser.add_argument("image")
-    parser.add_argument("--point", action="append", default=[], metavar="X,Y", help="a foreground point (repeatable: one object)")
+    parser.add_argument(
+        "--point", action="append", default=[], metavar="X,Y", help="a foreground point (repeatable: one object)"
+    )
     parser.add_argument("--box", metavar="X1,Y1,X2,Y2")
     parser.add_argument("--multimask", action="store_true", help="return the three candidate masks")
     parser.add_argument("--save", metavar="OUT.jpg", help="draw the masks on the image")

@@ -20,7 +20,9 @@ class PartRunner:
 
     def __init__(self, folder: Path, part: str, export_format: str, threads: int | None = None):
         if export_format not in PART_FILES:
-            raise ModelLoadError(f"SAM2 {part}: export_format {export_format!r}; this runtime runs {', '.join(PART_FILES)}")
+            raise ModelLoadError(
+                f"SAM2 {part}: export_format {export_format!r}; this runtime runs {', '.join(PART_FILES)}"
+            )
         self.path = Path(folder) / PART_FILES[export_format].format(part=part)
         if not self.path.is_file():
             raise ModelLoadError(f"SAM2 {part} artifact {self.path} does not exist")
@@ -30,7 +32,9 @@ class PartRunner:
         except ModelLoadError:
             raise
         except Exception as exc:  # a damaged artifact: the engine's own refusal, as one line
-            raise ModelLoadError(f"{self.path.name} could not be loaded: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+            raise ModelLoadError(
+                f"{self.path.name} could not be loaded: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            ) from None
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._run(feeds)

@@ -1,9 +1,9 @@
 """SAM2 pre- and post-processing driven by metadata.json: numpy and OpenCV only, no torch.
 
-    letterbox_image   image -> normalised (1,3,1024,1024) tensor and the letterbox gain (top-left, pad 114)
-    encode_prompts    points / labels / boxes in original pixels -> point_coords (N,P,2), point_labels (N,P)
-    select_masks      all 4 mask tokens -> the multimask three or the single mask (dynamic via stability)
-    upscale_masks     256x256 logits -> original-resolution logits
+letterbox_image   image -> normalised (1,3,1024,1024) tensor and the letterbox gain (top-left, pad 114)
+encode_prompts    points / labels / boxes in original pixels -> point_coords (N,P,2), point_labels (N,P)
+select_masks      all 4 mask tokens -> the multimask three or the single mask (dynamic via stability)
+upscale_masks     256x256 logits -> original-resolution logits
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ def letterbox_image(image_bgr: np.ndarray, preprocessing: dict, size: int = IMAG
 
     box = plan_letterbox(image_bgr.shape[:2], size)
     ch, cw = box.content_hw
-    resized = image_bgr if (ch, cw) == image_bgr.shape[:2] else cv2.resize(image_bgr, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    resized = (
+        image_bgr
+        if (ch, cw) == image_bgr.shape[:2]
+        else cv2.resize(image_bgr, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    )
     canvas = np.full((size, size, 3), preprocessing["pad_value"], np.uint8)
     canvas[:ch, :cw] = resized
     if preprocessing["color_space"] == "RGB":
@@ -55,7 +59,9 @@ def _as_array(value, name: str, last: int) -> np.ndarray:
     except (TypeError, ValueError):
         raise RuntimeInputError(f"{name} must be numbers, got {type(value).__name__}") from None
     if array.size == 0 or array.shape[-1:] != (last,) or not np.isfinite(array).all():
-        raise RuntimeInputError(f"{name} must be finite numbers with a last axis of {last}, got shape {list(array.shape)}")
+        raise RuntimeInputError(
+            f"{name} must be finite numbers with a last axis of {last}, got shape {list(array.shape)}"
+        )
     return array
 
 
@@ -128,6 +134,11 @@ def upscale_masks(logits: np.ndarray, box: Letterbox, size: int = IMAGE_SIZE) ->
     out = np.empty((n, m, h, w), np.float32)
     for i in range(n):
         for j in range(m):
-            out[i, j] = cv2.warpAffine(np.ascontiguousarray(logits[i, j], np.float32), warp, (w, h),
-                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            out[i, j] = cv2.warpAffine(
+                np.ascontiguousarray(logits[i, j], np.float32),
+                warp,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
     return out

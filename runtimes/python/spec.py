@@ -29,7 +29,12 @@ COLOR_SPACES = ("RGB", "BGR")
 RESIZE_MODES = ("letterbox",)
 BOX_FORMATS = ("cxcywh", "xyxy")
 BOX_UNITS = ("input_pixels", "normalized")
-PREDICTION_ORDERS = ("batch, channels, anchors", "batch, anchors, channels", "batch, detections, values", "detections, values")
+PREDICTION_ORDERS = (
+    "batch, channels, anchors",
+    "batch, anchors, channels",
+    "batch, detections, values",
+    "detections, values",
+)
 ROW_ORDERS = PREDICTION_ORDERS[2:]  # rows of final detections (in-model NMS; CoreML's NMS pipeline has no batch axis)
 
 
@@ -128,11 +133,15 @@ def load_spec(path: str | Path) -> ModelSpec:
     """Read and check metadata.json; raise ModelLoadError naming the problem."""
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"metadata file {path} does not exist; pass metadata_path= or put metadata.json beside the model")
+        raise ModelLoadError(
+            f"metadata file {path} does not exist; pass metadata_path= or put metadata.json beside the model"
+        )
     try:
         metadata = json.loads(path.read_text(), parse_constant=refuse_constant)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: bad JSON, a 4300-digit int
-        raise ModelLoadError(f"metadata file {path} is not readable JSON: {type(error).__name__}: {str(error)[:200]}") from None
+        raise ModelLoadError(
+            f"metadata file {path} is not readable JSON: {type(error).__name__}: {str(error)[:200]}"
+        ) from None
     if not isinstance(metadata, dict):
         raise ModelLoadError(f"metadata file {path} holds {type(metadata).__name__}, expected a JSON object")
     return _checked_spec(Reader(metadata, str(path)))
@@ -165,9 +174,15 @@ def _tensors(reader: Reader, key: str) -> tuple[TensorSpec, ...]:
 
 def _preprocessing(reader: Reader, input_shape: list) -> Preprocessing:
     pre = reader.child("preprocessing")
-    if (len(input_shape) != 3 or not all(is_int(d) and 0 < d <= MAX_INPUT_SIZE for d in input_shape[:2])
-            or input_shape[2] not in (1, 3)):
-        raise reader.fail("input_shape", f"is {short(input_shape)}, expected [height, width, channels], sides 1-{MAX_INPUT_SIZE}, 1 or 3 channels")
+    if (
+        len(input_shape) != 3
+        or not all(is_int(d) and 0 < d <= MAX_INPUT_SIZE for d in input_shape[:2])
+        or input_shape[2] not in (1, 3)
+    ):
+        raise reader.fail(
+            "input_shape",
+            f"is {short(input_shape)}, expected [height, width, channels], sides 1-{MAX_INPUT_SIZE}, 1 or 3 channels",
+        )
     mean, std = pre.get("mean", list, [0.0, 0.0, 0.0]), pre.get("std", list, [255.0, 255.0, 255.0])
     finite = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mean + std)
     if len(mean) != 3 or len(std) != 3 or not finite or any(s == 0 for s in std):
@@ -207,7 +222,9 @@ def _output_layout(reader: Reader, task: str) -> OutputLayout:
         fields.update(
             mask_coefficients=pred.span("mask_coefficients"),
             prototypes=protos.get("output", str),
-            prototypes_channels_first=_order(protos, "batch, coefficients, height, width", "batch, height, width, coefficients"),
+            prototypes_channels_first=_order(
+                protos, "batch, coefficients, height, width", "batch, height, width, coefficients"
+            ),
         )
     if task == "pose":
         fmt = pred.get("keypoint_format", str, "x, y, visibility")
@@ -222,13 +239,18 @@ def _output_layout(reader: Reader, task: str) -> OutputLayout:
     nms_applied = pred.get("nms_applied", bool, False)
     order = pred.choice("shape_order", PREDICTION_ORDERS, PREDICTION_ORDERS[0])
     if (order in ROW_ORDERS) != nms_applied:
-        raise pred.fail("shape_order", f"is {order!r} with nms_applied {nms_applied}: rows of detections ({', '.join(ROW_ORDERS)}) "
-                        "and nms_applied go together")
+        raise pred.fail(
+            "shape_order",
+            f"is {order!r} with nms_applied {nms_applied}: rows of detections ({', '.join(ROW_ORDERS)}) "
+            "and nms_applied go together",
+        )
     box, scores = pred.span("box", [0, 4]), pred.span("class_scores")
     scores_output = pred.get("class_scores_output", str, None)
     if scores_output is not None:  # the scores follow the box channels once split_outputs appends them
         if order != "detections, values":
-            raise pred.fail("class_scores_output", "is only read with shape_order 'detections, values' (CoreML's NMS pipeline)")
+            raise pred.fail(
+                "class_scores_output", "is only read with shape_order 'detections, values' (CoreML's NMS pipeline)"
+            )
         fields["class_scores_output"] = scores_output
         scores = (box[1] + scores[0], box[1] + scores[1])
     elif nms_applied:
@@ -271,7 +293,8 @@ def _spec(reader: Reader) -> ModelSpec:
         class_names=names,
         inputs=inputs,
         outputs=outputs,
-        batch_dynamic=reader.child("dynamic").get("batch", bool, inputs[0].shape[0] == -1) if "dynamic" in reader.data
+        batch_dynamic=reader.child("dynamic").get("batch", bool, inputs[0].shape[0] == -1)
+        if "dynamic" in reader.data
         else inputs[0].shape[0] == -1,
         preprocessing=_preprocessing(reader, reader.get("input_shape", list)),
         postprocessing=_postprocessing(reader),
@@ -296,7 +319,8 @@ def _check_consistent(reader: Reader, spec: ModelSpec) -> None:
     start, end = layout.class_scores
     if (not layout.nms_applied or layout.class_scores_output) and end - start != len(spec.class_names):
         raise reader.fail(
-            "class_names", f"lists {len(spec.class_names)} classes but output_layout.predictions.class_scores spans {end - start}"
+            "class_names",
+            f"lists {len(spec.class_names)} classes but output_layout.predictions.class_scores spans {end - start}",
         )
     count = reader.get("num_classes", int, len(spec.class_names))
     if count != len(spec.class_names):
@@ -308,10 +332,14 @@ def _check_consistent(reader: Reader, spec: ModelSpec) -> None:
     shape = next(o.shape for o in spec.outputs if o.name == layout.predictions)
     width = shape[1 if layout.anchors_last else 2] if len(shape) == 3 else -1
     if width > 0 and width != layout.channels and layout.class_scores_output is None:
-        raise reader.fail("outputs", f"give {layout.predictions!r} {width} channels but output_layout needs {layout.channels}")
+        raise reader.fail(
+            "outputs", f"give {layout.predictions!r} {width} channels but output_layout needs {layout.channels}"
+        )
     if spec.task == "pose" and spec.keypoint_names and layout.keypoints is not None:
         count = (layout.keypoints[1] - layout.keypoints[0]) // layout.keypoint_dims
         if count != len(spec.keypoint_names):
             raise reader.fail("keypoint_names", f"lists {len(spec.keypoint_names)} names for {count} keypoints")
     if reader.integer("num_classes", 0, MAX_DIM, len(spec.class_names)) != len(spec.class_names):
-        raise reader.fail("num_classes", f"is {reader.data['num_classes']}, but class_names lists {len(spec.class_names)}")
+        raise reader.fail(
+            "num_classes", f"is {reader.data['num_classes']}, but class_names lists {len(spec.class_names)}"
+        )

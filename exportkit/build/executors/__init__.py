@@ -20,9 +20,11 @@ from typing import ClassVar
 from exportkit.errors import ConfigError
 
 DEFAULT = "subprocess"
-EXECUTOR_MODULES = {"subprocess": "exportkit.build.executors.subprocess_executor",
-                    "local": "exportkit.build.executors.local_executor",
-                    "ray": "exportkit.build.executors.ray_executor"}
+EXECUTOR_MODULES = {
+    "subprocess": "exportkit.build.executors.subprocess_executor",
+    "local": "exportkit.build.executors.local_executor",
+    "ray": "exportkit.build.executors.ray_executor",
+}
 
 
 @dataclass

@@ -41,8 +41,14 @@ class WarmWorker:
         self.socket = os.path.join(self.folder, "zygote.sock")
         self.log = Path(self.folder) / "zygote.log"
         with open(self.log, "w") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "exportkit.build.executors.zygote", self.socket],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=cwd, env=env)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "exportkit.build.executors.zygote", self.socket],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=cwd,
+                env=env,
+            )
         line = self.process.stdout.readline().decode(errors="replace").strip()
         self.process.stdout.close()
         if not line.startswith("ready"):
@@ -66,12 +72,17 @@ class WarmWorker:
         except (OSError, ValueError) as exc:
             return note(log, f"the local executor's warm worker could not run the cell ({type(exc).__name__}: {exc})")
         if status is None:
-            return note(log, f"the local executor's warm worker (pid {self.process.pid}) died during the export "
-                             f"(child pid {pid}); the worker is started again for the next cell")
+            return note(
+                log,
+                f"the local executor's warm worker (pid {self.process.pid}) died during the export "
+                f"(child pid {pid}); the worker is started again for the next cell",
+            )
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-            note(log, f"the export process (pid {pid}) was killed by {name}; this cell failed, the next cells still run")
+            note(
+                log, f"the export process (pid {pid}) was killed by {name}; this cell failed, the next cells still run"
+            )
         return code
 
     def _log_tail(self) -> str:
@@ -104,21 +115,22 @@ class LocalExecutor(Executor):
     def __init__(self, settings: dict | None = None):
         super().__init__(settings)
         if not hasattr(os, "fork"):
-            raise ConfigError("executor local forks a warm worker per cell and this system has no fork; "
-                              "use executor=subprocess")
+            raise ConfigError(
+                "executor local forks a warm worker per cell and this system has no fork; use executor=subprocess"
+            )
         self._lock = threading.Lock()
         self._worker: WarmWorker | None = None
         atexit.register(self.close)
 
     def export(self, cell, command: list[str], log: Path) -> ExportOutcome:
         entry = runner.export_entry()
-        if command[:len(entry)] != entry:  # not the export contract this worker runs: run it as it is
+        if command[: len(entry)] != entry:  # not the export contract this worker runs: run it as it is
             return ExportOutcome(runner.run_logged(command, log))
         try:
             worker = self.worker()
         except ExportError as exc:
             return ExportOutcome(note(log, exc.one_line()))
-        code = worker.run(entry[1:], command[len(entry):], log)
+        code = worker.run(entry[1:], command[len(entry) :], log)
         return ExportOutcome(code)
 
     def worker(self) -> WarmWorker:

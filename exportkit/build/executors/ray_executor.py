@@ -38,9 +38,12 @@ DEFAULT_RETRIES = 3
 @register_executor
 class RayExecutor(Executor):
     name = "ray"
-    settings_from = {"address": ("address", "EXPORTKIT_RAY_ADDRESS"), "shared": ("shared", "EXPORTKIT_RAY_SHARED"),
-                     "resources": ("resources", "EXPORTKIT_RAY_RESOURCES"),
-                     "retries": ("retries", "EXPORTKIT_RAY_RETRIES")}
+    settings_from = {
+        "address": ("address", "EXPORTKIT_RAY_ADDRESS"),
+        "shared": ("shared", "EXPORTKIT_RAY_SHARED"),
+        "resources": ("resources", "EXPORTKIT_RAY_RESOURCES"),
+        "retries": ("retries", "EXPORTKIT_RAY_RETRIES"),
+    }
 
     def __init__(self, settings: dict | None = None):
         super().__init__(settings)
@@ -61,8 +64,14 @@ class RayExecutor(Executor):
         from exportkit.build.cell import canonical
 
         markers = _markers()
-        ref = self._task.options(**options).remote(checkpoint, cell.checkpoint.name, cell.format["name"], canonical(cell.export_config),
-                          self.settings.get("shared"), markers)
+        ref = self._task.options(**options).remote(
+            checkpoint,
+            cell.checkpoint.name,
+            cell.format["name"],
+            canonical(cell.export_config),
+            self.settings.get("shared"),
+            markers,
+        )
         try:
             result = ray.get(ref)
         except ray.exceptions.RayError as exc:  # lost more often than `retries` allows, or cancelled
@@ -77,8 +86,10 @@ class RayExecutor(Executor):
             raise ConfigError("executor=ray needs the ray package: pip install 'exportkit[ray]'") from None
         address = self.settings.get("address")
         if not address:
-            raise ConfigError("executor=ray needs the cluster's address: doit export executor=ray address=HOST:PORT "
-                              "(or EXPORTKIT_RAY_ADDRESS)")
+            raise ConfigError(
+                "executor=ray needs the cluster's address: doit export executor=ray address=HOST:PORT "
+                "(or EXPORTKIT_RAY_ADDRESS)"
+            )
         with self._lock:
             if self._unreachable:  # said once per cell, tried once per process
                 raise self._unreachable
@@ -87,8 +98,10 @@ class RayExecutor(Executor):
                     check_reachable(address)
                     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
                 except (ConnectionError, ValueError, RuntimeError) as exc:
-                    self._unreachable = ConfigError(f"cannot connect to the Ray cluster at {address}: "
-                                                    f"{_first_line(exc)}; is it running? (`ray status` there)")
+                    self._unreachable = ConfigError(
+                        f"cannot connect to the Ray cluster at {address}: "
+                        f"{_first_line(exc)}; is it running? (`ray status` there)"
+                    )
                     raise self._unreachable from None
             if self._task is None:
                 from exportkit.build.executors.ray_worker import export_on_worker
@@ -127,8 +140,13 @@ def task_options(cell, settings: dict, cluster: dict) -> dict:
     from exportkit.registry import get_format
 
     fmt = get_format(cell.format["name"])
-    options = {"num_cpus": 1, "num_gpus": 1 if fmt.requires_gpu else 0, "resources": {},
-               "max_retries": _retries(settings), "retry_exceptions": False}
+    options = {
+        "num_cpus": 1,
+        "num_gpus": 1 if fmt.requires_gpu else 0,
+        "resources": {},
+        "max_retries": _retries(settings),
+        "retry_exceptions": False,
+    }
     if fmt.prediction_needs_macos and cell.export_config.get("include_validation"):
         options["resources"]["macos"] = 1  # converting works anywhere; predicting (validation) needs macOS
     extra = _user_resources(settings)
@@ -136,11 +154,14 @@ def task_options(cell, settings: dict, cluster: dict) -> dict:
     needed = {"CPU": options["num_cpus"], "GPU": options["num_gpus"], **options["resources"]}
     missing = [name for name, amount in needed.items() if amount and cluster.get(name, 0) < amount]
     if missing:
-        have = ", ".join(f"{k}={v:g}" for k, v in sorted(cluster.items()) if not k.startswith(("node:", "memory",
-                                                                                               "object_store")))
-        raise ConfigError(f"no node of the Ray cluster offers {', '.join(f'{m}={needed[m]:g}' for m in missing)} "
-                          f"for {cell.name} (the cluster has {have or 'nothing'}); add such a node or build this "
-                          "cell elsewhere")
+        have = ", ".join(
+            f"{k}={v:g}" for k, v in sorted(cluster.items()) if not k.startswith(("node:", "memory", "object_store"))
+        )
+        raise ConfigError(
+            f"no node of the Ray cluster offers {', '.join(f'{m}={needed[m]:g}' for m in missing)} "
+            f"for {cell.name} (the cluster has {have or 'nothing'}); add such a node or build this "
+            "cell elsewhere"
+        )
     return options
 
 
@@ -156,8 +177,10 @@ def receive(cell, result: dict, log_path: Path, seconds: float) -> ExportOutcome
     try:
         mismatch = version_mismatch(result.get("versions"), cell.format["name"])
         if code == 0 and mismatch:
-            raise ExportError(f"the worker's libraries differ from this machine's: {mismatch}; the cell key would "
-                              "record versions that did not build it (install the same versions on every node)")
+            raise ExportError(
+                f"the worker's libraries differ from this machine's: {mismatch}; the cell key would "
+                "record versions that did not build it (install the same versions on every node)"
+            )
         if code == 0:
             files = result["files"] if folder is None else _read_folder(folder, json.loads(result["metadata"]))
             publish_checked(cell, result["metadata"], files)
@@ -240,11 +263,15 @@ def _user_resources(settings: dict) -> dict[str, dict[str, float]]:
     text = settings.get("resources") or "{}"
     try:
         value = json.loads(text) if isinstance(text, str) else text
-        if not all(isinstance(v, dict) and all(isinstance(n, (int, float)) for n in v.values()) for v in value.values()):
+        if not all(
+            isinstance(v, dict) and all(isinstance(n, (int, float)) for n in v.values()) for v in value.values()
+        ):
             raise ValueError
     except (ValueError, AttributeError):
-        raise ConfigError(f"resources={text!r}: expected JSON {{FORMAT or \"*\": {{RESOURCE: AMOUNT}}}}, "
-                          "e.g. '{\"*\": {\"exportkit\": 1}}'") from None
+        raise ConfigError(
+            f'resources={text!r}: expected JSON {{FORMAT or "*": {{RESOURCE: AMOUNT}}}}, '
+            'e.g. \'{"*": {"exportkit": 1}}\''
+        ) from None
     return value
 
 

@@ -26,8 +26,14 @@ SCRATCH_PREFIX = "exportkit-ray-"
 MARKERS_ENV = "_EXPORTKIT_TEST_RAY_MARKERS"  # tests only: a folder where each attempt leaves a file before it runs
 
 
-def export_on_worker(checkpoint: bytes, checkpoint_name: str, format_name: str, export_config: str,
-                     shared_dir: str | None = None, marker_dir: str | None = None) -> dict:
+def export_on_worker(
+    checkpoint: bytes,
+    checkpoint_name: str,
+    format_name: str,
+    export_config: str,
+    shared_dir: str | None = None,
+    marker_dir: str | None = None,
+) -> dict:
     """Export one cell here from the checkpoint's bytes. ``marker_dir`` (tests): a file per attempt
     (FORMAT.PID.RANDOM holding this node and pid), written before the export starts."""
     from exportkit.build.cell import library_versions
@@ -41,12 +47,31 @@ def export_on_worker(checkpoint: bytes, checkpoint_name: str, format_name: str, 
         out = Path(shared_dir) / "results" / uuid.uuid4().hex if shared_dir else scratch / "out"
         if marker_dir:
             Path(marker_dir, f"{format_name}.{os.getpid()}.{uuid.uuid4().hex[:8]}").write_text(json.dumps(where))
-        command = [sys.executable, "-m", __name__, str(os.getpid()), "--checkpoint_path", str(path),
-                   "--export_format", format_name, "--output_dir", str(out), "--export_config", export_config]
+        command = [
+            sys.executable,
+            "-m",
+            __name__,
+            str(os.getpid()),
+            "--checkpoint_path",
+            str(path),
+            "--export_format",
+            format_name,
+            "--output_dir",
+            str(out),
+            "--export_config",
+            export_config,
+        ]
         env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "EXPORTKIT_PROJECT": str(scratch)}
         proc = subprocess.run(command, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        result = {**where, "exit_code": proc.returncode, "log": proc.stdout.decode("utf-8", "replace"),
-                  "versions": library_versions(format_name), "metadata": None, "files": {}, "folder": None}
+        result = {
+            **where,
+            "exit_code": proc.returncode,
+            "log": proc.stdout.decode("utf-8", "replace"),
+            "versions": library_versions(format_name),
+            "metadata": None,
+            "files": {},
+            "folder": None,
+        }
         if proc.returncode == 0 and (out / "metadata.json").is_file():
             result["metadata"] = (out / "metadata.json").read_text()
             if shared_dir:
@@ -61,7 +86,7 @@ def export_on_worker(checkpoint: bytes, checkpoint_name: str, format_name: str, 
 def remove_abandoned_scratch(folder: Path) -> None:
     """Scratch folders of attempts whose worker is gone (killed with its node or by the OOM killer: no ``finally``)."""
     for scratch in folder.glob(f"{SCRATCH_PREFIX}*-*"):
-        pid = scratch.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        pid = scratch.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -28,16 +28,42 @@ import socket
 import sys
 
 # imported before the first fork: what every export loads, then per format what is safe to fork after (see above)
-WARM_MODULES = ("torch", "torchvision", "ultralytics", "ultralytics.engine.exporter", "ultralytics.engine.model",
-                "ultralytics.models.yolo", "ultralytics.nn.tasks", "thop", "exportkit.cli", "exportkit.pipeline",
-                "exportkit.checkpoint", "exportkit.safe_load", "exportkit.capabilities", "exportkit.guide_config",
-                "exportkit.userdata", "exportkit.interrupts", "exportkit.versions", "exportkit.metadata",
-                "exportkit.publish", "exportkit.validate", "exportkit.checkers", "exportkit.families.yolo",
-                "exportkit.families.sam2", "exportkit.formats._ultralytics")
-WARM_FOR_FORMAT = {"onnx": ("exportkit.formats.onnx", "onnx", "onnxslim"),
-                   "openvino": ("exportkit.formats.openvino", "openvino", "openvino.frontend.pytorch",
-                                "openvino._offline_transformations"),
-                   "torchscript": ("exportkit.formats.torchscript",)}
+WARM_MODULES = (
+    "torch",
+    "torchvision",
+    "ultralytics",
+    "ultralytics.engine.exporter",
+    "ultralytics.engine.model",
+    "ultralytics.models.yolo",
+    "ultralytics.nn.tasks",
+    "thop",
+    "exportkit.cli",
+    "exportkit.pipeline",
+    "exportkit.checkpoint",
+    "exportkit.safe_load",
+    "exportkit.capabilities",
+    "exportkit.guide_config",
+    "exportkit.userdata",
+    "exportkit.interrupts",
+    "exportkit.versions",
+    "exportkit.metadata",
+    "exportkit.publish",
+    "exportkit.validate",
+    "exportkit.checkers",
+    "exportkit.families.yolo",
+    "exportkit.families.sam2",
+    "exportkit.formats._ultralytics",
+)
+WARM_FOR_FORMAT = {
+    "onnx": ("exportkit.formats.onnx", "onnx", "onnxslim"),
+    "openvino": (
+        "exportkit.formats.openvino",
+        "openvino",
+        "openvino.frontend.pytorch",
+        "openvino._offline_transformations",
+    ),
+    "torchscript": ("exportkit.formats.torchscript",),
+}
 
 
 def warm(modules) -> None:
@@ -151,7 +177,11 @@ class Zygote:
         try:
             conn.settimeout(10)
             request = json.loads(conn.makefile("rb").readline())
-            fmt = request["args"][request["args"].index("--export_format") + 1] if "--export_format" in request["args"] else ""
+            fmt = (
+                request["args"][request["args"].index("--export_format") + 1]
+                if "--export_format" in request["args"]
+                else ""
+            )
             if fmt not in self.warmed:
                 warm(WARM_FOR_FORMAT.get(str(fmt).lower(), ()))
                 self.warmed.add(fmt)

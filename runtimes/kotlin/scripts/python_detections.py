@@ -28,8 +28,12 @@ def detections(folder: Path, images: list[str], conf: float = 0.25, iou: float =
 
 
 def as_json(d) -> dict:
-    entry = {"class_id": int(d.class_id), "class_name": d.class_name, "confidence": float(d.confidence),
-             "bbox": [float(v) for v in d.bbox]}
+    entry = {
+        "class_id": int(d.class_id),
+        "class_name": d.class_name,
+        "confidence": float(d.confidence),
+        "bbox": [float(v) for v in d.bbox],
+    }
     if d.keypoints:
         entry["keypoints"] = [[float(k.x), float(k.y), float(k.visibility)] for k in d.keypoints]
     if d.mask is not None:

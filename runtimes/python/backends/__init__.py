@@ -22,8 +22,16 @@ _REGISTERED: dict[str, type[Backend]] = {}
 # engine names for YOLOInference(backend=...): run an artifact on another engine than its format's own
 ENGINES = {"onnxruntime": "onnx", "openvino": "openvino", "litert": "tflite"}
 
-__all__ = ["BUILTIN", "ENGINES", "Backend", "backend_for", "engine_backend", "import_package", "register_backend",
-           "supported_formats"]
+__all__ = [
+    "BUILTIN",
+    "ENGINES",
+    "Backend",
+    "backend_for",
+    "engine_backend",
+    "import_package",
+    "register_backend",
+    "supported_formats",
+]
 
 
 def register_backend(export_format: str, backend: type[Backend]) -> type[Backend]:

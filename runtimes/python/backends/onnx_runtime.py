@@ -18,8 +18,16 @@ class OnnxRuntimeBackend(Backend):
     suffixes = (".onnx",)
     package = "onnxruntime"
 
-    def __init__(self, model_path: Path, spec: ModelSpec, *, device: str = "auto", threads: int | None = None,
-                 providers: list | None = None, spin: bool = True):
+    def __init__(
+        self,
+        model_path: Path,
+        spec: ModelSpec,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        providers: list | None = None,
+        spin: bool = True,
+    ):
         """``device``: auto (CUDA if available), cpu or cuda; ``threads``: intra-op threads (default: ORT's, one per
         physical core); ``providers``: an explicit ONNX Runtime provider list, overriding ``device``; ``spin``:
         let idle intra-op threads busy-wait between operators (ORT's default, kept: on an idle CPU it is the
@@ -38,7 +46,9 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(model_path), options, providers=chosen)
         except Exception as error:  # ORT raises its own exception types for unreadable or invalid models
-            raise ModelLoadError(f"ONNX Runtime cannot load {model_path}: {' '.join(str(error).split())[:300]}") from error
+            raise ModelLoadError(
+                f"ONNX Runtime cannot load {model_path}: {' '.join(str(error).split())[:300]}"
+            ) from error
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._dtype = np.dtype(np.float16) if "float16" in self.session.get_inputs()[0].type else np.dtype(np.float32)
@@ -71,7 +81,9 @@ def choose_providers(available: list[str], device: str) -> list[str]:
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "cuda":
-        raise ModelLoadError(f"device 'cuda' asked for, but this onnxruntime offers only {available}; install onnxruntime-gpu")
+        raise ModelLoadError(
+            f"device 'cuda' asked for, but this onnxruntime offers only {available}; install onnxruntime-gpu"
+        )
     return ["CPUExecutionProvider"]
 
 

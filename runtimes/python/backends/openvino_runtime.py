@@ -20,8 +20,16 @@ class OpenVinoBackend(Backend):
     suffixes = (".xml", ".onnx")
     package = "openvino"
 
-    def __init__(self, model_path: Path, spec: ModelSpec, *, device: str = "auto", threads: int | None = None,
-                 precision_hint: str | None = "f32", config: dict | None = None):
+    def __init__(
+        self,
+        model_path: Path,
+        spec: ModelSpec,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        precision_hint: str | None = "f32",
+        config: dict | None = None,
+    ):
         """``device``: auto/cpu or an OpenVINO device name (GPU, NPU, AUTO); ``config``: extra compile properties."""
         super().__init__(model_path, spec)
         ov = import_package("openvino", self.package, self.export_format)
