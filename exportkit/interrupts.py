@@ -10,7 +10,9 @@ the signals wait until it is done.
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -45,9 +47,30 @@ def install() -> None:
 
 @contextmanager
 def deferred():
-    """Hold SIGTERM/SIGINT back while the block runs; a pending one is raised right after it."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    """Hold SIGTERM/SIGINT back while the block runs; a pending one is acted on right after it.
+
+    The handlers are swapped for ones that only note the signal, rather than the main thread's signal mask
+    changed: a signal sent to the process reaches whichever thread does not block it (ONNX Runtime's and
+    OpenVINO's thread pools among them), and Python then runs the handler in the main thread all the same.
+    Off the main thread, where handlers cannot be set, the block runs as it is (the handler raises in the main
+    thread, not in this one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum)) for signum in SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(pending):  # each signal once, in the order they came; a raise ends it
+            _deliver(signum, previous[signum])
+
+
+def _deliver(signum: int, handler) -> None:
+    """What ``signum`` would have done under ``handler``: call it, or the default action, or nothing if ignored."""
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)

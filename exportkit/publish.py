@@ -41,6 +41,7 @@ CURRENT = ".exportkit-current"
 TMP_SUFFIX = ".exportkit-tmp"
 EXPORT_FILES = ("metadata.json", "validation.json")  # exportkit's own files beside the artifacts
 FAULT_ENV = "_EXPORTKIT_TEST_KILL_AT_PUBLISH_STEP"  # tests only: SIGKILL this process at that step of a publish
+PROC = Path("/proc")  # Linux's process table: start times tell a live owner from a zombie or a reused pid
 _OWNER = re.compile(r"^\.exportkit-(?:staging|previous)-(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.(?:(?P<start>\d+)\.)?")
 
 
@@ -115,7 +116,7 @@ def _owner_tag() -> str:
 
 def _start_time(pid: int) -> int | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     return None if fields[0] == "Z" else int(fields[19])  # a zombie is gone, whatever kill(pid, 0) says
@@ -133,7 +134,7 @@ def owner_alive(name: str) -> bool | None:
     if match["host"] != _host():
         return None
     pid = int(match["pid"])
-    if Path("/proc/self/stat").exists():  # Linux: a zombie or a new process under an old pid is not the owner
+    if (PROC / "self" / "stat").exists():  # Linux: a zombie or a new process under an old pid is not the owner
         start = _start_time(pid)
         return start is not None and (match["start"] is None or int(match["start"]) == start)
     try:

@@ -109,3 +109,131 @@ def test_a_worker_with_other_library_versions_is_named(monkeypatch):
     assert cell_module.version_mismatch(None, "onnx") == ""  # exported in this process's environment
     assert cell_module.version_mismatch(dict(here), "onnx") == ""
     assert cell_module.version_mismatch({**here, "onnx": "0.0.1"}, "onnx") == f"onnx 0.0.1 (here {here['onnx']})"
+
+
+def test_a_model_without_a_family_is_a_yolo_model_and_its_targets_are_the_guides_files(tmp_path):
+    cell = Cell("m-openvino-fp32", {"name": "m", "checkpoint": "m.pt"}, {"name": "openvino"}, "fp32", {}, str(tmp_path))
+    # the guide: OpenVINO writes model.xml (IR definition) + model.bin (weights), metadata.json beside every artifact
+    assert sorted(cell.targets()) == sorted(tmp_path / n for n in ("model.xml", "model.bin", "metadata.json"))
+
+
+def test_a_lock_entry_gives_back_the_cell_it_pinned(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
+    entry = {
+        "model": "m",
+        "format": "tflite",
+        "precision": "int8",
+        "config": {"int8": True},
+        "model_config": {"name": "m", "checkpoint": "models/m.pt", "imgsz": 64},
+    }
+    cell = Cell.from_lock(entry, tmp_path / "scratch")
+    assert (cell.name, cell.model, cell.format, cell.precision, cell.export_config) == (
+        "m",
+        entry["model_config"],
+        {"name": "tflite"},
+        "int8",
+        {"int8": True},
+    )
+    assert cell.out == tmp_path / "scratch" and cell.checkpoint == tmp_path / "models" / "m.pt"
+    assert cell.validate_command()[-2:] == ["--thresholds", "{}"]  # a rebuild validates with the defaults
+
+
+def test_the_export_command_takes_the_checkpoint_it_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
+    cell = _cell(tmp_path, tmp_path / "out", tmp_path)
+
+    def flag(command):
+        return command[command.index("--checkpoint_path") + 1]
+
+    assert flag(cell.export_command()) == str(tmp_path / "m.pt")  # the model config's, against the project
+    assert flag(cell.export_command(tmp_path / "pinned" / "m.pt")) == str(tmp_path / "pinned" / "m.pt")
+
+
+def test_the_validate_command_carries_thresholds_and_the_validation_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
+    cell = _cell(tmp_path, tmp_path / "out", tmp_path)
+    cell.validation = {"thresholds": {"box_iou_min": 0.9, "atol": 0.01}, "images": "data/val", "data": "/abs/d.yaml"}
+    command = cell.validate_command()
+    assert command[:3] == [runner.sys.executable, "-m", "exportkit"]
+    assert command[3:] == [
+        "validate",
+        str(tmp_path / "out"),
+        "--thresholds",
+        '{"atol":0.01,"box_iou_min":0.9}',
+        "--images",
+        str(tmp_path / "data" / "val"),  # relative: the project's
+        "--data",
+        "/abs/d.yaml",
+    ]
+    cell.validation = {"images": "", "data": None}
+    assert cell.validate_command()[3:] == ["validate", str(tmp_path / "out"), "--thresholds", "{}"]
+
+
+def _why_stale(cell, hashes, out) -> str:
+    """What `doit info` says of the cell: built with its key in build-state.json, then checked again."""
+    from exportkit.build.tasks import CellKeyUnchanged
+
+    check = CellKeyUnchanged(cell.key(hashes), out)
+    check(None, {})
+    return check.reason
+
+
+def test_a_changed_checkpoint_calibration_or_config_names_what_changed(tmp_path, monkeypatch):
+    from exportkit.build.cell import STATE_FILE, canonical
+
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
+    (tmp_path / "m.pt").write_bytes(b"weights v1")
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib" / "a.jpg").write_bytes(b"image 1")
+    out = tmp_path / "out"
+    out.mkdir()
+    cell = Cell(
+        "m-tflite-int8",
+        {"name": "m", "checkpoint": "m.pt"},
+        {"name": "tflite"},
+        "int8",
+        {},
+        str(out),
+        {"int8": True, "calibration_data": str(tmp_path / "calib")},
+    )
+
+    def build():
+        (out / STATE_FILE).write_text(canonical(cell.key(HashCache(tmp_path / "h.json"))) + "\n")
+
+    def why():
+        return _why_stale(cell, HashCache(tmp_path / "h.json"), out)  # a fresh cache: files are hashed again
+
+    build()
+    assert why() == "unchanged"
+    (tmp_path / "m.pt").write_bytes(b"weights v2")
+    assert why() == "changed checkpoint"
+    build()
+    (tmp_path / "calib" / "b.jpg").write_bytes(b"image 2")
+    assert why() == "changed calibration"
+    build()
+    cell.export_config = {**cell.export_config, "imgsz": 96}
+    assert why() == "changed export_config.imgsz"
+    cell.name = "renamed"
+    assert why() == "changed cell, export_config.imgsz"
+
+
+def test_cell_key_of_the_method_is_the_modules(tmp_path, monkeypatch):
+    from exportkit.build.cell import cell_key
+
+    monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
+    (tmp_path / "m.pt").write_bytes(b"w")
+    cell, hashes = _cell(tmp_path, tmp_path / "out", tmp_path), HashCache(tmp_path / "h.json")
+    key = cell.key(hashes)
+    assert key == cell_key(cell, hashes) and key["checkpoint"] == hashlib.sha256(b"w").hexdigest()
+    assert key["format"] == "onnx" and key["export_config"] == {"opset": 17} and key["calibration"] is None
+
+
+def test_every_library_that_differs_on_the_worker_is_named(monkeypatch):
+    from exportkit.build import cell as cell_module
+
+    here = cell_module.library_versions("onnx")
+    names = sorted(here)[:2]
+    worker = {**here, names[0]: "0.0.1", names[1]: "0.0.2"}
+    assert cell_module.version_mismatch(worker, "onnx") == ", ".join(
+        f"{name} {worker[name]} (here {here[name]})" for name in here if name in names
+    )

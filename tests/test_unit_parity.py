@@ -597,3 +597,14 @@ def test_keypoint_distance_is_the_worst_single_point():
     b[:2, :2] += [3, 4]
     b[2, :2] += 100  # invisible: ignored
     assert _keypoint_px(a, b) == pytest.approx(5.0)
+
+
+def test_a_limit_is_inclusive_so_exact_thresholds_demand_identical_outputs():
+    exact = {**LIMITS, "box_iou": 1.0, "confidence_diff": 0.0}
+    checks, _ = detection_checks("img", REF, REF, exact, CONF)
+    assert not failed(checks) and by_criterion(checks)["box_iou_min"].threshold == 1.0
+    moved = result([[10, 10, 50, 51], [60, 60, 90, 90], [5, 60, 40, 95]], [0.9, 0.8, 0.7001], [0, 1, 2])
+    assert failed(detection_checks("img", REF, moved, exact, CONF)[0]) == {"box_iou_min", "confidence_diff_max"}
+    ref = [np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 4, 16)]
+    raw = {c.criterion: c for c in raw_checks("t", ref, [ref[0].copy()], {**LIMITS, "raw_rel_max_diff": 0.0})}
+    assert raw["output0.rel_max_abs_diff"].passed is True and raw["output0.rel_max_abs_diff"].value == 0.0
