@@ -27,7 +27,7 @@ export: $(STAMP)  ## build the default matrix (bundled detect model -> onnx, tor
 	@echo "artifacts: $(CURDIR)/exports/shapes-det/{onnx,torchscript,openvino}-fp32  report: $(CURDIR)/exports/report.md"
 
 test: $(STAMP) cpp-deps kotlin-deps  ## install what the tests need and run them all (what CI runs)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 	$(MAKE) -C runtimes/cpp test
 	$(MAKE) -C runtimes/kotlin test
 
