@@ -22,6 +22,12 @@ _OWN = {k: v for k, v in os.environ.items() if not (k == "MUTANT_UNDER_TEST" and
 ENV = {**_OWN, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": str(ROOT)}
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped (nothing runs under it now)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
 def run_export(
     checkpoint: Path,
     fmt: str,

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED, ENV, ROOT, run_export
+from conftest import BUNDLED, ENV, ROOT, dead_pid, run_export
 
 from exportkit.publish import (
     CURRENT,
@@ -89,14 +89,9 @@ def _setup(tmp: Path, scenario: str):
     folder = tmp / "out"
     old = make_export(folder, old_files, validation=True)
     (folder / "notes.txt").write_text("the user's own file")
-    staging = folder / f".exportkit-staging-{_host()}.{_dead_pid()}.x"  # its owner is gone, as after a kill
+    staging = folder / f".exportkit-staging-{_host()}.{dead_pid()}.x"  # its owner is gone, as after a kill
     new = make_export(staging, new_files)
     return folder, staging, old, new
-
-
-def _dead_pid() -> int:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    return int(proc.stdout)
 
 
 def _run_publish(folder: Path, staging: Path, kill_at: int | None = None) -> subprocess.CompletedProcess:
@@ -155,7 +150,7 @@ def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path, zombies)
     folder = tmp_path / "out"
     start = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
     names = {
-        "dead": f".exportkit-staging-{_host()}.{_dead_pid()}.a",
+        "dead": f".exportkit-staging-{_host()}.{dead_pid()}.a",
         "alive": f".exportkit-staging-{_host()}.{os.getpid()}.{start}.b",
         "reused-pid": f".exportkit-staging-{_host()}.{os.getpid()}.{int(start) - 1}.d",
         "zombie": f".exportkit-staging-{_host()}.{_zombie_pid(zombies)}.e",

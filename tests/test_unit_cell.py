@@ -169,17 +169,9 @@ def test_the_validate_command_carries_thresholds_and_the_validation_data(tmp_pat
     assert cell.validate_command()[3:] == ["validate", str(tmp_path / "out"), "--thresholds", "{}"]
 
 
-def _why_stale(cell, hashes, out) -> str:
-    """What `doit info` says of the cell: built with its key in build-state.json, then checked again."""
-    from exportkit.build.tasks import CellKeyUnchanged
-
-    check = CellKeyUnchanged(cell.key(hashes), out)
-    check(None, {})
-    return check.reason
-
-
 def test_a_changed_checkpoint_calibration_or_config_names_what_changed(tmp_path, monkeypatch):
     from exportkit.build.cell import STATE_FILE, canonical
+    from exportkit.build.tasks import CellKeyUnchanged
 
     monkeypatch.setenv("EXPORTKIT_PROJECT", str(tmp_path))
     (tmp_path / "m.pt").write_bytes(b"weights v1")
@@ -201,7 +193,10 @@ def test_a_changed_checkpoint_calibration_or_config_names_what_changed(tmp_path,
         (out / STATE_FILE).write_text(canonical(cell.key(HashCache(tmp_path / "h.json"))) + "\n")
 
     def why():
-        return _why_stale(cell, HashCache(tmp_path / "h.json"), out)  # a fresh cache: files are hashed again
+        """What `doit info` says of the cell, checked with a fresh hash cache (files hashed again)."""
+        check = CellKeyUnchanged(cell.key(HashCache(tmp_path / "h.json")), out)
+        check(None, {})
+        return check.reason
 
     build()
     assert why() == "unchanged"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
+import threading
 import time
 
 import pytest
+from conftest import dead_pid
 
-from exportkit import pipeline
+from exportkit import interrupts, pipeline
+from exportkit import publish as pub
 from exportkit.errors import ConfigError, ExportError
 from exportkit.publish import STAGING_PREFIX, publish, remove_stale
 from exportkit.registry import get_format
@@ -220,17 +225,20 @@ def test_export_entries_are_exportkits_files_then_each_artifacts_top_entry(tmp_p
     assert export_entries(tmp_path) == ["validation.json"]
 
 
+def without_renameat2(monkeypatch) -> None:
+    """A libc without renameat2: _exchange falls back to three renames."""
+
+    class NoRenameat2:
+        def __init__(self, *args, **kwargs):
+            pass
+
+    monkeypatch.setattr(pub.ctypes, "CDLL", NoRenameat2)
+
+
 @pytest.mark.parametrize("atomic", [True, False])  # renameat2, and the fallback where libc lacks it
 def test_exchange_swaps_two_files_or_folders(tmp_path, monkeypatch, atomic):
-    from exportkit import publish as pub
-
     if not atomic:
-
-        class NoRenameat2:
-            def __init__(self, *args, **kwargs):
-                pass
-
-        monkeypatch.setattr(pub.ctypes, "CDLL", NoRenameat2)
+        without_renameat2(monkeypatch)
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_text("A")
     (b / "inner").mkdir(parents=True)
@@ -261,8 +269,6 @@ def test_link_tree_shares_files_and_keeps_links(tmp_path):
 
 
 def test_fault_hook_kills_at_the_chosen_step_only(monkeypatch):
-    from exportkit import publish as pub
-
     killed = []
     monkeypatch.setattr(pub.os, "kill", lambda pid, sig: killed.append((pid, sig)))
     monkeypatch.setenv(pub.FAULT_ENV, "3")
@@ -296,8 +302,6 @@ def test_check_files_names_every_missing_file(tmp_path):
 
 
 def test_staging_name_without_a_start_time_is_host_and_pid(tmp_path, monkeypatch):
-    from exportkit import publish as pub
-
     monkeypatch.setattr(pub, "_start_time", lambda pid: None)  # no /proc: the name holds host and pid only
     assert pub._owner_tag() == f"{pub._host()}.{os.getpid()}."
 
@@ -311,8 +315,6 @@ def test_a_temporary_link_left_by_a_kill_is_replaced(tmp_path):
 
 
 def test_exchange_of_relative_paths_is_one_atomic_step(tmp_path, monkeypatch):
-    from exportkit import publish as pub
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a").write_text("A")
     (tmp_path / "b").write_text("B")
@@ -328,8 +330,6 @@ def test_exchange_of_relative_paths_is_one_atomic_step(tmp_path, monkeypatch):
 # -- the folder lock, in-process (flock: two open files of one lock conflict, even in one process) ----------
 def _holding(folder, seconds: float):
     """A thread that holds ``folder``'s lock for ``seconds``; returns it once the lock is held."""
-    import threading
-
     from exportkit.publish import folder_lock
 
     held = threading.Event()
@@ -346,10 +346,6 @@ def _holding(folder, seconds: float):
 
 
 def test_a_second_holder_waits_says_so_once_and_gets_the_lock(tmp_path, monkeypatch):
-    import threading
-
-    from exportkit import publish as pub
-
     said, polls, real_sleep = [], [], time.sleep
     monkeypatch.setattr(pub, "say", said.append)
     thread = _holding(tmp_path, 0.7)  # the waiter polls several times before it is released
@@ -372,8 +368,6 @@ def test_a_second_holder_waits_says_so_once_and_gets_the_lock(tmp_path, monkeypa
 
 
 def test_without_a_timeout_the_waiter_waits_for_the_holder(tmp_path, monkeypatch):
-    from exportkit import publish as pub
-
     monkeypatch.setattr(pub, "say", lambda line: None)
     thread = _holding(tmp_path, 0.5)
     with pub.folder_lock(tmp_path):
@@ -382,8 +376,6 @@ def test_without_a_timeout_the_waiter_waits_for_the_holder(tmp_path, monkeypatch
 
 
 def test_a_waiter_gives_up_after_its_timeout_naming_the_holder(tmp_path, monkeypatch):
-    from exportkit import publish as pub
-
     monkeypatch.setattr(pub, "say", lambda line: None)
     thread = _holding(tmp_path, 3)  # held past the timeout; released later, so a waiter that never gives up ends
     start = time.monotonic()
@@ -402,8 +394,6 @@ def test_a_waiter_gives_up_after_its_timeout_naming_the_holder(tmp_path, monkeyp
 
 
 def test_the_lock_file_is_readable_by_all_while_held(tmp_path):
-    from exportkit import publish as pub
-
     previous = os.umask(0)
     try:
         with pub.folder_lock(tmp_path):
@@ -413,8 +403,6 @@ def test_the_lock_file_is_readable_by_all_while_held(tmp_path):
 
 
 def test_a_lock_file_replaced_while_taking_it_is_taken_again(tmp_path, monkeypatch):
-    from exportkit import publish as pub
-
     answers = iter([False, True])  # the holder removed the file just as this job locked it
     opened = []
     real_same, real_open = pub._same_file, pub.os.open
@@ -452,8 +440,6 @@ def test_same_file_is_false_for_a_removed_path(tmp_path):
     ],
 )
 def test_the_host_in_a_staging_name_is_filename_safe(hostname, tag, monkeypatch):
-    from exportkit import publish as pub
-
     monkeypatch.setattr(pub.socket, "gethostname", lambda: hostname)
     assert pub._host() == tag and pub._OWNER.match(f"{STAGING_PREFIX}{tag}.12.34.xyz")["host"] == tag
 
@@ -461,7 +447,7 @@ def test_the_host_in_a_staging_name_is_filename_safe(hostname, tag, monkeypatch)
 def test_a_start_time_is_read_past_a_command_name_with_parentheses():
     from exportkit.publish import PROC, _start_time
 
-    comm = PROC / "self" / "task" / str(threading_id()) / "comm"
+    comm = PROC / "self" / "task" / str(threading.get_native_id()) / "comm"
     before, name = _start_time(os.getpid()), comm.read_text().strip()
     try:
         comm.write_text("a) 1 2 (3) 4")  # /proc/PID/stat's second field is "(COMM)": only the last ")" ends it
@@ -471,20 +457,12 @@ def test_a_start_time_is_read_past_a_command_name_with_parentheses():
         comm.write_text(name)
 
 
-def threading_id() -> int:
-    import threading
-
-    return threading.get_native_id()
-
-
 def test_without_proc_an_owner_is_alive_while_its_pid_answers(tmp_path, monkeypatch):
-    from exportkit import publish as pub
-
     monkeypatch.setattr(pub, "PROC", tmp_path / "no-proc")  # macOS: no process table to read start times from
     tag = pub._host()
     assert pub._start_time(os.getpid()) is None
     assert pub.owner_alive(f"{STAGING_PREFIX}{tag}.{os.getpid()}.abc") is True
-    dead = _dead_pid()
+    dead = dead_pid()
     assert pub.owner_alive(f"{STAGING_PREFIX}{tag}.{dead}.abc") is False
     signals = []
     monkeypatch.setattr(pub.os, "kill", lambda pid, sig: signals.append((pid, sig)))
@@ -497,19 +475,10 @@ def test_without_proc_an_owner_is_alive_while_its_pid_answers(tmp_path, monkeypa
     assert pub.owner_alive(f"{STAGING_PREFIX}{tag}.1.abc") is True
 
 
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def test_remove_stale_tidies_leftovers_and_keeps_other_hosts_and_users_files(tmp_path, caplog):
     from exportkit.publish import PREVIOUS_PREFIX, TMP_SUFFIX, _host, remove_stale
 
-    dead = _dead_pid()
+    dead = dead_pid()
     for i in range(6):  # interleaved: what is skipped never stops the sweep, whatever the directory order
         (tmp_path / f"{STAGING_PREFIX}{_host()}.{dead}.s{i}" / "sub").mkdir(parents=True)
         (tmp_path / f"{PREVIOUS_PREFIX}{_host()}.{dead}.p{i}").mkdir()
@@ -551,7 +520,7 @@ def _unremovable(monkeypatch, name: str):
 def test_a_stale_folder_that_cannot_be_removed_does_not_fail_the_export(tmp_path, monkeypatch):
     from exportkit.publish import _host, remove_stale
 
-    stale = tmp_path / f"{STAGING_PREFIX}{_host()}.{_dead_pid()}.x"
+    stale = tmp_path / f"{STAGING_PREFIX}{_host()}.{dead_pid()}.x"
     stale.mkdir()
     (stale / "busy").write_text("")
     (stale / "other").write_text("")
@@ -582,10 +551,6 @@ def test_recover_with_a_current_link_to_nothing_just_drops_it(tmp_path):
 
 
 def test_a_failed_exchange_says_which_path_and_leaves_both_as_they_were(tmp_path):
-    import ctypes
-
-    from exportkit import publish as pub
-
     (tmp_path / "a").write_text("A")
     ctypes.set_errno(0)  # the errno renameat2 sets is the one reported, not a stale one
     with pytest.raises(FileNotFoundError) as err:
@@ -599,13 +564,7 @@ def test_a_failed_exchange_says_which_path_and_leaves_both_as_they_were(tmp_path
 
 
 def test_a_fallback_swap_cut_short_leaves_a_name_remove_stale_tidies(tmp_path, monkeypatch):
-    from exportkit import publish as pub
-
-    class NoRenameat2:
-        def __init__(self, *args, **kwargs):
-            pass
-
-    monkeypatch.setattr(pub.ctypes, "CDLL", NoRenameat2)
+    without_renameat2(monkeypatch)
     (tmp_path / "new").mkdir()
     os.symlink("elsewhere", tmp_path / "entry")
     real, calls = os.rename, []
@@ -632,11 +591,6 @@ def test_the_pipeline_publishes_the_staged_export(tmp_path):
 
 
 def test_a_signal_during_the_publish_waits_for_it_and_says_it_was_published(tmp_path, monkeypatch):
-    import signal
-
-    from exportkit import interrupts
-    from exportkit import publish as pub
-
     real = pub.publish
 
     def publish_signalled(staging, folder):
